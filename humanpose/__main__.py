@@ -1,0 +1,3 @@
+from humanpose.cli import console_main
+
+console_main()

@@ -1,0 +1,57 @@
+"""Command line: ``python -m humanpose COMMAND ...`` (also the ``humanpose`` console script).
+
+Each command lives in its own module exposing ``add_arguments(parser)`` and ``main(args) -> int``;
+only the chosen command's module is imported, so ``--help`` stays fast.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# name -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("humanpose.export.run_cmd", "estimate poses on a video, image, folder, webcam or stream"),
+    "bench": ("humanpose.estimator.bench", "time person detection, pose estimation and the full pipeline"),
+    "convert-caffe": ("humanpose.nets.caffe_import", "convert official CPM Caffe weights (no Caffe needed)"),
+    "export-onnx": ("humanpose.estimator.onnx_export", "export the configured weights to ONNX for OpenCV-DNN"),
+    "train": ("humanpose.train.trainer", "train a person or pose net from a training YAML"),
+    "eval": ("humanpose.train.evaluate", "PCK@0.2 evaluation on an LSP-layout directory"),
+    "gui": ("humanpose.gui.app", "open the desktop application"),
+    "install-desktop": ("humanpose.gui.desktop", "install a freedesktop launcher for this checkout"),
+}
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="humanpose",
+        description="Real-time 2-D human pose estimation with Convolutional Pose Machines.",
+        epilog="Run `humanpose COMMAND --help` for the options of a command.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module, help_) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_, description=help_)
+        if name == command:
+            importlib.import_module(module).add_arguments(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    if command is not None and command not in COMMANDS:
+        build_parser().error(f"unknown command {command!r}; choose from {', '.join(COMMANDS)}")
+    parser = build_parser(command)
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    module = importlib.import_module(COMMANDS[args.command][0])
+    try:
+        return int(module.main(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def console_main() -> None:  # entry point of the `humanpose` console script
+    sys.exit(main())

@@ -1,0 +1,180 @@
+"""The one configuration object of humanpose, loaded from ``humanpose.yml``.
+
+Every section is a dataclass; every field has a type and (where it matters) a list of allowed
+values or a numeric range.  Unknown keys, wrong types and bad values raise :class:`ConfigError`
+naming the key, the value and what is allowed.
+"""
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG = PROJECT_ROOT / "humanpose.yml"
+
+
+class ConfigError(ValueError):
+    """A bad configuration file, key or value."""
+
+
+def _opt(default, allowed=None, lo=None, hi=None, doc=""):
+    return field(default=default, metadata={"allowed": allowed, "lo": lo, "hi": hi, "doc": doc})
+
+
+@dataclass
+class ModelConfig:
+    framework: str = _opt("torch", allowed=("torch", "opencv"))
+    device: str = _opt("auto", allowed=("cpu", "cuda", "auto"))
+    models_dir: str = _opt("models")
+    person_model: str = _opt("person_compact")
+    pose_model: str = _opt("pose_compact")
+
+
+@dataclass
+class EstimatorConfig:
+    boxsize: int = _opt(192, lo=64, hi=640)
+    person_threshold: float = _opt(0.3, lo=0.0, hi=1.0)
+    max_persons: int = _opt(8, lo=1, hi=64)
+    min_person_distance: float = _opt(0.15, lo=0.0, hi=1.0)
+    centre_sigma: float = _opt(0.06, lo=0.005, hi=0.5)
+    joint_threshold: float = _opt(0.1, lo=0.0, hi=1.0)
+
+
+@dataclass
+class TrackingConfig:
+    enabled: bool = _opt(True)
+    smoothing: bool = _opt(True)
+    max_distance: float = _opt(0.5, lo=0.0, hi=10.0)
+    max_missed: int = _opt(10, lo=0, hi=1000)
+    min_score: float = _opt(0.2, lo=0.0, hi=1.0)
+    process_noise: float = _opt(200.0, lo=1e-6, hi=1e9)
+    measurement_noise: float = _opt(4.0, lo=1e-6, hi=1e9)
+
+
+@dataclass
+class SourceConfig:
+    source: str = _opt("0")
+    camera_fps: float = _opt(30.0, lo=1.0, hi=240.0)
+    width: int = _opt(640, lo=0, hi=8192)
+    height: int = _opt(480, lo=0, hi=8192)
+    loop: bool = _opt(False)
+
+
+@dataclass
+class GuiConfig:
+    view: str = _opt("single", allowed=("single", "heatmap", "multistage"))
+    heatmap_blend: bool = _opt(True)
+    show_boxes: bool = _opt(True)
+    show_scores: bool = _opt(False)
+    display_fps: float = _opt(30.0, lo=1.0, hi=240.0)
+
+
+@dataclass
+class OutputConfig:
+    directory: str = _opt("output")
+
+
+@dataclass
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    estimator: EstimatorConfig = field(default_factory=EstimatorConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    source: SourceConfig = field(default_factory=SourceConfig)
+    gui: GuiConfig = field(default_factory=GuiConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+    path: str | None = None  # where it was loaded from (not a YAML key)
+
+    def resolve(self, p: str | Path) -> Path:
+        """A path from the config, relative to the project root when not absolute."""
+        p = Path(p).expanduser()
+        return p if p.is_absolute() else PROJECT_ROOT / p
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d.pop("path")
+        return d
+
+
+_SECTIONS = {f.name: f for f in dataclasses.fields(Config) if f.name != "path"}
+
+
+def _check(section: str, f: dataclasses.Field, value: Any, hints: dict) -> Any:
+    key = f"{section}.{f.name}"
+    typ = hints[f.name]
+    md = f.metadata
+    if typ is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: {value!r} is not allowed; expected true or false")
+    elif typ is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key}: {value!r} is not allowed; expected an integer")
+    elif typ is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key}: {value!r} is not allowed; expected a number")
+        value = float(value)
+    elif typ is str:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = str(value)  # e.g. a webcam index written as 0
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: {value!r} is not allowed; expected a string")
+    if md.get("allowed") and value not in md["allowed"]:
+        raise ConfigError(f"{key}: {value!r} is not allowed; allowed: {', '.join(md['allowed'])}")
+    lo, hi = md.get("lo"), md.get("hi")
+    if lo is not None and value < lo or hi is not None and value > hi:
+        raise ConfigError(f"{key}: {value!r} is not allowed; allowed range: {lo} to {hi}")
+    return value
+
+
+def from_dict(data: dict | None, base: Config | None = None) -> Config:
+    """Build (or update ``base`` with) a validated Config from nested dicts."""
+    cfg = dataclasses.replace(base) if base else Config()
+    if data is None:
+        return cfg
+    if not isinstance(data, dict):
+        raise ConfigError(f"the config must be a mapping of sections, not {type(data).__name__}")
+    for name, values in data.items():
+        if name not in _SECTIONS:
+            raise ConfigError(f"unknown section {name!r}; allowed: {', '.join(_SECTIONS)}")
+        current = getattr(cfg, name)
+        cls = type(current)
+        if values is None:
+            continue
+        if not isinstance(values, dict):
+            raise ConfigError(f"{name}: expected a mapping of keys, not {values!r}")
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        hints = typing.get_type_hints(cls)
+        updates = {}
+        for key, value in values.items():
+            if key not in fields:
+                raise ConfigError(f"unknown key {name}.{key}; allowed keys: {', '.join(fields)}")
+            updates[key] = _check(name, fields[key], value, hints)
+        setattr(cfg, name, dataclasses.replace(current, **updates))
+    return cfg
+
+
+def set_value(cfg: Config, dotted: str, value: Any) -> Config:
+    """Return a copy of ``cfg`` with ``section.key`` set (validated), e.g. from a CLI flag."""
+    section, _, key = dotted.partition(".")
+    return from_dict({section: {key: value}}, cfg)
+
+
+def load(path: str | Path | None = None) -> Config:
+    """Load and validate a YAML config (default: the project's humanpose.yml)."""
+    path = Path(path) if path else DEFAULT_CONFIG
+    if not path.exists():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    try:
+        cfg = from_dict(data)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+    cfg.path = str(path)
+    return cfg

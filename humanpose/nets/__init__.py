@@ -1,0 +1,26 @@
+"""Network architectures.  Contract shared by every architecture:
+
+* ``model.kind`` is ``"person"`` (input: 3-channel image) or ``"pose"`` (input: 4 channels,
+  image + Gaussian centre map), the image being BGR / 256 - 0.5 with height and width
+  multiples of 8;
+* ``model(x)`` returns a tuple with the belief maps of every stage, each of shape
+  (N, num_maps, ceil(H/8), ceil(W/8)); the last stage is the answer;
+* ``model.num_stages``, ``model.num_maps``, ``model.in_channels`` describe it.
+"""
+from __future__ import annotations
+
+from torch import nn
+
+from .compact import CompactCPM
+
+ARCHITECTURES = ("cpm_compact", "cpm_vgg")
+
+
+def build_model(arch: str, kind: str, **kwargs) -> nn.Module:
+    """Build an architecture by name (random weights)."""
+    if arch == "cpm_compact":
+        return CompactCPM(kind, **kwargs)
+    if arch == "cpm_vgg":
+        from .cpm_vgg import build_cpm_vgg
+        return build_cpm_vgg(kind, **kwargs)
+    raise ValueError(f"unknown architecture {arch!r}; known: {', '.join(ARCHITECTURES)}")

@@ -1,0 +1,133 @@
+"""Model store: the weight format, the manifest in ``models/`` and safe loading.
+
+A weight file is a safetensors file whose metadata holds ``arch``, ``kind`` and ``kwargs``
+(JSON), so it rebuilds its own network.  ``models/manifest.json`` lists the shipped models with
+their sha256.  Nothing here unpickles arbitrary objects; no user-facing path silently falls back
+to random weights.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file, safe_open
+
+from .nets import build_model
+
+MANIFEST = "manifest.json"
+HOW_TO_GET = ("re-download it with `git checkout -- {path}` (weights ship in the repository), "
+              "retrain it (see its model card in models/), or convert official CPM weights with "
+              "`humanpose convert-caffe`")
+
+
+class ModelError(RuntimeError):
+    """A missing, truncated, corrupt or mismatched weight file."""
+
+
+def sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def save_weights(model: torch.nn.Module, path: str | Path, arch: str, extra: dict | None = None,
+                 kwargs: dict | None = None) -> Path:
+    """Save ``model`` in the project's weight format (safetensors + metadata)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    meta = {"arch": arch, "kind": model.kind, "kwargs": json.dumps(kwargs or {}),
+            "format": "humanpose-1"}
+    for k, v in (extra or {}).items():
+        meta[k] = v if isinstance(v, str) else json.dumps(v)
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    save_file(state, str(path), metadata=meta)
+    return path
+
+
+def read_metadata(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.exists():
+        raise ModelError(f"weight file not found: {path}; " + HOW_TO_GET.format(path=path))
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            meta = fh.metadata() or {}
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise ModelError(f"weight file {path} is truncated or corrupt ({exc}); "
+                         + HOW_TO_GET.format(path=path)) from exc
+    if "arch" not in meta or "kind" not in meta:
+        raise ModelError(f"weight file {path} has no humanpose metadata (arch, kind)")
+    return meta
+
+
+def load_model(path: str | Path, expected_sha256: str | None = None,
+               kind: str | None = None) -> torch.nn.Module:
+    """Build the network described by a weight file and load its weights (eval mode)."""
+    path = Path(path)
+    meta = read_metadata(path)
+    if expected_sha256 and sha256(path) != expected_sha256:
+        raise ModelError(f"weight file {path} does not match its sha256 in the manifest "
+                         f"(corrupt or replaced); " + HOW_TO_GET.format(path=path))
+    if kind and meta["kind"] != kind:
+        raise ModelError(f"weight file {path} holds a {meta['kind']} net, expected a {kind} net")
+    model = build_model(meta["arch"], meta["kind"], **json.loads(meta.get("kwargs", "{}")))
+    try:
+        state = load_file(str(path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise ModelError(f"weight file {path} is truncated or corrupt ({exc}); "
+                         + HOW_TO_GET.format(path=path)) from exc
+    missing, unexpected = set(model.state_dict()) - set(state), set(state) - set(model.state_dict())
+    if missing or unexpected:
+        raise ModelError(f"weight file {path} does not fit architecture {meta['arch']}: "
+                         f"missing {sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]}")
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        raise ModelError(f"weight file {path}: {exc}") from exc
+    model.arch = meta["arch"]
+    model.weights_path = str(path)
+    return model.eval()
+
+
+def read_manifest(models_dir: str | Path) -> list[dict]:
+    path = Path(models_dir) / MANIFEST
+    if not path.exists():
+        return []
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ModelError(f"{path} is not valid JSON: {exc}") from exc
+    return data.get("models", [])
+
+
+def write_manifest(models_dir: str | Path, entries: list[dict]) -> Path:
+    path = Path(models_dir) / MANIFEST
+    path.write_text(json.dumps({"models": entries}, indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+def resolve_model(name_or_path: str, models_dir: str | Path) -> tuple[Path, str | None]:
+    """A manifest name or a file path -> (file, expected sha256 or None)."""
+    models_dir = Path(models_dir)
+    for entry in read_manifest(models_dir):
+        if entry["name"] == name_or_path:
+            return models_dir / entry["file"], entry.get("sha256")
+    p = Path(name_or_path).expanduser()
+    if not p.is_absolute() and not p.exists():
+        p = models_dir / p
+    if p.exists():
+        return p, None
+    names = [e["name"] for e in read_manifest(models_dir)]
+    raise ModelError(f"model {name_or_path!r} is neither in {models_dir / MANIFEST} "
+                     f"(known: {', '.join(names) or 'none'}) nor an existing file; "
+                     "train one (`humanpose train`), convert official weights "
+                     "(`humanpose convert-caffe`) or fix model.person_model / model.pose_model")
+
+
+def load_named(name_or_path: str, models_dir: str | Path, kind: str) -> torch.nn.Module:
+    path, digest = resolve_model(name_or_path, models_dir)
+    return load_model(path, digest, kind)
