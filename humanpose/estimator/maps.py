@@ -1,0 +1,93 @@
+"""Belief-map geometry shared by training targets and inference decoding.
+
+Convention: map cell (row i, column j) at stride 8 is centred on input pixel
+(x, y) = (8 j + 3.5, 8 i + 3.5), so ``to_map`` / ``from_map`` are exact inverses and the
+targets the nets learn are decoded without bias.
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy.ndimage import maximum_filter
+
+STRIDE = 8
+OFFSET = (STRIDE - 1) / 2.0  # 3.5
+
+
+def to_map(xy: np.ndarray) -> np.ndarray:
+    """Input-pixel coordinates -> map coordinates."""
+    return (np.asarray(xy, dtype=np.float64) - OFFSET) / STRIDE
+
+
+def from_map(uv: np.ndarray) -> np.ndarray:
+    """Map coordinates -> input-pixel coordinates."""
+    return np.asarray(uv, dtype=np.float64) * STRIDE + OFFSET
+
+
+def gaussian_maps(h: int, w: int, centres_uv: np.ndarray, sigma: float) -> np.ndarray:
+    """(K, h, w) float32 Gaussians with peak 1 at map coordinates ``centres_uv`` (K, 2).
+
+    A centre with a NaN coordinate gives an all-zero map.
+    """
+    centres_uv = np.asarray(centres_uv, dtype=np.float32).reshape(-1, 2)
+    ys = np.arange(h, dtype=np.float32)[None, :, None]
+    xs = np.arange(w, dtype=np.float32)[None, None, :]
+    cu = centres_uv[:, 0][:, None, None]
+    cv = centres_uv[:, 1][:, None, None]
+    out = np.exp(-((xs - cu) ** 2 + (ys - cv) ** 2) / (2.0 * sigma * sigma))
+    return np.nan_to_num(out, nan=0.0).astype(np.float32)
+
+
+def centre_map(size: int, sigma_px: float) -> np.ndarray:
+    """(size, size) float32 Gaussian centre map (peak 1 at the crop centre), the pose net's 4th channel."""
+    c = (size - 1) / 2.0
+    r = np.arange(size, dtype=np.float32) - c
+    g = np.exp(-(r * r) / (2.0 * sigma_px * sigma_px))
+    return np.outer(g, g).astype(np.float32)
+
+
+def _refine(m: np.ndarray, i: int, j: int) -> tuple[float, float]:
+    """Sub-pixel offset of a local maximum by a separable quadratic fit over its 3x3 neighbourhood."""
+    h, w = m.shape
+
+    def offset(a: float, b: float, c: float) -> float:
+        den = a - 2.0 * b + c
+        return 0.0 if den >= 0 else float(np.clip(0.5 * (a - c) / den, -0.5, 0.5))
+
+    dx = offset(m[i, j - 1], m[i, j], m[i, j + 1]) if 0 < j < w - 1 else 0.0
+    dy = offset(m[i - 1, j], m[i, j], m[i + 1, j]) if 0 < i < h - 1 else 0.0
+    return dx, dy
+
+
+def argmax_subpixel(maps: np.ndarray) -> np.ndarray:
+    """(K, h, w) maps -> (K, 3) with (u, v, value) of each map's maximum, refined to sub-cell."""
+    k, h, w = maps.shape
+    flat = maps.reshape(k, -1).argmax(1)
+    out = np.zeros((k, 3), dtype=np.float64)
+    for n, idx in enumerate(flat):
+        i, j = divmod(int(idx), w)
+        dx, dy = _refine(maps[n], i, j)
+        out[n] = (j + dx, i + dy, maps[n, i, j])
+    return out
+
+
+def find_peaks(m: np.ndarray, threshold: float, min_distance: float = 1.0,
+               max_peaks: int | None = None) -> np.ndarray:
+    """Local maxima of a 2-D map above ``threshold`` -> (K, 3) (u, v, value), strongest first.
+
+    Peaks closer than ``min_distance`` cells to a stronger one are suppressed.
+    """
+    size = max(3, int(2 * np.floor(min_distance) + 1))
+    local = maximum_filter(m, size=size, mode="constant", cval=-np.inf)
+    ii, jj = np.nonzero((m == local) & (m > threshold))
+    order = np.argsort(-m[ii, jj])
+    kept: list[tuple[float, float, float]] = []
+    for n in order:
+        i, j = int(ii[n]), int(jj[n])
+        dx, dy = _refine(m, i, j)
+        u, v = j + dx, i + dy
+        if any((u - a) ** 2 + (v - b) ** 2 < min_distance ** 2 for a, b, _ in kept):
+            continue
+        kept.append((u, v, float(m[i, j])))
+        if max_peaks and len(kept) >= max_peaks:
+            break
+    return np.array(kept, dtype=np.float64).reshape(-1, 3)
