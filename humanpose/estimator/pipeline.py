@@ -1,0 +1,295 @@
+"""The inference pipeline: frame -> persons with 14 joints each (:class:`PoseEstimator`).
+
+Steps (``PoseResult.timings`` has the milliseconds of each: preprocess, person, pose, post,
+track, total):
+
+1. *preprocess*: the frame (BGR, grayscale or BGRA uint8, any size) is scaled so that its height
+   is ``boxsize`` (sx = round(W * s) / W, sy = boxsize / H), padded right to a multiple of 8 with
+   grey 128 and normalised to x / 256 - 0.5;
+2. *person*: the person net's last-stage map gives person centres (local maxima above
+   ``estimator.person_threshold``, at least ``min_person_distance * boxsize`` pixels apart);
+3. *pose*: for every centre a boxsize x boxsize crop of the scaled frame, placed at the integer
+   offset (ox, oy) nearest to centring it (grey 128 outside the frame), plus the Gaussian centre
+   map as 4th channel; all crops go through the pose net in ONE batch;
+4. *post*: each joint is the sub-cell maximum of its last-stage map, searched over the cells
+   inside the frame (not the grey padding) and clipped to the frame; map -> crop pixels with
+   :func:`maps.from_map`, + (ox, oy) -> scaled-frame pixels, then x = (xs + 0.5) / sx - 0.5
+   (the pixel-centre convention of cv2.resize) -> frame pixels;
+5. *track*: optional tracking ids and Kalman smoothing (:class:`tracking.Tracker`).
+"""
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+import warnings
+
+import cv2
+import numpy as np
+from torch import nn
+
+from ..config import Config, set_value
+from ..skeleton import NUM_JOINTS
+from . import maps
+from .backends import make_backend
+from .result import Person, PoseResult
+
+BOXSIZE_RANGE = (64, 640)
+PAD_VALUE = 128
+
+
+def to_bgr(frame: np.ndarray) -> np.ndarray:
+    """A BGR uint8 HxWx3 view/copy of a BGR, grayscale (HxW, HxWx1) or BGRA uint8 frame."""
+    if not isinstance(frame, np.ndarray):
+        raise TypeError(f"frame must be a numpy array, not {type(frame).__name__}")
+    if frame.dtype != np.uint8:
+        raise ValueError(f"frame must be uint8, not {frame.dtype}")
+    if frame.ndim == 3 and frame.shape[2] == 1:
+        frame = frame[:, :, 0]
+    if frame.ndim == 2:
+        out = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
+    elif frame.ndim == 3 and frame.shape[2] == 3:
+        out = frame
+    elif frame.ndim == 3 and frame.shape[2] == 4:
+        out = cv2.cvtColor(frame, cv2.COLOR_BGRA2BGR)
+    else:
+        raise ValueError(f"frame of shape {frame.shape} is not an image; expected HxW, HxWx1, "
+                         "HxWx3 (BGR) or HxWx4 (BGRA)")
+    if out.shape[0] < 1 or out.shape[1] < 1:
+        raise ValueError(f"frame of shape {frame.shape} is empty")
+    return out
+
+
+def scale_frame(bgr: np.ndarray, boxsize: int) -> tuple[np.ndarray, float, float]:
+    """Scale to height ``boxsize``; returns (scaled, sx, sy) with sx, sy = new / old size."""
+    h, w = bgr.shape[:2]
+    nw = max(1, int(round(w * boxsize / h)))
+    if (nw, boxsize) == (w, h):
+        return bgr, 1.0, 1.0
+    interp = cv2.INTER_AREA if boxsize < h else cv2.INTER_LINEAR
+    return cv2.resize(bgr, (nw, boxsize), interpolation=interp), nw / w, boxsize / h
+
+
+def normalise(bgr: np.ndarray) -> np.ndarray:
+    """HxWx3 uint8 -> 3xHxW float32 in [-0.5, 0.5)."""
+    return (bgr.astype(np.float32) / 256.0 - 0.5).transpose(2, 0, 1)
+
+
+def pad_to_stride(img: np.ndarray, stride: int = maps.STRIDE) -> np.ndarray:
+    """Pad right / bottom with grey to multiples of ``stride``."""
+    h, w = img.shape[:2]
+    ph, pw = -h % stride, -w % stride
+    if ph == 0 and pw == 0:
+        return img
+    return cv2.copyMakeBorder(img, 0, ph, 0, pw, cv2.BORDER_CONSTANT,
+                              value=(PAD_VALUE, PAD_VALUE, PAD_VALUE))
+
+
+def crop_offset(centre_xy: np.ndarray, boxsize: int) -> tuple[int, int]:
+    """Integer top-left (ox, oy) of the boxsize crop whose centre (boxsize-1)/2 is nearest to
+    ``centre_xy`` (scaled-frame pixels)."""
+    c = (boxsize - 1) / 2.0
+    return int(np.floor(centre_xy[0] - c + 0.5)), int(np.floor(centre_xy[1] - c + 0.5))
+
+
+def crop(img: np.ndarray, ox: int, oy: int, size: int) -> np.ndarray:
+    """size x size crop of ``img`` at top-left (ox, oy); grey 128 outside the image."""
+    h, w = img.shape[:2]
+    out = np.full((size, size) + img.shape[2:], PAD_VALUE, dtype=img.dtype)
+    x0, y0, x1, y1 = max(ox, 0), max(oy, 0), min(ox + size, w), min(oy + size, h)
+    if x1 > x0 and y1 > y0:
+        out[y0 - oy:y1 - oy, x0 - ox:x1 - ox] = img[y0:y1, x0:x1]
+    return out
+
+
+def frame_cells(ox: int, oy: int, map_shape: tuple[int, int],
+                frame_shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Boolean masks over map rows / columns of a crop at (ox, oy): the cells that overlap the
+    scaled frame (a cell covers its centre +- 4 px), i.e. are not grey padding only."""
+    (mh, mw), (h, w) = map_shape, frame_shape
+    half = maps.STRIDE / 2.0
+    xs = maps.from_map(np.arange(mw)) + ox
+    ys = maps.from_map(np.arange(mh)) + oy
+    return (ys + half > -0.5) & (ys - half < h - 0.5), (xs + half > -0.5) & (xs - half < w - 0.5)
+
+
+def joint_peaks(beliefs: np.ndarray, ok_rows: np.ndarray, ok_cols: np.ndarray) -> np.ndarray:
+    """(K, 3) (u, v, value): the sub-cell maximum of each map among the cells inside the frame
+    (the refinement uses the unmasked neighbours, so it is unbiased at the frame edge)."""
+    peaks = maps.argmax_subpixel(beliefs)
+    if ok_rows.all() and ok_cols.all() or not ok_rows.any() or not ok_cols.any():
+        return peaks
+    valid = ok_rows[:, None] & ok_cols[None, :]
+    k, mh, mw = beliefs.shape
+    flat = beliefs.reshape(k, -1).argmax(1)
+    for n in np.nonzero(~valid.reshape(-1)[flat])[0]:
+        i, j = divmod(int(np.where(valid, beliefs[n], -np.inf).argmax()), mw)
+        dx, dy = maps._refine(beliefs[n], i, j)   # the same quadratic fit as argmax_subpixel
+        peaks[n] = (j + dx, i + dy, beliefs[n, i, j])
+    return peaks
+
+
+class PoseEstimator:
+    """Person detection + per-person pose estimation (+ tracking) on single frames."""
+
+    def __init__(self, cfg: Config, person_model: nn.Module | None = None,
+                 pose_model: nn.Module | None = None):
+        if person_model is None or pose_model is None:
+            from ..store import load_named
+            models_dir = cfg.resolve(cfg.model.models_dir)
+            if person_model is None:
+                person_model = load_named(cfg.model.person_model, models_dir, "person")
+            if pose_model is None:
+                pose_model = load_named(cfg.model.pose_model, models_dir, "pose")
+        for model, kind in ((person_model, "person"), (pose_model, "pose")):
+            if getattr(model, "kind", None) != kind:
+                raise ValueError(f"the {kind} model is a {getattr(model, 'kind', 'unknown')!r} "
+                                 f"net, expected a {kind!r} net")
+        self._lock = threading.RLock()
+        self._cfg = dataclasses.replace(cfg)
+        self.person_model = person_model.eval()
+        self.pose_model = pose_model.eval()
+        self._centre_maps: dict[int, np.ndarray] = {}
+        self._person_backend = self._pose_backend = None
+        self.set_backend(cfg.model.framework, cfg.model.device)
+        self.set_boxsize(cfg.estimator.boxsize)
+        from .tracking import Tracker
+        self._tracker = Tracker(self._cfg.tracking)
+
+    # ------------------------------------------------------------------ settings
+    @property
+    def config(self) -> Config:
+        return self._cfg
+
+    @property
+    def boxsize(self) -> int:
+        return self._cfg.estimator.boxsize
+
+    @property
+    def backend_name(self) -> str:
+        return self._pose_backend.name
+
+    @property
+    def backend_note(self) -> str | None:
+        """Why the backend differs from the one asked for (e.g. CUDA not available), or None."""
+        return self._pose_backend.note
+
+    def set_boxsize(self, n: int) -> int:
+        """Set the box size (pixels); rounded to a multiple of 8 with a warning.  Returns it."""
+        lo, hi = BOXSIZE_RANGE
+        if isinstance(n, bool) or not isinstance(n, (int, float, np.integer, np.floating)):
+            raise TypeError(f"boxsize must be a number, not {n!r}")
+        if not lo <= n <= hi:
+            raise ValueError(f"boxsize {n} is outside the allowed range {lo} to {hi}")
+        rounded = int(maps.STRIDE * round(float(n) / maps.STRIDE))
+        if rounded != n:
+            warnings.warn(f"boxsize {n} is not a multiple of {maps.STRIDE}; using {rounded}",
+                          stacklevel=2)
+        with self._lock:
+            self._cfg = set_value(self._cfg, "estimator.boxsize", rounded)
+        return rounded
+
+    def set_backend(self, framework: str, device: str) -> None:
+        """Switch framework (torch | opencv) and device (cpu | cuda | auto); BackendError if not
+        possible (the previous backend is kept then)."""
+        person = make_backend(self.person_model, framework, device)
+        pose = make_backend(self.pose_model, framework, device)
+        with self._lock:
+            self._person_backend, self._pose_backend = person, pose
+            model = dataclasses.replace(self._cfg.model, framework=framework, device=device)
+            self._cfg = dataclasses.replace(self._cfg, model=model)
+
+    def set_tracking(self, enabled: bool, smoothing: bool, strength: float | None = None) -> None:
+        """Turn tracking / smoothing on or off; ``strength`` sets tracking.measurement_noise
+        (px², larger = smoother).  Resets the tracks."""
+        from .tracking import Tracker
+        cfg = set_value(self._cfg, "tracking.enabled", bool(enabled))
+        cfg = set_value(cfg, "tracking.smoothing", bool(smoothing))
+        if strength is not None:
+            cfg = set_value(cfg, "tracking.measurement_noise", float(strength))
+        with self._lock:
+            self._cfg = cfg
+            self._tracker = Tracker(cfg.tracking)
+
+    def reset(self) -> None:
+        """Forget the tracks (new source, seek)."""
+        with self._lock:
+            self._tracker.reset()
+
+    def centre_map(self, boxsize: int | None = None) -> np.ndarray:
+        b = boxsize or self.boxsize
+        m = self._centre_maps.get(b)
+        if m is None:
+            m = self._centre_maps[b] = maps.centre_map(b, self._cfg.estimator.centre_sigma * b)
+        return m
+
+    # ------------------------------------------------------------------ inference
+    def estimate(self, frame: np.ndarray, timestamp: float | None = None, frame_index: int = 0,
+                 keep_maps: bool = True) -> PoseResult:
+        """Persons and joints of one frame (see the module doc)."""
+        with self._lock:
+            return self._estimate(frame, timestamp, frame_index, keep_maps)
+
+    def _estimate(self, frame, timestamp, frame_index, keep_maps) -> PoseResult:
+        t0 = time.perf_counter()
+        est = self._cfg.estimator
+        b = est.boxsize
+        bgr = to_bgr(frame)
+        fh, fw = bgr.shape[:2]
+        scaled, sx, sy = scale_frame(bgr, b)
+        x = normalise(pad_to_stride(scaled))[None]
+        t1 = time.perf_counter()
+
+        person_map = self._person_backend(x)[-1][0, 0]
+        peaks = maps.find_peaks(person_map, est.person_threshold,
+                                min_distance=est.min_person_distance * b / maps.STRIDE,
+                                max_peaks=est.max_persons)
+        centres = maps.from_map(peaks[:, :2]) if len(peaks) else np.zeros((0, 2))
+        t2 = time.perf_counter()
+
+        persons: list[Person] = []
+        stage_maps = None
+        offsets = [crop_offset(c, b) for c in centres]
+        crops = [crop(scaled, ox, oy, b) for ox, oy in offsets]
+        if crops:
+            cmap = self.centre_map(b)[None]
+            batch = np.stack([np.concatenate([normalise(c), cmap]) for c in crops])
+            stage_maps = self._pose_backend(batch)
+        t3 = time.perf_counter()
+
+        if stage_maps is not None:
+            last = stage_maps[-1]
+            for n, ((ox, oy), (cu, cv, cval)) in enumerate(zip(offsets, peaks)):
+                rows, cols = frame_cells(ox, oy, last.shape[2:], scaled.shape[:2])
+                peak = joint_peaks(last[n, :NUM_JOINTS], rows, cols)
+                xy = maps.from_map(peak[:, :2]) + (ox, oy)          # scaled-frame pixels
+                joints = np.empty((NUM_JOINTS, 3), dtype=np.float64)
+                joints[:, 0] = np.clip((xy[:, 0] + 0.5) / sx - 0.5, -0.5, fw - 0.5)
+                joints[:, 1] = np.clip((xy[:, 1] + 0.5) / sy - 0.5, -0.5, fh - 0.5)
+                joints[:, 2] = np.clip(peak[:, 2], 0.0, 1.0)
+                cs = maps.from_map(np.array([cu, cv]))
+                centre = np.array([(cs[0] + 0.5) / sx - 0.5, (cs[1] + 0.5) / sy - 0.5])
+                box = np.array([ox / sx - 0.5, oy / sy - 0.5,
+                                (ox + b) / sx - 0.5, (oy + b) / sy - 0.5])
+                persons.append(Person(
+                    centre=centre, centre_score=float(cval), box=box, joints=joints,
+                    raw_joints=joints.copy(),
+                    stage_maps=(np.stack([s[n] for s in stage_maps]).astype(np.float32)
+                                if keep_maps else None),
+                    crop=crops[n] if keep_maps else None,
+                    crop_scale=sy))
+        t4 = time.perf_counter()
+
+        if timestamp is None:
+            timestamp = frame_index / 30.0
+        if self._cfg.tracking.enabled:
+            persons = self._tracker.update(persons, float(timestamp))
+        t5 = time.perf_counter()
+
+        ms = lambda a, c: (c - a) * 1000.0  # noqa: E731
+        timings = {"preprocess": ms(t0, t1), "person": ms(t1, t2), "pose": ms(t2, t3),
+                   "post": ms(t3, t4), "track": ms(t4, t5), "total": ms(t0, t5)}
+        return PoseResult(frame_index=frame_index, timestamp=float(timestamp),
+                          frame_shape=(fh, fw), boxsize=b, persons=persons,
+                          person_map=person_map.astype(np.float32, copy=False),
+                          timings=timings)

@@ -1,0 +1,312 @@
+"""PoseEstimator: input formats, geometry of crop / scale / mapping back, batching, settings."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from scipy import ndimage
+from torch import nn
+
+from humanpose.config import Config, from_dict
+from humanpose.estimator import maps
+from humanpose.estimator.pipeline import PoseEstimator, crop, crop_offset
+from humanpose.nets.compact import CompactCPM
+from humanpose.skeleton import NUM_JOINTS, NUM_MAPS
+from humanpose.store import ModelError
+
+torch.set_num_threads(1)
+
+
+def shared_media(name: str) -> Path:
+    try:
+        from conftest import shared_path  # type: ignore
+        p = shared_path("media", name)
+    except ImportError:
+        p = Path(__file__).resolve().parents[1].parent / "shared" / "media" / name
+    if not p.exists():
+        pytest.skip(f"../shared/media absent: {p} not found")
+    return p
+
+
+def make_cfg(**estimator) -> Config:
+    return from_dict({"model": {"framework": "torch", "device": "cpu"},
+                      "estimator": {"boxsize": 64, **estimator},
+                      "tracking": {"enabled": False}})
+
+
+def tiny(kind: str, bias: float | None = None, seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    m = CompactCPM(kind, stages=2, feat=16).eval()
+    if bias is not None:  # force the last stage's output: zero weights, constant bias
+        with torch.no_grad():
+            m.stages[-1].out.weight.zero_()
+            m.stages[-1].out.bias.fill_(bias)
+    return m
+
+
+def busy_person_net() -> nn.Module:
+    """A random person net whose map is positive everywhere: always finds persons."""
+    m = tiny("person")
+    with torch.no_grad():
+        m.stages[-1].out.bias.add_(5.0)
+    return m
+
+
+# ---------------------------------------------------------------- oracle nets
+def _paraboloid(h: int, w: int, uv: np.ndarray, radius: float = 3.0) -> np.ndarray:
+    """1 - d²/r², clipped at 0: the quadratic sub-cell refinement recovers its peak exactly."""
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)
+    return np.clip(1.0 - ((xs - uv[0]) ** 2 + (ys - uv[1]) ** 2) / radius ** 2, 0, None)
+
+
+def _blobs(img: np.ndarray) -> list[np.ndarray]:
+    """Weighted centroids (x, y) of the bright blobs of a normalised (H, W) image; grey padding
+    (0.0) and black background (-0.5) weigh nothing."""
+    w = np.clip(img - 0.05, 0, None)
+    labels, n = ndimage.label(w > 0)
+    return [np.array(ndimage.center_of_mass(w, labels, i + 1))[::-1] for i in range(n)]
+
+
+class OraclePerson(nn.Module):
+    """Person 'net': a peak at every bright blob of the input."""
+    kind, in_channels, num_maps, num_stages = "person", 3, 1, 2
+
+    def forward(self, x):
+        n, _, h, w = x.shape
+        out = np.zeros((n, 1, h // 8, w // 8), np.float32)
+        for i in range(n):
+            for c in _blobs(x[i].mean(0).numpy()):
+                out[i, 0] = np.maximum(out[i, 0], _paraboloid(h // 8, w // 8, maps.to_map(c)))
+        t = torch.from_numpy(out)
+        return (t * 0.5, t)
+
+
+class OraclePose(nn.Module):
+    """Pose 'net': joint j at the blob nearest the crop centre + OFFSETS[j] crop pixels."""
+    kind, in_channels, num_maps, num_stages = "pose", 4, NUM_MAPS, 2
+    OFFSETS = np.stack([np.linspace(-20, 20, NUM_JOINTS), np.linspace(15, -25, NUM_JOINTS)], 1)
+
+    def __init__(self):
+        super().__init__()
+        self.batches: list[int] = []
+        self.centre_channels: list[np.ndarray] = []
+
+    def forward(self, x):
+        n, _, h, w = x.shape
+        self.batches.append(n)
+        out = np.zeros((n, NUM_MAPS, h // 8, w // 8), np.float32)
+        mid = np.array([(w - 1) / 2, (h - 1) / 2])
+        for i in range(n):
+            self.centre_channels.append(x[i, 3].numpy().copy())
+            blobs = _blobs(x[i, :3].mean(0).numpy())
+            c = min(blobs, key=lambda b: np.hypot(*(b - mid)))
+            for j in range(NUM_JOINTS):
+                out[i, j] = 0.9 * _paraboloid(h // 8, w // 8, maps.to_map(c + self.OFFSETS[j]))
+        t = torch.from_numpy(out)
+        return (t * 0.5, t)
+
+
+def blob_frame(h: int, w: int, centres, sigma: float = 6.0, channels: int = 3) -> np.ndarray:
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)
+    img = np.zeros((h, w))
+    for cx, cy in centres:
+        img = np.maximum(img, np.exp(-((xs - cx) ** 2 + (ys - cy) ** 2) / (2 * sigma ** 2)))
+    g = np.round(img * 255).astype(np.uint8)
+    return g if channels == 1 else np.repeat(g[:, :, None], channels, 2)
+
+
+# ---------------------------------------------------------------- geometry (the key test)
+@pytest.mark.parametrize("h, w, boxsize, centres", [
+    (360, 500, 128, [(250.3, 180.6)]),                  # shrink (scale 0.36)
+    (100, 150, 192, [(71.2, 48.7)]),                     # enlarge (scale 1.92)
+    (240, 333, 96, [(20.4, 200.2), (300.7, 30.1)]),      # two persons near edges: crops padded
+    (200, 200, 200, [(101.5, 99.25)]),                   # no resize, 200 -> 200
+])
+def test_pipeline_recovers_known_joints_and_centres_in_frame_pixels(h, w, boxsize, centres):
+    pose = OraclePose()
+    cfg = make_cfg(boxsize=boxsize, person_threshold=0.5, min_person_distance=0.2)
+    est = PoseEstimator(cfg, OraclePerson(), pose)
+    sigma = 3.0 * h / boxsize    # a blob of 3 px after scaling
+    res = est.estimate(blob_frame(h, w, centres, sigma))
+    assert res.frame_shape == (h, w) and res.boxsize == boxsize
+    assert len(res.persons) == len(centres)
+    scale = boxsize / h
+    for (cx, cy) in centres:
+        p = min(res.persons, key=lambda q: np.hypot(q.centre[0] - cx, q.centre[1] - cy))
+        cerr = np.hypot(p.centre[0] - cx, p.centre[1] - cy)
+        # within 1 frame px, and within 0.2 px of the scaled frame the nets see (this catches
+        # half-pixel slips in the resize / map conventions even when scaling up)
+        assert cerr < 1.0 and cerr * scale < 0.2, (p.centre, (cx, cy))
+        expected = np.array([cx, cy]) + OraclePose.OFFSETS / scale
+        inside = ((expected[:, 0] >= 0) & (expected[:, 0] <= w - 1)
+                  & (expected[:, 1] >= 0) & (expected[:, 1] <= h - 1))
+        assert inside.sum() >= NUM_JOINTS // 2
+        err = np.hypot(*(p.joints[inside, :2] - expected[inside]).T)
+        assert err.max() < 1.0 and err.max() * scale < 0.2, (err.max(), p.joints[inside][:3],
+                                                              expected[inside][:3])
+        # joints whose belief peak is in the grey padding are searched / clipped inside the frame
+        assert (p.joints[:, 0] >= -0.5).all() and (p.joints[:, 0] <= w - 0.5).all()
+        assert (p.joints[:, 1] >= -0.5).all() and (p.joints[:, 1] <= h - 0.5).all()
+        # score = the map's value at the peak cell (<= half a cell from the true peak)
+        sc = p.joints[inside, 2]
+        assert ((sc > 0.9 * (1 - 0.5 / 9)) & (sc <= 0.9 + 1e-6)).all()
+        # the box is the crop, boxsize/scale frame pixels wide, centred on the person
+        assert p.box[2] - p.box[0] == pytest.approx(boxsize / scale, rel=0.01)
+        assert abs((p.box[0] + p.box[2]) / 2 - cx) <= 0.6 / scale + 1e-6
+        assert p.crop.shape == (boxsize, boxsize, 3) and p.crop.dtype == np.uint8
+        assert p.stage_maps.shape == (2, NUM_MAPS, boxsize // 8, boxsize // 8)
+        assert p.crop_scale == pytest.approx(scale)
+    assert pose.batches == [len(centres)]     # all persons in ONE batch
+    # the 4th channel is the centre map of the configured sigma
+    np.testing.assert_allclose(pose.centre_channels[0],
+                               maps.centre_map(boxsize, cfg.estimator.centre_sigma * boxsize))
+
+
+def test_crop_is_exact_and_padded_with_grey():
+    img = np.arange(10 * 12 * 3, dtype=np.uint8).reshape(10, 12, 3)
+    c = crop(img, -2, 5, 8)
+    assert c.shape == (8, 8, 3)
+    np.testing.assert_array_equal(c[:5, 2:], img[5:10, 0:6])
+    assert (c[:, :2] == 128).all() and (c[5:] == 128).all()
+    # the crop's centre pixel (size-1)/2 is within half a pixel of the requested centre
+    ox, oy = crop_offset(np.array([30.2, 17.8]), 64)
+    assert abs(ox + 31.5 - 30.2) <= 0.5 and abs(oy + 31.5 - 17.8) <= 0.5
+
+
+# ---------------------------------------------------------------- input formats
+@pytest.mark.parametrize("shape", [(120, 160, 3), (97, 203, 3), (300, 90, 3), (64, 64, 3),
+                                   (150, 100), (80, 120, 1), (90, 130, 4)])
+def test_frames_of_any_size_and_format(shape):
+    rng = np.random.default_rng(1)
+    frame = rng.integers(0, 256, size=shape, dtype=np.uint8)
+    est = PoseEstimator(make_cfg(person_threshold=0.0, max_persons=3), busy_person_net(),
+                        tiny("pose"))
+    res = est.estimate(frame, frame_index=3)
+    h, w = shape[:2]
+    assert res.frame_shape == (h, w)
+    assert 1 <= len(res.persons) <= 3
+    assert res.person_map.shape == (8, int(np.ceil(round(w * 64 / h) / 8)))
+    for p in res.persons:
+        assert p.joints.shape == (NUM_JOINTS, 3)
+        assert np.isfinite(p.joints).all()
+        # a joint lies inside its crop; the crop overlaps the frame
+        assert (p.joints[:, 0] >= p.box[0]).all() and (p.joints[:, 0] <= p.box[2]).all()
+        assert (p.joints[:, 1] >= p.box[1]).all() and (p.joints[:, 1] <= p.box[3]).all()
+        assert (p.joints[:, 1] >= -0.5).all() and (p.joints[:, 1] <= h - 0.5).all()
+        assert -0.5 <= p.centre[0] <= w + 8 * h / 64 and -0.5 <= p.centre[1] <= h - 0.5
+        assert ((p.joints[:, 2] >= 0) & (p.joints[:, 2] <= 1)).all()
+    for key in ("preprocess", "person", "pose", "post", "track", "total"):
+        assert res.timings[key] >= 0
+    assert res.timestamp == pytest.approx(3 / 30)
+
+
+def test_bad_frames_raise_clear_errors():
+    est = PoseEstimator(make_cfg(), tiny("person"), tiny("pose"))
+    with pytest.raises(ValueError, match="uint8"):
+        est.estimate(np.zeros((50, 50, 3), np.float32))
+    with pytest.raises(ValueError, match="shape"):
+        est.estimate(np.zeros((50, 50, 2), np.uint8))
+    with pytest.raises(ValueError, match="empty"):
+        est.estimate(np.zeros((0, 50, 3), np.uint8))
+
+
+def test_no_person_is_a_normal_result():
+    pose = OraclePose()
+    est = PoseEstimator(make_cfg(), tiny("person", bias=-1.0), pose)
+    res = est.estimate(np.full((100, 140, 3), 200, np.uint8))
+    assert res.persons == []
+    assert res.person_map.shape == (8, 12) and (res.person_map < 0).all()
+    assert pose.batches == []   # the pose net is not run at all
+
+
+def test_keep_maps_false_drops_maps_and_crops():
+    est = PoseEstimator(make_cfg(person_threshold=0.0), busy_person_net(), tiny("pose"))
+    res = est.estimate(np.zeros((64, 64, 3), np.uint8), keep_maps=False)
+    assert res.persons and all(p.stage_maps is None and p.crop is None for p in res.persons)
+
+
+# ---------------------------------------------------------------- settings
+@pytest.mark.filterwarnings("error::UserWarning")
+def test_boxsize_rounding_warning_and_range_error():
+    est = PoseEstimator(make_cfg(), tiny("person"), tiny("pose"))
+    with pytest.warns(UserWarning, match="boxsize 99 is not a multiple of 8; using 96"):
+        assert est.set_boxsize(99) == 96
+    assert est.boxsize == 96 and est.config.estimator.boxsize == 96
+    with pytest.warns(UserWarning, match="using 128"):
+        est.set_boxsize(131)
+    assert est.boxsize == 128
+    est.set_boxsize(640)  # in range and a multiple of 8: no warning (filterwarnings=error below)
+    for bad in (32, 63, 641, 1000):
+        with pytest.raises(ValueError, match=rf"{bad}.*64 to 640"):
+            est.set_boxsize(bad)
+    assert est.boxsize == 640
+    est.set_boxsize(128)
+    res = est.estimate(np.zeros((50, 70, 3), np.uint8))
+    assert res.boxsize == 128 and res.person_map.shape[0] == 16
+
+
+def test_config_boxsize_not_multiple_of_8_is_rounded():
+    with pytest.warns(UserWarning):
+        est = PoseEstimator(make_cfg(boxsize=70), tiny("person"), tiny("pose"))
+    assert est.boxsize == 72
+
+
+def test_wrong_model_kinds_are_rejected():
+    with pytest.raises(ValueError, match="person"):
+        PoseEstimator(make_cfg(), tiny("pose"), tiny("pose"))
+
+
+def test_missing_weights_raise_model_error_not_random(tmp_path):
+    cfg = from_dict({"model": {"models_dir": str(tmp_path), "person_model": "nope_person",
+                               "pose_model": "nope_pose"}})
+    with pytest.raises(ModelError, match="nope_person"):
+        PoseEstimator(cfg)
+
+
+def test_weights_loaded_from_config(tmp_path):
+    from humanpose.store import save_weights
+    person, pose = tiny("person", seed=1), tiny("pose", seed=2)
+    save_weights(person, tmp_path / "p.safetensors", "cpm_compact", kwargs={"stages": 2, "feat": 16})
+    save_weights(pose, tmp_path / "q.safetensors", "cpm_compact", kwargs={"stages": 2, "feat": 16})
+    cfg = from_dict({"model": {"models_dir": str(tmp_path), "person_model": "p.safetensors",
+                               "pose_model": "q.safetensors", "device": "cpu"},
+                     "estimator": {"boxsize": 64}})
+    est = PoseEstimator(cfg)
+    for a, b in zip(est.pose_model.state_dict().values(), pose.state_dict().values()):
+        assert torch.equal(a, b)
+    assert est.backend_name == "torch/cpu"
+
+
+def test_tracking_ids_and_reset():
+    frame = blob_frame(120, 160, [(80, 60)], sigma=6)
+    cfg = from_dict({"model": {"device": "cpu"}, "estimator": {"boxsize": 64},
+                     "tracking": {"enabled": True, "smoothing": True}})
+    est = PoseEstimator(cfg, OraclePerson(), OraclePose())
+    ids = [est.estimate(frame, frame_index=i).persons[0].track_id for i in range(3)]
+    assert ids == [0, 0, 0]
+    r = est.estimate(frame, frame_index=3)
+    assert r.persons[0].raw_joints is not None and r.timings["track"] >= 0
+    est.reset()
+    est.set_tracking(True, False, strength=20.0)
+    assert est.config.tracking.measurement_noise == 20.0 and not est.config.tracking.smoothing
+    assert est.estimate(frame, timestamp=5.0).persons[0].track_id == 0
+    est.set_tracking(False, False)
+    assert est.estimate(frame, timestamp=5.1).persons[0].track_id == -1
+
+
+def test_real_frame_through_the_pipeline():
+    cap = cv2.VideoCapture(str(shared_media("street_people.avi")))
+    ok, frame = cap.read()
+    cap.release()
+    assert ok, "could not read a frame of street_people.avi"
+    est = PoseEstimator(make_cfg(boxsize=96, person_threshold=0.0, max_persons=4),
+                        busy_person_net(), tiny("pose"))
+    res = est.estimate(frame, timestamp=0.02, frame_index=1)
+    assert res.frame_shape == frame.shape[:2] == (720, 1280)
+    assert 1 <= len(res.persons) <= 4
+    for p in res.persons:
+        assert p.crop.shape == (96, 96, 3)
+        assert (p.joints[:, 1] >= -0.5).all() and (p.joints[:, 1] <= 719.5).all()
