@@ -1,0 +1,290 @@
+"""Result files: keypoints CSV, JSON lines, annotated video and images - and their readers.
+
+CSV (one row per joint of every person of every frame; frames without persons have no rows)::
+
+    frame,time_s,person,joint,x,y,score
+
+``person`` is the track id when tracked (>= 0), else the person's index within its frame;
+``joint`` is a :data:`humanpose.skeleton.JOINTS` name; x, y are frame pixels; a non-finite
+value is written as an empty field.
+
+JSON lines (one object per frame, also for frames without persons)::
+
+    {"frame": 0, "time_s": 0.0, "persons": [{"id": 0, "track_id": -1, "centre": [x, y],
+     "box": [x0, y0, x1, y1], "score": 0.93, "joints": [[x, y, s], ...14]}], "timings": {...}}
+
+Non-finite numbers are written as ``null`` (strict JSON) and read back as NaN.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..estimator.result import PoseResult
+from ..skeleton import JOINT_INDEX, JOINTS, NUM_JOINTS
+
+CSV_COLUMNS = ("frame", "time_s", "person", "joint", "x", "y", "score")
+
+
+class ExportError(RuntimeError):
+    """A result file that cannot be written, or read back in the expected format."""
+
+
+def person_ids(result: PoseResult) -> list[int]:
+    """The ``person`` column of each person: its track id if tracked, else its index."""
+    return [p.track_id if p.track_id >= 0 else k for k, p in enumerate(result.persons)]
+
+
+def _num(v: float, digits: int) -> str:
+    v = float(v)
+    return f"{v:.{digits}f}" if math.isfinite(v) else ""
+
+
+def _json_num(v: float, digits: int = 3) -> float | None:
+    v = float(v)
+    return round(v, digits) if math.isfinite(v) else None
+
+
+def _open_for_writing(path: Path):
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return open(path, "w", encoding="utf-8", newline="")
+    except OSError as exc:
+        raise ExportError(f"cannot write {path}: {exc.strerror or exc}") from exc
+
+
+class KeypointWriter:
+    """Writes :class:`PoseResult` s to a keypoints CSV and/or a JSON-lines file.
+
+    Every :meth:`write` is flushed, so the files are complete up to the last frame even when
+    the run is interrupted.  Use as a context manager or call :meth:`close`.
+    """
+
+    def __init__(self, csv_path: str | Path | None = None,
+                 jsonl_path: str | Path | None = None) -> None:
+        if csv_path is None and jsonl_path is None:
+            raise ValueError("KeypointWriter needs a csv_path, a jsonl_path or both")
+        self.csv_path = Path(csv_path) if csv_path is not None else None
+        self.jsonl_path = Path(jsonl_path) if jsonl_path is not None else None
+        self._csv_file = self._csv = self._jsonl = None
+        try:
+            if self.csv_path is not None:
+                self._csv_file = _open_for_writing(self.csv_path)
+                self._csv = csv.writer(self._csv_file, lineterminator="\n")
+                self._csv.writerow(CSV_COLUMNS)
+            if self.jsonl_path is not None:
+                self._jsonl = _open_for_writing(self.jsonl_path)
+        except ExportError:
+            self.close()
+            raise
+        self.frames = 0
+        self.rows = 0
+
+    def write(self, result: PoseResult) -> None:
+        ids = person_ids(result)
+        if self._csv is not None:
+            t = _num(result.timestamp, 4)
+            for pid, person in zip(ids, result.persons):
+                for j in range(NUM_JOINTS):
+                    x, y, s = person.joints[j]
+                    self._csv.writerow((result.frame_index, t, pid, JOINTS[j],
+                                        _num(x, 2), _num(y, 2), _num(s, 4)))
+                    self.rows += 1
+            self._csv_file.flush()
+        if self._jsonl is not None:
+            obj = {
+                "frame": int(result.frame_index),
+                "time_s": _json_num(result.timestamp, 4),
+                "persons": [{
+                    "id": int(pid), "track_id": int(p.track_id),
+                    "centre": [_json_num(v, 2) for v in p.centre[:2]],
+                    "box": [_json_num(v, 2) for v in p.box[:4]],
+                    "score": _json_num(p.centre_score, 4),
+                    "joints": [[_json_num(x, 2), _json_num(y, 2), _json_num(s, 4)]
+                               for x, y, s in np.asarray(p.joints, dtype=np.float64)],
+                } for pid, p in zip(ids, result.persons)],
+                "timings": {k: _json_num(v, 3) for k, v in result.timings.items()},
+            }
+            self._jsonl.write(json.dumps(obj, separators=(",", ":")) + "\n")
+            self._jsonl.flush()
+        self.frames += 1
+
+    def close(self) -> None:
+        for f in (self._csv_file, self._jsonl):
+            if f is not None and not f.closed:
+                f.close()
+
+    def __enter__(self) -> "KeypointWriter":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+# ------------------------------------------------------------------------------- readers
+@dataclass
+class FrameKeypoints:
+    frame: int
+    time_s: float
+    persons: dict[int, np.ndarray] = field(default_factory=dict)  # person -> (14, 3), NaN = absent
+
+
+def _float(text: str) -> float:
+    return float(text) if text.strip() else float("nan")
+
+
+def read_keypoints_csv(path: str | Path) -> list[FrameKeypoints]:
+    """Read a keypoints CSV back: one :class:`FrameKeypoints` per frame with rows, frame order.
+
+    Raises :class:`ExportError` (naming the file and line) on wrong columns or bad values.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ExportError(f"keypoints file not found: {path}")
+    frames: dict[int, FrameKeypoints] = {}
+    with open(path, encoding="utf-8", newline="") as fh:
+        reader = csv.reader(fh)
+        header = next(reader, None)
+        if header is None or tuple(h.strip() for h in header) != CSV_COLUMNS:
+            raise ExportError(f"{path}: expected the columns {','.join(CSV_COLUMNS)}, "
+                              f"found {','.join(header or []) or 'nothing'}")
+        for line, row in enumerate(reader, start=2):
+            if not row:
+                continue
+            if len(row) != len(CSV_COLUMNS):
+                raise ExportError(f"{path}:{line}: expected {len(CSV_COLUMNS)} fields, "
+                                  f"found {len(row)}")
+            try:
+                frame, t, pid = int(row[0]), _float(row[1]), int(row[2])
+                x, y, s = _float(row[4]), _float(row[5]), _float(row[6])
+            except ValueError as exc:
+                raise ExportError(f"{path}:{line}: bad value ({exc})") from exc
+            if row[3] not in JOINT_INDEX:
+                raise ExportError(f"{path}:{line}: unknown joint {row[3]!r}; "
+                                  f"known: {', '.join(JOINTS)}")
+            fk = frames.setdefault(frame, FrameKeypoints(frame, t))
+            arr = fk.persons.get(pid)
+            if arr is None:
+                arr = fk.persons[pid] = np.full((NUM_JOINTS, 3), np.nan)
+            arr[JOINT_INDEX[row[3]]] = (x, y, s)
+    return [frames[k] for k in sorted(frames)]
+
+
+def _nan_array(values, shape) -> np.ndarray:
+    arr = np.array([[np.nan if v is None else v for v in r] if isinstance(r, list)
+                    else (np.nan if r is None else r) for r in values], dtype=np.float64)
+    return arr.reshape(shape)
+
+
+def read_jsonl(path: str | Path) -> list[dict]:
+    """Read a JSON-lines result file: a list of per-frame dicts; each person's ``centre`` (2,),
+    ``box`` (4,) and ``joints`` (14, 3) become float arrays (null -> NaN)."""
+    path = Path(path)
+    if not path.exists():
+        raise ExportError(f"JSON lines file not found: {path}")
+    out = []
+    with open(path, encoding="utf-8") as fh:
+        for line_no, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+                for p in obj["persons"]:
+                    p["centre"] = _nan_array(p["centre"], (2,))
+                    p["box"] = _nan_array(p["box"], (4,))
+                    p["joints"] = _nan_array(p["joints"], (NUM_JOINTS, 3))
+                    if p.get("score") is None:
+                        p["score"] = float("nan")
+                if obj.get("time_s") is None:
+                    obj["time_s"] = float("nan")
+            except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+                raise ExportError(f"{path}:{line_no}: not a humanpose result line ({exc!r})") \
+                    from exc
+            out.append(obj)
+    return out
+
+
+# ------------------------------------------------------------------------ video / images
+FOURCCS = {".mp4": "mp4v", ".avi": "MJPG", ".mov": "mp4v", ".mkv": "MJPG"}
+
+
+class VideoWriter:
+    """Annotated-video output through ``cv2.VideoWriter``, opened on the first frame.
+
+    ``.mp4`` uses the mp4v codec, ``.avi`` MJPG (both work with opencv-python-headless).
+    When the requested container/codec cannot be opened, it falls back to MJPG ``.avi`` beside
+    it with a warning (:attr:`path` then names the file actually written); when that fails too
+    it raises :class:`ExportError`.  Frames of another size than the first are resized.
+    """
+
+    def __init__(self, path: str | Path, fps: float | None, fourcc: str | None = None) -> None:
+        self.path = Path(path)
+        self.fps = float(fps) if fps and fps > 0 else 30.0
+        self.fourcc = fourcc or FOURCCS.get(self.path.suffix.lower(), "mp4v")
+        self.size: tuple[int, int] | None = None
+        self.frames = 0
+        self._writer: cv2.VideoWriter | None = None
+
+    def _open(self, size: tuple[int, int]) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ExportError(f"cannot write video {self.path}: {exc.strerror or exc}") from exc
+        tries = [(self.path, self.fourcc)]
+        if (self.path.suffix.lower(), self.fourcc) != (".avi", "MJPG"):
+            tries.append((self.path.with_suffix(".avi"), "MJPG"))
+        for path, fourcc in tries:
+            writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), self.fps, size)
+            if writer.isOpened():
+                if path != self.path or fourcc != self.fourcc:
+                    warnings.warn(f"cannot write {self.fourcc} video {self.path}; "
+                                  f"writing {fourcc} {path} instead", RuntimeWarning, stacklevel=3)
+                self._writer, self.path, self.fourcc, self.size = writer, path, fourcc, size
+                return
+            writer.release()
+        raise ExportError(f"cannot write video {self.path} (codec {self.fourcc}, "
+                          "nor MJPG .avi); check the folder is writable")
+
+    def write(self, image: np.ndarray) -> None:
+        h, w = image.shape[:2]
+        if self._writer is None:
+            self._open((w, h))
+        if (w, h) != self.size:
+            image = cv2.resize(image, self.size, interpolation=cv2.INTER_AREA)
+        self._writer.write(np.ascontiguousarray(image))
+        self.frames += 1
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.release()
+            self._writer = None
+
+    def __enter__(self) -> "VideoWriter":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def write_image(path: str | Path, image: np.ndarray) -> Path:
+    """Write an image (format from the suffix; works with non-ASCII paths)."""
+    path = Path(path)
+    try:
+        ok, data = cv2.imencode(path.suffix or ".png", image)
+    except cv2.error:
+        ok = False
+    if not ok:
+        raise ExportError(f"cannot encode image {path} (unsupported image type {path.suffix!r})")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        data.tofile(str(path))
+    except OSError as exc:
+        raise ExportError(f"cannot write {path}: {exc.strerror or exc}") from exc
+    return path
