@@ -80,16 +80,16 @@ class OpenCVBackend:
         model = model.eval()
         self.onnx_path = cached_onnx(model)
         self.outputs = stage_names(model)
+        # OpenCV 5's new DNN engine runs on the CPU only; CUDA needs the classic engine
+        engine = getattr(cv2.dnn, "ENGINE_CLASSIC" if device == "cuda" else "ENGINE_AUTO", None)
         try:
-            self.net = cv2.dnn.readNetFromONNX(str(self.onnx_path))
+            self.net = (cv2.dnn.readNetFromONNX(str(self.onnx_path)) if engine is None
+                        else cv2.dnn.readNetFromONNX(str(self.onnx_path), engine))
         except cv2.error as exc:
             raise BackendError(f"OpenCV-DNN cannot read {self.onnx_path}: {exc}") from exc
         if device == "cuda":
             self.net.setPreferableBackend(cv2.dnn.DNN_BACKEND_CUDA)
             self.net.setPreferableTarget(cv2.dnn.DNN_TARGET_CUDA)
-        else:
-            self.net.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
-            self.net.setPreferableTarget(cv2.dnn.DNN_TARGET_CPU)
         self.name = f"opencv/{device}"
         self.note = note
 
