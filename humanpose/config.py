@@ -47,13 +47,18 @@ class EstimatorConfig:
 
 @dataclass
 class TrackingConfig:
-    enabled: bool = _opt(True)
-    smoothing: bool = _opt(True)
-    max_distance: float = _opt(0.5, lo=0.0, hi=10.0)
-    max_missed: int = _opt(10, lo=0, hi=1000)
-    min_score: float = _opt(0.2, lo=0.0, hi=1.0)
-    process_noise: float = _opt(200.0, lo=1e-6, hi=1e9)
-    measurement_noise: float = _opt(4.0, lo=1e-6, hi=1e9)
+    enabled: bool = _opt(True, doc="give persons stable track ids across frames")
+    smoothing: bool = _opt(True, doc="Kalman-smooth the joints of tracked persons")
+    max_distance: float = _opt(0.5, lo=0.0, hi=10.0,
+                               doc="association gate: centre distance in box diagonals")
+    max_missed: int = _opt(10, lo=0, hi=1000,
+                           doc="frames a track (or a joint filter) survives without a measurement")
+    min_score: float = _opt(0.2, lo=0.0, hi=1.0,
+                            doc="joints scored below this are predicted, not measured")
+    process_noise: float = _opt(5000.0, lo=1e-6, hi=1e9,
+                                doc="joint acceleration noise spectral density, px^2/s^3")
+    measurement_noise: float = _opt(9.0, lo=1e-6, hi=1e9,
+                                    doc="joint measurement noise variance, px^2 per axis")
 
 
 @dataclass

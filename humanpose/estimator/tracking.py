@@ -1,0 +1,227 @@
+"""Person tracking (stable ids across frames) and Kalman smoothing of the joints.
+
+:class:`Tracker` takes the persons the estimator found in one frame and
+
+* associates them with the tracks of the previous frames: the cost of a pair is the distance
+  between the detection's centre and the track's centre predicted to this frame (a constant
+  velocity Kalman filter), divided by the mean box diagonal of the two; pairs further apart than
+  ``tracking.max_distance`` box diagonals are never matched; the rest is a Hungarian assignment
+  (``scipy.optimize.linear_sum_assignment``);
+* starts a new track (ids 0, 1, 2, ... never reused until :meth:`Tracker.reset`) for every
+  unmatched detection, and drops a track that went unmatched for more than
+  ``tracking.max_missed`` frames in a row;
+* with ``tracking.smoothing``, runs one filterpy ``KalmanFilter`` per track and joint, state
+  (x, y, vx, vy) in frame pixels, constant velocity with white-noise acceleration:
+  ``Q = Q_continuous_white_noise(dt, process_noise)`` (process_noise = acceleration spectral
+  density in px²/s³, so the model is the same whatever the frame rate; ``dt`` comes from the
+  frame timestamps), ``R = measurement_noise`` px² per axis.  A joint filter starts at the
+  joint's first measurement with score >= ``tracking.min_score``; a lower-scored measurement is
+  skipped (predict only: the joint keeps its predicted position and gets its last measured
+  score times ``SCORE_DECAY`` per skipped frame); after more than ``max_missed`` skipped frames
+  the joint filter is dropped and the raw measurement is passed through until the joint is
+  measured again.
+
+``update`` fills ``person.track_id`` and, when smoothing, ``person.raw_joints`` (the measured
+(14, 3) joints) and ``person.joints`` (filtered x, y; measured score, or the decayed score of a
+predicted joint: ``raw_joints[j, 2] < min_score`` tells a predicted joint from a measured one).
+"""
+from __future__ import annotations
+
+import numpy as np
+from filterpy.common import Q_continuous_white_noise
+from filterpy.kalman import KalmanFilter
+from scipy.optimize import linear_sum_assignment
+
+from ..config import TrackingConfig
+from ..skeleton import NUM_JOINTS
+from .result import Person
+
+MIN_DT = 1e-3        # s; a repeated or backwards timestamp predicts over this instead of dt <= 0
+MAX_DT = 1.0         # s; longer gaps (pause, dropped frames) are predicted over one second only
+SCORE_DECAY = 0.5    # a predicted (skipped) joint's score: last measured score * 0.5 per frame
+INIT_SPEED = 200.0   # px/s; prior standard deviation of the speed of a new filter
+_H = np.array([[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0]])
+_BIG = 1e9
+
+
+def _transition(dt: float) -> np.ndarray:
+    F = np.eye(4)
+    F[0, 2] = F[1, 3] = dt
+    return F
+
+
+def _new_filter(xy, measurement_noise: float) -> KalmanFilter:
+    """A constant-velocity filter started at ``xy`` (not at 0) with unknown velocity."""
+    kf = KalmanFilter(dim_x=4, dim_z=2)
+    kf.x = np.array([float(xy[0]), float(xy[1]), 0.0, 0.0])
+    kf.P = np.diag([measurement_noise, measurement_noise, INIT_SPEED ** 2, INIT_SPEED ** 2])
+    kf.H = _H
+    kf.R = np.eye(2) * measurement_noise
+    return kf
+
+
+class _Track:
+    __slots__ = ("id", "centre", "diag", "time", "missed", "joints", "joint_missed",
+                 "joint_score")
+
+    def __init__(self, track_id: int, person: Person, timestamp: float, measurement_noise: float):
+        self.id = track_id
+        self.centre = _new_filter(person.centre, measurement_noise)
+        self.diag = _box_diag(person.box)
+        self.time = timestamp                  # when the filters were last advanced
+        self.missed = 0                        # frames in a row without a detection
+        self.joints: list[KalmanFilter | None] = [None] * NUM_JOINTS
+        self.joint_missed = np.zeros(NUM_JOINTS, np.int64)
+        self.joint_score = np.zeros(NUM_JOINTS)
+
+    def predicted_centre(self, dt: float) -> np.ndarray:
+        x = self.centre.x
+        return np.array([x[0] + x[2] * dt, x[1] + x[3] * dt])
+
+
+def _box_diag(box) -> float:
+    b = np.asarray(box, dtype=np.float64)
+    return float(max(np.hypot(b[2] - b[0], b[3] - b[1]), 1.0))
+
+
+class Tracker:
+    """Gives persons stable ``track_id`` s and smooths their joints; see the module docstring."""
+
+    def __init__(self, config: TrackingConfig | None = None):
+        self.config = config if config is not None else TrackingConfig()
+        self._tracks: list[_Track] = []
+        self._next_id = 0
+        self._q_cache: dict[float, tuple[np.ndarray, np.ndarray]] = {}
+
+    # ------------------------------------------------------------------ public
+    @property
+    def track_ids(self) -> list[int]:
+        """Ids of the live tracks (matched this frame or missed for at most max_missed frames)."""
+        return [t.id for t in self._tracks]
+
+    def reset(self) -> None:
+        """Forget all tracks (seek, new source); ids start again at 0."""
+        self._tracks.clear()
+        self._next_id = 0
+
+    def update(self, persons: list[Person], timestamp: float) -> list[Person]:
+        """Track (and smooth) the persons of the frame at ``timestamp`` seconds.
+
+        The Person objects are updated in place and the same list is returned.  With
+        ``enabled: false`` they are returned untouched (``track_id`` stays -1).
+        """
+        cfg = self.config
+        if not cfg.enabled:
+            return persons
+        timestamp = float(timestamp)
+        for i, p in enumerate(persons):
+            if np.shape(p.joints) != (NUM_JOINTS, 3):
+                raise ValueError(f"tracking: person {i} has joints of shape {np.shape(p.joints)}, "
+                                 f"expected ({NUM_JOINTS}, 3)")
+
+        pairs, new = self._associate(persons, timestamp)
+        matched = set()
+        for ti, pi in pairs:
+            track = self._tracks[ti]
+            matched.add(ti)
+            self._advance(track, persons[pi], timestamp)
+
+        survivors = []
+        for ti, track in enumerate(self._tracks):
+            if ti in matched:
+                survivors.append(track)
+                continue
+            track.missed += 1
+            track.joint_missed += 1
+            if track.missed <= cfg.max_missed:
+                survivors.append(track)
+        self._tracks = survivors
+
+        for pi in new:
+            p = persons[pi]
+            track = _Track(self._next_id, p, timestamp, cfg.measurement_noise)
+            self._next_id += 1
+            self._tracks.append(track)
+            p.track_id = track.id
+            if cfg.smoothing:
+                self._smooth(track, p, None, None)
+        return persons
+
+    # ----------------------------------------------------------------- helpers
+    def _dt(self, track: _Track, timestamp: float) -> float:
+        return min(max(timestamp - track.time, MIN_DT), MAX_DT)
+
+    def _model(self, dt: float) -> tuple[np.ndarray, np.ndarray]:
+        """F and Q for a step of ``dt`` seconds (shared by every filter advanced by ``dt``)."""
+        key = round(dt, 6)
+        fq = self._q_cache.get(key)
+        if fq is None:
+            Q = Q_continuous_white_noise(dim=2, dt=key, spectral_density=self.config.process_noise,
+                                         block_size=2, order_by_dim=False)
+            fq = (_transition(key), Q)
+            if len(self._q_cache) > 256:
+                self._q_cache.clear()
+            self._q_cache[key] = fq
+        return fq
+
+    def _associate(self, persons: list[Person], timestamp: float):
+        """(track index, person index) pairs and the indices of unmatched persons."""
+        if not self._tracks or not persons:
+            return [], list(range(len(persons)))
+        gate = self.config.max_distance
+        cost = np.empty((len(self._tracks), len(persons)))
+        det_c = np.array([np.asarray(p.centre, np.float64)[:2] for p in persons])
+        det_d = np.array([_box_diag(p.box) for p in persons])
+        for ti, track in enumerate(self._tracks):
+            c = track.predicted_centre(self._dt(track, timestamp))
+            cost[ti] = np.hypot(*(det_c - c).T) / ((track.diag + det_d) / 2)
+        cost[cost > gate] = _BIG
+        rows, cols = linear_sum_assignment(cost)
+        pairs = [(r, c) for r, c in zip(rows, cols) if cost[r, c] <= gate]
+        used = {c for _, c in pairs}
+        return pairs, [i for i in range(len(persons)) if i not in used]
+
+    def _advance(self, track: _Track, person: Person, timestamp: float) -> None:
+        F, Q = self._model(self._dt(track, timestamp))
+        track.centre.predict(F=F, Q=Q)
+        track.centre.update(np.asarray(person.centre, np.float64)[:2])
+        track.diag = _box_diag(person.box)
+        track.time = timestamp
+        track.missed = 0
+        person.track_id = track.id
+        if self.config.smoothing:
+            self._smooth(track, person, F, Q)
+        else:
+            track.joint_missed[:] = 0
+
+    def _smooth(self, track: _Track, person: Person, F, Q) -> None:
+        """Advance the joint filters of ``track`` by F, Q (None: new track) with ``person``'s
+        joints; set person.raw_joints / person.joints."""
+        cfg = self.config
+        raw = np.asarray(person.joints)
+        out = np.array(raw, copy=True)
+        for j in range(NUM_JOINTS):
+            x, y, score = raw[j]
+            kf = track.joints[j]
+            measured = score >= cfg.min_score and np.isfinite(x) and np.isfinite(y)
+            if measured:
+                if kf is None:
+                    track.joints[j] = _new_filter((x, y), cfg.measurement_noise)
+                else:
+                    kf.predict(F=F, Q=Q)
+                    kf.update(np.array([x, y], np.float64))
+                    out[j, 0], out[j, 1] = kf.x[0], kf.x[1]
+                track.joint_missed[j] = 0
+                track.joint_score[j] = score
+            elif kf is not None:
+                if F is not None:
+                    track.joint_missed[j] += 1
+                if track.joint_missed[j] > cfg.max_missed:
+                    track.joints[j] = None      # lost: pass the raw measurement through
+                    continue
+                if F is not None:
+                    kf.predict(F=F, Q=Q)
+                out[j, 0], out[j, 1] = kf.x[0], kf.x[1]
+                out[j, 2] = track.joint_score[j] * SCORE_DECAY ** track.joint_missed[j]
+        person.raw_joints = raw
+        person.joints = out
