@@ -45,11 +45,17 @@ def centre_map(size: int, sigma_px: float) -> np.ndarray:
     return np.outer(g, g).astype(np.float32)
 
 
-def _refine(m: np.ndarray, i: int, j: int) -> tuple[float, float]:
-    """Sub-pixel offset of a local maximum by a separable quadratic fit over its 3x3 neighbourhood."""
+def refine(m: np.ndarray, i: int, j: int) -> tuple[float, float]:
+    """Sub-cell offset of a local maximum from its 3x3 neighbourhood, per axis.
+
+    A parabola through the logarithms of the three values (exact for Gaussian peaks, which is
+    what the nets are trained to produce) where all three are positive, else through the values.
+    """
     h, w = m.shape
 
     def offset(a: float, b: float, c: float) -> float:
+        if a > 1e-6 and b > 1e-6 and c > 1e-6:
+            a, b, c = np.log(a), np.log(b), np.log(c)
         den = a - 2.0 * b + c
         return 0.0 if den >= 0 else float(np.clip(0.5 * (a - c) / den, -0.5, 0.5))
 
@@ -65,7 +71,7 @@ def argmax_subpixel(maps: np.ndarray) -> np.ndarray:
     out = np.zeros((k, 3), dtype=np.float64)
     for n, idx in enumerate(flat):
         i, j = divmod(int(idx), w)
-        dx, dy = _refine(maps[n], i, j)
+        dx, dy = refine(maps[n], i, j)
         out[n] = (j + dx, i + dy, maps[n, i, j])
     return out
 
@@ -83,7 +89,7 @@ def find_peaks(m: np.ndarray, threshold: float, min_distance: float = 1.0,
     kept: list[tuple[float, float, float]] = []
     for n in order:
         i, j = int(ii[n]), int(jj[n])
-        dx, dy = _refine(m, i, j)
+        dx, dy = refine(m, i, j)
         u, v = j + dx, i + dy
         if any((u - a) ** 2 + (v - b) ** 2 < min_distance ** 2 for a, b, _ in kept):
             continue

@@ -124,7 +124,7 @@ def joint_peaks(beliefs: np.ndarray, ok_rows: np.ndarray, ok_cols: np.ndarray) -
     flat = beliefs.reshape(k, -1).argmax(1)
     for n in np.nonzero(~valid.reshape(-1)[flat])[0]:
         i, j = divmod(int(np.where(valid, beliefs[n], -np.inf).argmax()), mw)
-        dx, dy = maps._refine(beliefs[n], i, j)   # the same quadratic fit as argmax_subpixel
+        dx, dy = maps.refine(beliefs[n], i, j)   # the same quadratic fit as argmax_subpixel
         peaks[n] = (j + dx, i + dy, beliefs[n, i, j])
     return peaks
 
@@ -225,12 +225,16 @@ class PoseEstimator:
 
     # ------------------------------------------------------------------ inference
     def estimate(self, frame: np.ndarray, timestamp: float | None = None, frame_index: int = 0,
-                 keep_maps: bool = True) -> PoseResult:
-        """Persons and joints of one frame (see the module doc)."""
-        with self._lock:
-            return self._estimate(frame, timestamp, frame_index, keep_maps)
+                 keep_maps: bool = True, centres: np.ndarray | None = None) -> PoseResult:
+        """Persons and joints of one frame (see the module doc).
 
-    def _estimate(self, frame, timestamp, frame_index, keep_maps) -> PoseResult:
+        ``centres`` (K, 2) in frame pixels skips the person detector and estimates the pose of
+        a person at each given centre (used by `eval` in gt-centre mode).
+        """
+        with self._lock:
+            return self._estimate(frame, timestamp, frame_index, keep_maps, centres)
+
+    def _estimate(self, frame, timestamp, frame_index, keep_maps, centres=None) -> PoseResult:
         t0 = time.perf_counter()
         est = self._cfg.estimator
         b = est.boxsize
@@ -240,11 +244,16 @@ class PoseEstimator:
         x = normalise(pad_to_stride(scaled))[None]
         t1 = time.perf_counter()
 
-        person_map = self._person_backend(x)[-1][0, 0]
-        peaks = maps.find_peaks(person_map, est.person_threshold,
-                                min_distance=est.min_person_distance * b / maps.STRIDE,
-                                max_peaks=est.max_persons)
-        centres = maps.from_map(peaks[:, :2]) if len(peaks) else np.zeros((0, 2))
+        if centres is None:
+            person_map = self._person_backend(x)[-1][0, 0]
+            peaks = maps.find_peaks(person_map, est.person_threshold,
+                                    min_distance=est.min_person_distance * b / maps.STRIDE,
+                                    max_peaks=est.max_persons)
+            centres = maps.from_map(peaks[:, :2]) if len(peaks) else np.zeros((0, 2))
+        else:   # given centres, frame pixels -> scaled-frame pixels; no person map
+            centres = (np.asarray(centres, np.float64).reshape(-1, 2) + 0.5) * (sx, sy) - 0.5
+            peaks = np.column_stack([maps.to_map(centres), np.ones(len(centres))])
+            person_map = np.zeros(x.shape[2:], np.float32)[::maps.STRIDE, ::maps.STRIDE]
         t2 = time.perf_counter()
 
         persons: list[Person] = []

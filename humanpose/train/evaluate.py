@@ -1,0 +1,132 @@
+"""``humanpose eval``: PCK@0.2 on a directory laid out like LSP (images/*.jpg + joints.mat).
+
+Two modes, both with the configured nets, backend and boxsize:
+
+* ``gt-centre``: the pose net on the crop centred on the annotated person (centre of the
+  annotated joints' box), the person detector skipped;
+* ``end-to-end``: the person detector on the whole image, then the pose of the detected person
+  whose centre is nearest the annotated centre; no detection counts every joint as wrong.
+
+A person counts as detected (``detector_recall``) when a detected centre lies within 0.3 x the
+person's size (the larger side of the annotated joints' box) of the annotated centre.
+PCK: a joint is correct within 0.2 x the torso diameter, here the distance from the left
+shoulder to the right hip (the usual "shoulder to opposite hip" LSP definition).
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..skeleton import JOINT_LABELS, NUM_JOINTS
+from .datasets import DatasetError, PoseSet, person_box, read_lsp_dir, splits
+from .metrics import TORSO_DEFINITION, pck_correct, pck_summary
+
+DETECTION_RADIUS = 0.3
+
+
+def evaluate(estimator, data: PoseSet, progress: bool = True) -> dict:
+    """Run both modes over ``data``; returns the JSON-able report."""
+    from tqdm import tqdm
+    n = len(data)
+    pred_gt = np.full((n, NUM_JOINTS, 2), np.nan)
+    pred_e2e = np.full((n, NUM_JOINTS, 2), np.nan)
+    detected = np.zeros(n, bool)
+    t_gt = t_e2e = 0.0
+    for i in tqdm(range(n), desc="eval", disable=not progress):
+        img = cv2.imread(str(data.images[i]), cv2.IMREAD_COLOR)
+        if img is None:
+            raise DatasetError(f"cannot read image {data.images[i]}")
+        centre, size = person_box(data.joints[i])
+        t0 = time.perf_counter()
+        res = estimator.estimate(img, frame_index=i, keep_maps=False, centres=centre[None])
+        t1 = time.perf_counter()
+        pred_gt[i] = res.persons[0].joints[:, :2]
+        res = estimator.estimate(img, frame_index=i, keep_maps=False)
+        t2 = time.perf_counter()
+        t_gt += t1 - t0
+        t_e2e += t2 - t1
+        if res.persons:
+            d = [np.linalg.norm(p.centre - centre) for p in res.persons]
+            k = int(np.argmin(d))
+            if d[k] <= DETECTION_RADIUS * size:
+                detected[i] = True
+            pred_e2e[i] = res.persons[k].joints[:, :2]
+            if not detected[i]:
+                pred_e2e[i] = np.nan   # a miss counts as wrong
+    pck_gt, per_gt = pck_summary(pck_correct(pred_gt, data.joints))
+    pck_e2e, per_e2e = pck_summary(pck_correct(pred_e2e, data.joints))
+    cfg = estimator.config
+    return {
+        "pck_end_to_end": round(pck_e2e, 2),
+        "pck_gt_centre": round(pck_gt, 2),
+        "per_joint_end_to_end": {j: round(float(v), 2) for j, v in zip(JOINT_LABELS, per_e2e)},
+        "per_joint_gt_centre": {j: round(float(v), 2) for j, v in zip(JOINT_LABELS, per_gt)},
+        "n_images": n,
+        "detector_recall": round(100.0 * detected.mean(), 2),
+        "seconds_per_image_end_to_end": round(t_e2e / max(n, 1), 4),
+        "seconds_per_image_gt_centre": round(t_gt / max(n, 1), 4),
+        "boxsize": cfg.estimator.boxsize,
+        "backend": estimator.backend_name,
+        "person_model": cfg.model.person_model,
+        "pose_model": cfg.model.pose_model,
+        "alpha": 0.2,
+        "torso": TORSO_DEFINITION,
+    }
+
+
+def format_report(rep: dict) -> str:
+    lines = [f"{'joint':<12} {'end-to-end':>10} {'gt-centre':>10}"]
+    for j in JOINT_LABELS:
+        lines.append(f"{j:<12} {rep['per_joint_end_to_end'][j]:>10.1f} {rep['per_joint_gt_centre'][j]:>10.1f}")
+    lines.append(f"images: {rep['n_images']}  detector recall: {rep['detector_recall']:.1f} %  "
+                 f"s/image: {rep['seconds_per_image_end_to_end']:.3f} (end-to-end)  "
+                 f"boxsize: {rep['boxsize']}  backend: {rep['backend']}")
+    lines.append(f"PCK@0.2 end-to-end: {rep['pck_end_to_end']:.1f}  gt-centre: {rep['pck_gt_centre']:.1f}")
+    return "\n".join(lines)
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--data", required=True, help="directory with images/*.jpg and joints.mat")
+    p.add_argument("--format", choices=("lsp", "lspet"), default="lsp",
+                   help="lsp: joints 3x14xN, flag 1 = occluded; lspet: 14x3xN, flag 1 = visible")
+    p.add_argument("--split", choices=("all", "val"), default="all",
+                   help="val: only the 500 validation images held out of LSP-extended (seed 0); "
+                        "--data must then be the lspet directory")
+    p.add_argument("--config", help="humanpose.yml to use (default: the project's)")
+    p.add_argument("--boxsize", type=int, help="override estimator.boxsize")
+    p.add_argument("--limit", type=int, help="evaluate only the first N images")
+    p.add_argument("--json", help="write the report as JSON here")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def main(args) -> int:
+    from ..config import ConfigError, load, set_value
+    from ..store import ModelError
+    try:
+        cfg = load(args.config)
+        cfg = set_value(cfg, "tracking.enabled", False)   # independent images
+        if args.boxsize:
+            cfg = set_value(cfg, "estimator.boxsize", args.boxsize)
+        if args.split == "val":
+            data = splits(Path(args.data).parent)[1]
+        else:
+            data = read_lsp_dir(args.data, args.format)
+        if args.limit:
+            data = data.subset(np.arange(min(args.limit, len(data))))
+        from ..estimator.pipeline import PoseEstimator
+        estimator = PoseEstimator(cfg)
+    except (ConfigError, ModelError, DatasetError, OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    rep = evaluate(estimator, data, progress=not args.no_progress)
+    rep["data"] = str(args.data) + (" (validation split)" if args.split == "val" else "")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(rep, indent=2) + "\n")
+    print(format_report(rep))
+    return 0

@@ -1,0 +1,274 @@
+"""``humanpose train CONFIG.yml``: train a compact (or any) CPM person or pose net.
+
+Intermediate supervision (the loss summed over every stage), Gaussian targets at stride 8 plus a
+background map, the centre-map input, heavy augmentation (see :mod:`.samples`).  Checkpoints go
+to ``run_dir`` (outside git) every ``checkpoint_every`` steps and a run resumes from its last
+checkpoint; ``best.safetensors`` there is the best validation result so far.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import queue
+import threading
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import yaml
+
+from ..config import PROJECT_ROOT
+from ..estimator.maps import STRIDE, argmax_subpixel, find_peaks, from_map
+from ..nets import build_model
+from ..store import load_model, save_weights
+from .datasets import build_crop_cache, cache_key, person_box, splits
+from .metrics import pck_correct, pck_summary
+from .samples import person_scene, pose_sample
+
+
+@dataclass
+class TrainConfig:
+    kind: str = "pose"                     # pose | person
+    arch: str = "cpm_compact"
+    arch_kwargs: dict = field(default_factory=dict)
+    data: str = "../shared/data"           # holds lsp/ and lspet/
+    val_images: int = 500
+    seed: int = 0
+    steps: int = 20000                     # total optimiser steps (resume continues to this)
+    batch_size: int = 16
+    sizes: list = field(default_factory=lambda: [128, 160, 192])
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    threads: int = 2
+    device: str = "auto"                   # cpu | cuda | auto
+    run_dir: str = "~/.cache/humanpose/runs/pose"
+    cache_dir: str = "~/.cache/humanpose/cache"
+    init: str = ""                         # weight file to start from (e.g. the shipped weights)
+    checkpoint_every: int = 200
+    val_every: int = 1000
+    val_boxsize: int = 192
+    max_train_images: int = 0              # 0 = all (small values for smoke tests)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "TrainConfig":
+        data = yaml.safe_load(Path(path).read_text()) or {}
+        known = {f.name for f in fields(cls)}
+        bad = set(data) - known
+        if bad:
+            raise ValueError(f"{path}: unknown key(s) {sorted(bad)}; allowed: {sorted(known)}")
+        cfg = cls(**data)
+        if cfg.kind not in ("pose", "person"):
+            raise ValueError(f"{path}: kind {cfg.kind!r} is not allowed; allowed: pose, person")
+        return cfg
+
+
+def _path(p: str) -> Path:
+    q = Path(p).expanduser()
+    return q if q.is_absolute() else (PROJECT_ROOT / q).resolve()
+
+
+class Batches:
+    """Background thread producing augmented batches (cv2 releases the GIL)."""
+
+    def __init__(self, cfg: TrainConfig, cache: dict, seed: int):
+        self.cfg, self.cache = cfg, cache
+        self.rng = np.random.default_rng(seed)
+        self.q: queue.Queue = queue.Queue(maxsize=4)
+        self.stop = False
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def make(self):
+        cfg, rng, c = self.cfg, self.rng, self.cache
+        size = int(rng.choice(cfg.sizes))
+        n = len(c["images"])
+        if cfg.kind == "pose":
+            xs, ts, ws, _ = zip(*(pose_sample(c["images"][i], c["joints"][i], size, rng)
+                               for i in rng.integers(0, n, cfg.batch_size)))
+            return (torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ts)),
+                    torch.from_numpy(np.stack(ws)))
+        width = int(round(size * rng.uniform(1.0, 1.8) / STRIDE)) * STRIDE
+        xs, ts, _ = zip(*(person_scene(c["images"], c["joints"], size, width, rng)
+                          for _ in range(cfg.batch_size)))
+        t = torch.from_numpy(np.stack(ts))
+        return torch.from_numpy(np.stack(xs)), t, torch.ones(t.shape[:2])
+
+    def _run(self):
+        while not self.stop:
+            self.q.put(self.make())
+
+    def get(self):
+        return self.q.get()
+
+
+def stage_loss(outputs, target, weight) -> torch.Tensor:
+    """Weighted squared error summed over every stage (intermediate supervision)."""
+    w = weight[:, :, None, None]
+    return sum(((o - target) ** 2 * w).mean() * target.shape[1] for o in outputs)
+
+
+@torch.inference_mode()
+def validate_pose(model, cache: dict, boxsize: int, device) -> dict:
+    """Fast gt-centre PCK@0.2 on the validation crops (person at 0.65 of the crop)."""
+    rng = np.random.default_rng(0)
+    preds, gts = [], []
+    for s in range(0, len(cache["images"]), 32):
+        items = [pose_sample(cache["images"][i], cache["joints"][i], boxsize, rng, augment=False)
+                 for i in range(s, min(s + 32, len(cache["images"])))]
+        x = torch.from_numpy(np.stack([it[0] for it in items])).to(device)
+        out = model(x)[-1][:, :14].float().cpu().numpy()
+        for o, it in zip(out, items):
+            preds.append(from_map(argmax_subpixel(o)[:, :2]))
+            gts.append(it[3])
+    pck, per_joint = pck_summary(pck_correct(np.array(preds), np.array(gts)))
+    return {"val_pck": round(float(pck), 2)}
+
+
+@torch.inference_mode()
+def validate_person(model, val, boxsize: int, device, threshold: float = 0.3) -> dict:
+    """Detector recall on the validation images: a peak within 0.3 x person size of the centre."""
+    hits, peaks = 0, 0
+    for path, joints in zip(val.images, val.joints):
+        img = cv2.imread(str(path))
+        s = boxsize / img.shape[0]
+        img = cv2.resize(img, (max(8, int(round(img.shape[1] * s))), boxsize),
+                         interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
+        pw = -img.shape[1] % STRIDE
+        img = cv2.copyMakeBorder(img, 0, 0, 0, pw, cv2.BORDER_CONSTANT, value=(128, 128, 128))
+        x = torch.from_numpy(img.transpose(2, 0, 1)[None].astype(np.float32) / 256 - 0.5).to(device)
+        m = model(x)[-1][0, 0].float().cpu().numpy()
+        pk = find_peaks(m, threshold, min_distance=0.15 * boxsize / STRIDE)
+        peaks += len(pk)
+        c, size = person_box(joints)
+        if len(pk):
+            d = np.linalg.norm(from_map(pk[:, :2]) / s - c, axis=1).min()
+            hits += d <= 0.3 * size
+    return {"val_recall": round(100.0 * hits / len(val), 2),
+            "val_peaks_per_image": round(peaks / len(val), 3)}
+
+
+def train(cfg: TrainConfig, progress: bool = True) -> dict:
+    from tqdm import tqdm
+    torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    device = torch.device("cuda" if cfg.device in ("auto", "cuda") and torch.cuda.is_available()
+                          else "cpu")
+    if cfg.device == "cuda" and device.type != "cuda":
+        raise RuntimeError("device: cuda requested but CUDA is not available")
+    run_dir = _path(cfg.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+
+    train_set, val_set = splits(_path(cfg.data), cfg.val_images, cfg.seed)
+    if cfg.max_train_images:
+        train_set = train_set.subset(np.arange(min(cfg.max_train_images, len(train_set))))
+    cache_dir = _path(cfg.cache_dir)
+    train_cache = build_crop_cache(train_set, cache_dir / f"train_{cache_key(train_set)}.npz", progress)
+    val_cache = build_crop_cache(val_set, cache_dir / f"val_{cache_key(val_set)}.npz", progress)
+
+    if cfg.init and _path(cfg.init).exists():
+        model = load_model(_path(cfg.init), kind=cfg.kind).train()
+        arch_kwargs = json.loads(_read_kwargs(_path(cfg.init)))
+    else:
+        model = build_model(cfg.arch, cfg.kind, **cfg.arch_kwargs)
+        arch_kwargs = cfg.arch_kwargs
+    model.to(device).train()
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    step, best, elapsed = 0, -1.0, 0.0
+    last = run_dir / "last.pt"
+    if last.exists():
+        ck = torch.load(last, map_location=device, weights_only=True)
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["opt"])
+        step, best, elapsed = int(ck["step"]), float(ck["best"]), float(ck.get("elapsed", 0.0))
+        print(f"resumed {last} at step {step} (best {best:.2f})")
+    def lr_at(s: int) -> float:  # cosine decay to 2 % of the base rate
+        return float(cfg.lr * (0.02 + 0.98 * 0.5 * (1 + np.cos(np.pi * min(s, cfg.steps) / cfg.steps))))
+
+    log_path = run_dir / "log.csv"
+    new_log = not log_path.exists()
+    log = open(log_path, "a", newline="")
+    writer = csv.writer(log)
+    if new_log:
+        writer.writerow(["step", "loss", "lr", "elapsed_s", "val"])
+    batches = Batches(cfg, train_cache, cfg.seed + step)
+    metric = "val_pck" if cfg.kind == "pose" else "val_recall"
+    result = {"step": step, "best": best}
+    t0 = time.time() - elapsed
+    bar = tqdm(total=cfg.steps, initial=step, desc=f"train {cfg.kind}", disable=not progress)
+    running = None
+
+    def save_checkpoint():
+        tmp = run_dir / "last.pt.tmp"
+        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step,
+                    "best": float(best), "elapsed": float(time.time() - t0)}, tmp)
+        tmp.replace(last)
+
+    try:
+        while step < cfg.steps:
+            x, t, w = (a.to(device) for a in batches.get())
+            loss = stage_loss(model(x), t, w)
+            for group in opt.param_groups:
+                group["lr"] = lr_at(step)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+            running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
+            bar.update(1)
+            bar.set_postfix(loss=f"{running:.4f}")
+            val = {}
+            if step % cfg.val_every == 0 or step == cfg.steps:
+                model.eval()
+                val = (validate_pose(model, val_cache, cfg.val_boxsize, device) if cfg.kind == "pose"
+                       else validate_person(model, val_set, cfg.val_boxsize, device))
+                model.train()
+                val["train_hours"] = round((time.time() - t0) / 3600, 3)
+                if val[metric] > best:
+                    best = val[metric]
+                    save_weights(model, run_dir / "best.safetensors", cfg.arch,
+                                 extra={"step": step, metric: best, "train_hours": val["train_hours"]},
+                                 kwargs=arch_kwargs)
+                bar.write(f"step {step}: {val} (best {best})")
+            if step % 20 == 0 or val:
+                writer.writerow([step, f"{running:.5f}", f"{lr_at(step):.6f}",
+                                 f"{time.time() - t0:.0f}", json.dumps(val) if val else ""])
+                log.flush()
+            if step % cfg.checkpoint_every == 0:
+                save_checkpoint()
+    finally:
+        batches.stop = True
+        save_checkpoint()
+        log.close()
+        bar.close()
+    result.update(step=step, best=best, loss=running)
+    return result
+
+
+def _read_kwargs(path: Path) -> str:
+    from .. import store
+    return store.read_metadata(path).get("kwargs", "{}")
+
+
+def add_arguments(p) -> None:
+    p.add_argument("config", help="training YAML (see train/*.yml)")
+    p.add_argument("--steps", type=int, help="override the number of steps")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def main(args) -> int:
+    import sys
+    try:
+        cfg = TrainConfig.load(args.config)
+    except (OSError, ValueError, TypeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.steps:
+        cfg.steps = args.steps
+    res = train(cfg, progress=not args.no_progress)
+    print(f"trained {cfg.kind} to step {res['step']}; best validation: {res['best']}; "
+          f"weights: {_path(cfg.run_dir) / 'best.safetensors'}")
+    return 0

@@ -1,0 +1,107 @@
+"""The skeleton definition, the config object and the model store."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from humanpose import config, skeleton as sk
+from humanpose.nets import build_model
+from humanpose.store import ModelError, load_model, load_named, save_weights, sha256, write_manifest
+
+
+def test_skeleton_order_and_lsp_mapping():
+    assert sk.JOINTS[:2] == ("head_top", "neck") and sk.NUM_MAPS == 15
+    lsp = np.arange(14)                     # LSP index of each joint
+    mpi = sk.lsp_to_mpi(lsp)
+    assert [sk.LSP_JOINTS[i] for i in mpi] == list(sk.JOINTS)
+    assert sk.LSP_JOINTS[mpi[sk.JOINT_INDEX["r_ankle"]]] == "r_ankle"
+
+
+def test_flip_pairs_are_left_right():
+    for a, b in sk.FLIP_PAIRS:
+        assert sk.JOINTS[a][2:] == sk.JOINTS[b][2:] and {sk.JOINTS[a][0], sk.JOINTS[b][0]} == {"r", "l"}
+    perm = sk.flip_permutation()
+    assert sorted(perm) == list(range(15)) and perm[perm[3]] == 3 and perm[14] == 14
+    assert len(sk.LIMB_COLOURS) == len(sk.LIMBS)
+
+
+def test_joint_angle():
+    j = np.zeros((14, 2))
+    j[2], j[3], j[4] = (0, 0), (10, 0), (10, 10)       # right elbow bent 90 degrees
+    assert sk.joint_angle(j, "R elbow") == pytest.approx(90.0)
+    j[4] = np.nan
+    assert np.isnan(sk.joint_angle(j, "R elbow"))
+
+
+def test_project_config_loads_and_defaults_match(tmp_path):
+    cfg = config.load()
+    assert cfg.estimator.boxsize % 8 == 0 and cfg.model.framework in ("torch", "opencv")
+    # every dataclass default is the value written in humanpose.yml
+    assert cfg.to_dict() == config.Config().to_dict()
+
+
+@pytest.mark.parametrize("text, words", [
+    ("estimator:\n  boxsise: 128\n", ["estimator.boxsise", "allowed keys", "boxsize"]),
+    ("estimator:\n  boxsize: big\n", ["estimator.boxsize", "'big'", "integer"]),
+    ("estimator:\n  boxsize: 1000\n", ["estimator.boxsize", "1000", "64 to 640"]),
+    ("model:\n  framework: caffe\n", ["model.framework", "'caffe'", "torch, opencv"]),
+    ("tracking:\n  enabled: 3\n", ["tracking.enabled", "true or false"]),
+    ("camera:\n  fps: 3\n", ["unknown section", "camera"]),
+    ("estimator: [1, 2\n", ["not valid YAML"]),
+])
+def test_bad_config_names_key_value_and_allowed(tmp_path, text, words):
+    p = tmp_path / "bad.yml"
+    p.write_text(text)
+    with pytest.raises(config.ConfigError) as err:
+        config.load(p)
+    for w in words:
+        assert w in str(err.value)
+
+
+def test_set_value_validates():
+    cfg = config.set_value(config.Config(), "estimator.boxsize", 128)
+    assert cfg.estimator.boxsize == 128 and config.Config().estimator.boxsize == 192
+    with pytest.raises(config.ConfigError):
+        config.set_value(cfg, "model.device", "tpu")
+
+
+def test_store_round_trip_and_errors(tmp_path):
+    torch.manual_seed(0)
+    model = build_model("cpm_compact", "pose", stages=2, feat=16).eval()
+    path = save_weights(model, tmp_path / "pose.safetensors", "cpm_compact",
+                        kwargs={"stages": 2, "feat": 16})
+    write_manifest(tmp_path, [{"name": "tiny", "architecture": "cpm_compact", "kind": "pose",
+                               "file": "pose.safetensors", "sha256": sha256(path)}])
+    loaded = load_named("tiny", tmp_path, "pose")
+    x = torch.randn(1, 4, 64, 64)
+    with torch.inference_mode():
+        for a, b in zip(model(x), loaded(x)):
+            assert torch.equal(a, b)
+    with pytest.raises(ModelError, match="person net"):
+        load_named("tiny", tmp_path, "person")
+    with pytest.raises(ModelError, match="neither in"):
+        load_named("nope", tmp_path, "pose")
+    # truncated file: named, with how to get it back
+    data = path.read_bytes()
+    (tmp_path / "cut.safetensors").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ModelError, match="cut.safetensors.*truncated or corrupt"):
+        load_model(tmp_path / "cut.safetensors")
+    # same size, one byte changed: caught by the manifest's sha256
+    bad = bytearray(data)
+    bad[-1] ^= 0xFF
+    path.write_bytes(bytes(bad))
+    with pytest.raises(ModelError, match="sha256"):
+        load_named("tiny", tmp_path, "pose")
+    with pytest.raises(ModelError, match="not found"):
+        load_model(tmp_path / "missing.safetensors")
+
+
+def test_compact_contract():
+    for kind, cin, maps in (("pose", 4, 15), ("person", 3, 1)):
+        m = build_model("cpm_compact", kind, stages=3, feat=16).eval()
+        assert m.in_channels == cin and m.num_maps == maps and m.num_stages == 3
+        out = m(torch.zeros(2, cin, 96, 136))
+        assert len(out) == 3 and all(o.shape == (2, maps, 12, 17) for o in out)
+    with pytest.raises(ValueError, match="unknown architecture"):
+        build_model("resnet", "pose")

@@ -1,0 +1,203 @@
+"""Training data: readers, splits, targets, augmentation, PCK arithmetic, a tiny training run, eval."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import scipy.io as sio
+import torch
+
+from humanpose import cli, skeleton as sk
+from humanpose.estimator.maps import argmax_subpixel, from_map
+from humanpose.train import metrics
+from humanpose.train.datasets import DatasetError, read_lsp_dir
+from humanpose.train.samples import flip_joints, person_scene, pose_sample, pose_targets
+
+from conftest import shared_path
+
+
+def _fake_lsp(tmp_path, n=6, fmt="lsp", seed=0):
+    """A tiny LSP-layout directory: grey images with a stick figure and joints.mat."""
+    import cv2
+    rng = np.random.default_rng(seed)
+    (tmp_path / "images").mkdir(parents=True)
+    joints_lsp = np.zeros((n, 14, 3))
+    for i in range(n):
+        img = np.full((160, 120, 3), 90, np.uint8)
+        base = np.array([[45, 140], [47, 110], [50, 85], [70, 85], [72, 110], [74, 140],
+                         [35, 80], [40, 62], [48, 45], [72, 45], [80, 62], [86, 80],
+                         [60, 40], [60, 15]], float) + rng.normal(0, 2, (14, 2))
+        for x, y in base:
+            cv2.circle(img, (int(x), int(y)), 3, (255, 255, 255), -1)
+        cv2.imwrite(str(tmp_path / "images" / f"im{i + 1:04d}.jpg"), img)
+        joints_lsp[i, :, :2] = base
+        joints_lsp[i, :, 2] = 0 if fmt == "lsp" else 1
+    joints_lsp[0, 5, 2] = 1 if fmt == "lsp" else 0       # R-... occluded / invisible flag
+    if fmt == "lsp":
+        mat = joints_lsp.transpose(2, 1, 0)              # 3 x 14 x N
+    else:
+        joints_lsp[1, 0, :2] = -1                        # a missing joint in LSP-extended
+        mat = joints_lsp.transpose(1, 2, 0)              # 14 x 3 x N
+    sio.savemat(str(tmp_path / "joints.mat"), {"joints": mat})
+    return joints_lsp
+
+
+def test_reader_lsp_flags_and_order(tmp_path):
+    raw = _fake_lsp(tmp_path, fmt="lsp")
+    data = read_lsp_dir(tmp_path)
+    assert data.fmt == "lsp" and data.joints.shape == (6, 14, 2) and len(data) == 6
+    # MPI head-top is LSP joint 13
+    assert np.allclose(data.joints[:, 0], raw[:, 13, :2])
+    # LSP flag 1 = occluded: LSP joint 5 (L-ankle) of image 0 is not visible
+    assert not data.visible[0, sk.JOINT_INDEX["l_ankle"]] and data.visible[1].all()
+
+
+def test_reader_lspet_flags_and_missing(tmp_path):
+    raw = _fake_lsp(tmp_path, fmt="lspet")
+    data = read_lsp_dir(tmp_path)
+    assert data.fmt == "lspet"
+    assert np.allclose(data.joints[2, sk.JOINT_INDEX["r_ankle"]], raw[2, 0, :2])
+    assert not data.visible[0, sk.JOINT_INDEX["l_ankle"]]           # flag 0 = invisible
+    assert np.isnan(data.joints[1, sk.JOINT_INDEX["r_ankle"]]).all()  # x <= 0 -> missing
+
+
+def test_reader_errors(tmp_path):
+    with pytest.raises(DatasetError, match="joints.mat not found"):
+        read_lsp_dir(tmp_path)
+    _fake_lsp(tmp_path)
+    with pytest.raises(DatasetError, match="LSP-extended joints must be 14x3xN"):
+        read_lsp_dir(tmp_path, "lspet")
+
+
+def test_shared_readers_shapes():
+    lsp = read_lsp_dir(shared_path("data", "lsp"), "lsp")
+    assert len(lsp) == 1000 and lsp.joints.shape == (1000, 14, 2)
+    # in LSP most joints are not occluded; head-top is above the ankles
+    assert 0.8 < lsp.visible.mean() < 1.0
+    assert np.nanmean(lsp.joints[:, 0, 1] < lsp.joints[:, 10, 1]) > 0.8
+
+
+def test_targets_peak_at_joints_and_background():
+    joints = np.full((14, 2), np.nan)
+    joints[0] = (100.0, 60.0)
+    joints[4] = (20.0, 150.0)
+    joints[7] = (500.0, 10.0)                 # outside the crop
+    t, w = pose_targets(joints, 192)
+    assert t.shape == (15, 24, 24)
+    peaks = from_map(argmax_subpixel(t[[0, 4]])[:, :2])
+    assert np.allclose(peaks, joints[[0, 4]], atol=0.05)
+    assert t[7].max() < 1e-3 and w[7] == 1 and w[1] == 0      # outside: empty; missing: masked
+    assert np.allclose(t[14], 1 - t[:14].max(0))
+
+
+def test_flip_swaps_left_and_right():
+    joints = np.zeros((14, 2))
+    joints[:, 0] = np.arange(14)
+    f = flip_joints(joints, 100)
+    r, l = sk.JOINT_INDEX["r_wrist"], sk.JOINT_INDEX["l_wrist"]
+    assert f[r, 0] == 99 - joints[l, 0] and f[l, 0] == 99 - joints[r, 0]
+    assert f[0, 0] == 99 - joints[0, 0]
+
+
+def test_augmented_sample_targets_follow_the_image():
+    """A bright dot drawn at each joint stays under its target peak after augmentation."""
+    import cv2
+    img = np.zeros((288, 288, 3), np.uint8)
+    joints = np.array([[144 + 40 * np.cos(a), 144 + 60 * np.sin(a)]
+                       for a in np.linspace(0, 2 * np.pi, 14, endpoint=False)])
+    rng = np.random.default_rng(3)
+    for n in range(6):
+        x, t, w, j = pose_sample(img, joints, 160, rng, augment=False)
+        assert x.shape == (4, 160, 160) and t.shape == (15, 20, 20)
+    for n in range(10):
+        canvas = img.copy()
+        k = n % 14
+        cv2.circle(canvas, tuple(int(v) for v in joints[k]), 4, (255, 255, 255), -1)
+        x, t, w, j = pose_sample(canvas, joints, 160, rng, augment=True)
+        if not (0 <= j[:, 0].min() and j[:, 0].max() < 160 and 0 <= j[:, 1].min() and j[:, 1].max() < 160):
+            continue
+        bright = x[:3].mean(0)
+        # the target of some joint peaks where the dot ended up (a flip may rename it)
+        yy, xx = np.unravel_index(bright.argmax(), bright.shape)
+        d = np.linalg.norm(j - (xx, yy), axis=1).min()
+        assert d < 6
+
+
+def test_person_scene_targets():
+    rng = np.random.default_rng(0)
+    imgs = np.full((3, 288, 288, 3), 100, np.uint8)
+    joints = np.tile(np.array([[120.0, 80.0], [168.0, 210.0]]), (3, 7, 1))
+    x, t, centres = person_scene(imgs, joints, 128, 192, rng)
+    assert x.shape == (3, 128, 192) and t.shape == (1, 16, 24)
+    assert len(centres) >= 1
+    for c in centres:
+        u = from_map(argmax_subpixel(t[:, int(c[1] // 8):int(c[1] // 8) + 1, :])[:, :2])
+        assert np.isfinite(u).all()
+    assert t.max() > 0.9
+
+
+def test_pck_arithmetic():
+    gt = np.zeros((2, 14, 2))
+    gt[:, sk.JOINT_INDEX["l_shoulder"]] = (0, 0)
+    gt[:, sk.JOINT_INDEX["r_hip"]] = (30, 40)           # torso 50 -> threshold 10 px
+    pred = gt.copy()
+    pred[0, 0] += (6, 8)                                 # exactly 10 px: correct
+    pred[0, 1] += (0, 10.5)                              # wrong
+    pred[1, 2] = np.nan                                  # no prediction: wrong
+    gt[1, 3] = np.nan                                    # no ground truth: not counted
+    c = metrics.pck_correct(pred, gt)
+    assert c[0, 0] == 1 and c[0, 1] == 0 and c[1, 2] == 0 and np.isnan(c[1, 3])
+    mean, per_joint = metrics.pck_summary(c)
+    assert mean == pytest.approx(100 * 25 / 27)       # 27 counted, 2 wrong
+    assert per_joint[0] == 100 and per_joint[1] == 50
+
+
+def test_tiny_training_lowers_loss(tmp_path):
+    """A real (tiny) training run on generated LSP data: the loss goes down, checkpoints resume."""
+    from humanpose.train.trainer import TrainConfig, train
+    root = tmp_path / "data"
+    _fake_lsp(root / "lsp", n=12, fmt="lsp")
+    _fake_lsp(root / "lspet", n=12, fmt="lspet", seed=1)
+    cfg = TrainConfig(kind="pose", arch_kwargs={"stages": 2, "feat": 16}, data=str(root),
+                      val_images=4, steps=40, batch_size=4, sizes=[64], lr=3e-3, threads=1,
+                      device="cpu", run_dir=str(tmp_path / "run"), cache_dir=str(tmp_path / "cache"),
+                      checkpoint_every=20, val_every=20)
+    res = train(cfg, progress=False)
+    rows = (tmp_path / "run" / "log.csv").read_text().splitlines()[1:]
+    losses = [float(r.split(",")[1]) for r in rows]
+    assert res["step"] == 40 and losses[-1] < losses[0]
+    assert (tmp_path / "run" / "best.safetensors").exists()
+    cfg.steps = 44
+    assert train(cfg, progress=False)["step"] == 44      # resumed from last.pt, not from 0
+
+
+def test_eval_cli_end_to_end(tmp_path, capsys):
+    """`humanpose eval` on an LSP-layout directory with tiny weights: the report's form."""
+    from humanpose.nets import build_model
+    from humanpose.store import save_weights
+    _fake_lsp(tmp_path / "lsp", n=3)
+    models = tmp_path / "models"
+    for kind in ("person", "pose"):
+        save_weights(build_model("cpm_compact", kind, stages=2, feat=16), models / f"{kind}.safetensors",
+                     "cpm_compact", kwargs={"stages": 2, "feat": 16})
+    (tmp_path / "cfg.yml").write_text(
+        f"model:\n  models_dir: {models}\n  person_model: person.safetensors\n"
+        f"  pose_model: pose.safetensors\n  framework: torch\n  device: cpu\n"
+        "estimator:\n  boxsize: 128\n  person_threshold: 0.0\n")
+    out = tmp_path / "rep.json"
+    rc = cli.main(["eval", "--data", str(tmp_path / "lsp"), "--config", str(tmp_path / "cfg.yml"),
+                   "--json", str(out), "--no-progress"])
+    assert rc == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last.startswith("PCK@0.2 end-to-end: ") and "gt-centre: " in last
+    rep = json.loads(out.read_text())
+    for key in ("pck_end_to_end", "pck_gt_centre", "per_joint_end_to_end", "n_images",
+                "detector_recall", "seconds_per_image_end_to_end"):
+        assert key in rep
+    assert rep["n_images"] == 3 and 0 <= rep["pck_gt_centre"] <= 100
+
+
+def test_eval_cli_errors(tmp_path, capsys):
+    assert cli.main(["eval", "--data", str(tmp_path)]) == 2
+    assert "joints.mat not found" in capsys.readouterr().err
