@@ -1,0 +1,71 @@
+"""``python -m humanpose gui [config]`` (and ``run_humanpose.py``): open the desktop application."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..config import DEFAULT_CONFIG, PROJECT_ROOT, ConfigError, load
+
+ICON = PROJECT_ROOT / "resources" / "humanpose.png"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("config", nargs="?", default=None,
+                        help=f"YAML config (default: {DEFAULT_CONFIG.name} of this checkout)")
+    parser.add_argument("--source", default=None,
+                        help="source to open at start: video, image, folder, camera index or URL "
+                             "(default: the last one opened, else source.source of the config)")
+    parser.add_argument("--no-settings", action="store_true",
+                        help="ignore and do not change the remembered settings (QSettings)")
+    parser.add_argument("--settings-file", default=None,
+                        help="remember settings in this INI file instead of the user's settings")
+
+
+def _fatal(message: str) -> int:
+    """A start-up error: stderr, and a dialog (the app may have been started by double-click)."""
+    print(f"humanpose: {message}", file=sys.stderr)
+    try:
+        from PySide6.QtWidgets import QApplication, QMessageBox
+        app = QApplication.instance() or QApplication(sys.argv[:1])
+        QMessageBox.critical(None, "humanpose", message)
+        del app
+    except Exception:  # noqa: BLE001 - no display: stderr is all we have
+        pass
+    return 2
+
+
+def main(args: argparse.Namespace) -> int:
+    try:
+        cfg = load(args.config)
+    except ConfigError as exc:
+        return _fatal(str(exc))
+
+    from PySide6.QtGui import QIcon
+    from PySide6.QtWidgets import QApplication
+
+    from .main_window import MainWindow
+    from .settings import APPLICATION, ORGANISATION, apply_settings, open_settings
+
+    QApplication.setOrganizationName(ORGANISATION)
+    QApplication.setApplicationName(APPLICATION)
+    QApplication.setDesktopFileName("humanpose")
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    if ICON.exists():
+        app.setWindowIcon(QIcon(str(ICON)))
+    settings = None
+    if not args.no_settings:
+        settings = open_settings(args.settings_file)
+        cfg = apply_settings(cfg, settings)
+    source = args.source
+    window = MainWindow(cfg, settings=settings, source=source)
+    window.show()
+    return int(app.exec())
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Entry point of run_humanpose.py: ``run_humanpose.py [config] [--source S] ...``."""
+    parser = argparse.ArgumentParser(prog=Path(sys.argv[0]).name,
+                                     description="humanpose desktop application")
+    add_arguments(parser)
+    return main(parser.parse_args(argv))

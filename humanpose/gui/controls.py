@@ -1,0 +1,190 @@
+"""The control panel widgets of the main window (layout only; the window wires them)."""
+from __future__ import annotations
+
+import math
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGridLayout,
+                               QGroupBox, QHBoxLayout, QLabel, QLineEdit, QProgressBar,
+                               QPushButton, QSlider, QSpinBox, QStyle, QToolButton, QVBoxLayout,
+                               QWidget)
+
+BOXSIZE_MIN, BOXSIZE_MAX, BOXSIZE_STEP = 64, 640, 8
+SPEEDS = (("0.25x", 0.25), ("0.5x", 0.5), ("1x", 1.0), ("2x", 2.0), ("4x", 4.0), ("max", 0.0))
+
+
+def strength_to_noise(strength: int) -> float:
+    """Kalman strength slider 0..100 -> tracking.measurement_noise (px², log scale 0.1..1000)."""
+    return float(10 ** (strength / 25.0 - 1.0))
+
+
+def noise_to_strength(noise: float) -> int:
+    return int(round(min(100.0, max(0.0, 25.0 * (math.log10(max(noise, 1e-6)) + 1.0)))))
+
+
+def snap_boxsize(value: int) -> int:
+    value = BOXSIZE_STEP * int(round(value / BOXSIZE_STEP))
+    return min(BOXSIZE_MAX, max(BOXSIZE_MIN, value))
+
+
+class SourcePanel(QGroupBox):
+    def __init__(self) -> None:
+        super().__init__("Source")
+        self.camera_index = QSpinBox()
+        self.camera_index.setRange(0, 15)
+        self.camera_index.setToolTip("Webcam index (0 = first camera)")
+        self.open_camera = QPushButton("Webcam")
+        self.open_video = QPushButton("Video…")
+        self.open_image = QPushButton("Image…")
+        self.open_folder = QPushButton("Folder…")
+        self.url = QLineEdit()
+        self.url.setPlaceholderText("rtsp:// or http:// stream URL")
+        self.open_url = QPushButton("Open")
+        self.name = QLabel("no source")
+        self.name.setWordWrap(True)
+        grid = QGridLayout(self)
+        grid.addWidget(QLabel("Camera"), 0, 0)
+        grid.addWidget(self.camera_index, 0, 1)
+        grid.addWidget(self.open_camera, 0, 2)
+        row = QHBoxLayout()
+        for b in (self.open_video, self.open_image, self.open_folder):
+            row.addWidget(b)
+        grid.addLayout(row, 1, 0, 1, 3)
+        grid.addWidget(self.url, 2, 0, 1, 2)
+        grid.addWidget(self.open_url, 2, 2)
+        grid.addWidget(self.name, 3, 0, 1, 3)
+
+
+class PlaybackBar(QWidget):
+    def __init__(self) -> None:
+        super().__init__()
+        style = self.style()
+        self.play = QToolButton()
+        self.play.setIcon(style.standardIcon(QStyle.StandardPixmap.SP_MediaPlay))
+        self.play.setToolTip("Play / pause (Space)")
+        self.play.setCheckable(True)
+        self.back = QToolButton()
+        self.back.setIcon(style.standardIcon(QStyle.StandardPixmap.SP_MediaSeekBackward))
+        self.back.setToolTip("One frame back (Left)")
+        self.forward = QToolButton()
+        self.forward.setIcon(style.standardIcon(QStyle.StandardPixmap.SP_MediaSeekForward))
+        self.forward.setToolTip("One frame forward (Right)")
+        self.seek = QSlider(Qt.Orientation.Horizontal)
+        self.seek.setRange(0, 0)
+        self.seek.setToolTip("Seek")
+        self.frame = QLabel("– / –")
+        self.frame.setMinimumWidth(90)
+        self.speed = QComboBox()
+        for text, value in SPEEDS:
+            self.speed.addItem(text, value)
+        self.speed.setCurrentIndex(2)
+        self.speed.setToolTip("Playback speed of video files (max = as fast as possible)")
+        self.analyse = QPushButton("Analyse whole file")
+        self.analyse.setCheckable(True)
+        self.analyse.setToolTip("Estimate every frame of the file (results are cached)")
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 100)
+        self.progress.setMaximumWidth(140)
+        self.progress.setFormat("%p% cached")
+        row = QHBoxLayout(self)
+        row.setContentsMargins(0, 0, 0, 0)
+        for w in (self.play, self.back, self.forward):
+            row.addWidget(w)
+        row.addWidget(self.seek, 1)
+        row.addWidget(self.frame)
+        row.addWidget(QLabel("Speed"))
+        row.addWidget(self.speed)
+        row.addWidget(self.analyse)
+        row.addWidget(self.progress)
+
+
+class EstimatorPanel(QGroupBox):
+    def __init__(self) -> None:
+        super().__init__("Estimator")
+        self.boxsize = QSlider(Qt.Orientation.Horizontal)
+        self.boxsize.setRange(BOXSIZE_MIN, BOXSIZE_MAX)
+        self.boxsize.setSingleStep(BOXSIZE_STEP)
+        self.boxsize.setPageStep(4 * BOXSIZE_STEP)
+        self.boxsize.setTickInterval(64)
+        self.boxsize.setTickPosition(QSlider.TickPosition.TicksBelow)
+        self.boxsize.setToolTip("Box size in pixels (multiples of 8): bigger = more accurate, slower")
+        self.boxsize_label = QLabel("")
+        self.framework = QComboBox()
+        self.framework.addItems(["torch", "opencv"])
+        self.device = QComboBox()
+        self.device.addItems(["auto", "cpu", "cuda"])
+        self.backend = QLabel("loading…")
+        self.backend.setWordWrap(True)
+        self.threshold = QDoubleSpinBox()
+        self.threshold.setRange(0.0, 1.0)
+        self.threshold.setSingleStep(0.05)
+        self.threshold.setDecimals(2)
+        self.threshold.setToolTip("Person-centre threshold: lower finds more (and more false) persons")
+        self.tracking = QCheckBox("Track persons (stable ids)")
+        self.kalman = QCheckBox("Kalman smoothing")
+        self.strength = QSlider(Qt.Orientation.Horizontal)
+        self.strength.setRange(0, 100)
+        self.strength.setToolTip("Smoothing strength (measurement noise, log scale)")
+        self.reload = QPushButton("Reload models")
+        form = QFormLayout(self)
+        form.addRow("Box size", self.boxsize)
+        form.addRow("", self.boxsize_label)
+        row = QHBoxLayout()
+        row.addWidget(self.framework)
+        row.addWidget(self.device)
+        form.addRow("Backend", row)
+        form.addRow("", self.backend)
+        form.addRow("Person threshold", self.threshold)
+        form.addRow(self.tracking)
+        form.addRow(self.kalman)
+        form.addRow("Strength", self.strength)
+        form.addRow(self.reload)
+
+
+class DisplayPanel(QGroupBox):
+    def __init__(self) -> None:
+        super().__init__("Display")
+        self.person = QComboBox()
+        self.person.addItem("most confident", -1)
+        self.person.setToolTip("Person shown in the heatmap and multi-stage views and the plot")
+        self.boxes = QCheckBox("Boxes")
+        self.scores = QCheckBox("Joint confidences")
+        self.blend = QCheckBox("Blend maps over the crop")
+        form = QFormLayout(self)
+        form.addRow("Person", self.person)
+        form.addRow(self.boxes)
+        form.addRow(self.scores)
+        form.addRow(self.blend)
+
+
+class OutputPanel(QGroupBox):
+    def __init__(self) -> None:
+        super().__init__("Output")
+        self.record = QPushButton("Record video")
+        self.record.setCheckable(True)
+        self.record.setToolTip("Record the annotated frames (one per estimate) to the output folder")
+        self.export_csv = QPushButton("Export CSV")
+        self.export_json = QPushButton("Export JSON")
+        self.screenshot = QPushButton("Screenshot")
+        self.folder = QLabel("")
+        self.folder.setWordWrap(True)
+        self.folder.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        grid = QGridLayout(self)
+        grid.addWidget(self.record, 0, 0)
+        grid.addWidget(self.screenshot, 0, 1)
+        grid.addWidget(self.export_csv, 1, 0)
+        grid.addWidget(self.export_json, 1, 1)
+        grid.addWidget(self.folder, 2, 0, 1, 2)
+
+
+class ControlPanel(QWidget):
+    def __init__(self) -> None:
+        super().__init__()
+        self.source = SourcePanel()
+        self.estimator = EstimatorPanel()
+        self.display = DisplayPanel()
+        self.output = OutputPanel()
+        layout = QVBoxLayout(self)
+        for w in (self.source, self.estimator, self.display, self.output):
+            layout.addWidget(w)
+        layout.addStretch(1)

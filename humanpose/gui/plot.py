@@ -1,0 +1,162 @@
+"""Plot panel: chosen joint angles or joint coordinates of the selected person against time.
+
+Data come from the per-frame result cache; a vertical cursor marks the current frame and a click
+into the plot asks the window to seek there (:attr:`PlotPanel.seek_requested`, seconds).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QListWidget, QListWidgetItem,
+                               QVBoxLayout, QWidget)
+
+from ..skeleton import ANGLES, JOINT_LABELS, NUM_JOINTS, joint_angle
+from .views import AUTO, select_person
+
+MODES = ("angles", "coordinates")
+DEFAULT_ANGLES = ("R elbow", "L elbow", "R knee", "L knee", "R hip", "L hip")
+DEFAULT_JOINTS = ("R wrist", "L wrist")
+PENS = [(230, 80, 80), (80, 160, 255), (250, 180, 40), (90, 200, 90), (200, 90, 220),
+        (60, 210, 210), (240, 240, 240), (160, 120, 60)]
+
+
+def series(items, mode: str, names: list[str], person: int = AUTO,
+           joint_threshold: float = 0.1) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """(times, {curve name: values}) from (index, PoseResult) pairs; NaN where not found.
+
+    mode "angles": names are keys of skeleton.ANGLES (degrees); "coordinates": names are joint
+    labels and each gives two curves "<name> x" and "<name> y" (frame pixels).
+    """
+    times = np.array([r.timestamp for _, r in items], dtype=np.float64)
+    out: dict[str, np.ndarray] = {}
+    if mode == "angles":
+        for name in names:
+            out[name] = np.full(len(items), np.nan)
+    else:
+        for name in names:
+            out[f"{name} x"] = np.full(len(items), np.nan)
+            out[f"{name} y"] = np.full(len(items), np.nan)
+    for n, (_, result) in enumerate(items):
+        p = select_person(result, person)
+        if p is None:
+            continue
+        joints = np.array(p.joints, dtype=np.float64)
+        joints[joints[:, 2] < joint_threshold, :2] = np.nan
+        for name in names:
+            if mode == "angles":
+                out[name][n] = joint_angle(joints, name)
+            else:
+                j = JOINT_LABELS.index(name)
+                out[f"{name} x"][n], out[f"{name} y"][n] = joints[j, 0], joints[j, 1]
+    return times, out
+
+
+class PlotPanel(QWidget):
+    seek_requested = Signal(float)   # seconds
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.mode = "angles"
+        self.person = AUTO
+        self.joint_threshold = 0.1
+        self._items: list = []
+        self.curves: dict[str, pg.PlotDataItem] = {}
+
+        self.mode_box = QComboBox()
+        self.mode_box.addItems(["Joint angles (deg)", "Coordinates (px)"])
+        self.mode_box.setToolTip("Plot joint angles or joint coordinates against time")
+        self.choices = QListWidget()
+        self.choices.setMaximumWidth(170)
+        self.choices.setToolTip("Tick the angles / joints to plot")
+        self.plot = pg.PlotWidget(background=(30, 30, 30))
+        self.plot.setLabel("bottom", "time", units="s")
+        self.plot.showGrid(x=True, y=True, alpha=0.25)
+        self.plot.addLegend(offset=(5, 5))
+        self.cursor = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen((255, 255, 0), width=1))
+        self.plot.addItem(self.cursor)
+        self.plot.scene().sigMouseClicked.connect(self._on_click)
+        self.info = QLabel("")
+
+        side = QVBoxLayout()
+        side.addWidget(self.mode_box)
+        side.addWidget(self.choices, 1)
+        side.addWidget(self.info)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(side)
+        layout.addWidget(self.plot, 1)
+
+        self._fill_choices()
+        self.mode_box.currentIndexChanged.connect(self._mode_changed)
+        self.choices.itemChanged.connect(lambda _item: self.redraw())
+
+    # ----------------------------------------------------------------- choices
+    def _fill_choices(self) -> None:
+        self.choices.blockSignals(True)
+        self.choices.clear()
+        names = list(ANGLES) if self.mode == "angles" else list(JOINT_LABELS[:NUM_JOINTS])
+        default = DEFAULT_ANGLES if self.mode == "angles" else DEFAULT_JOINTS
+        for name in names:
+            item = QListWidgetItem(name)
+            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+            item.setCheckState(Qt.CheckState.Checked if name in default else Qt.CheckState.Unchecked)
+            self.choices.addItem(item)
+        self.choices.blockSignals(False)
+
+    def _mode_changed(self, i: int) -> None:
+        self.mode = MODES[i]
+        self._fill_choices()
+        self.plot.setLabel("left", "angle (deg)" if self.mode == "angles" else "position (px)")
+        self.redraw()
+
+    def chosen(self) -> list[str]:
+        return [self.choices.item(i).text() for i in range(self.choices.count())
+                if self.choices.item(i).checkState() == Qt.CheckState.Checked]
+
+    def set_chosen(self, names) -> None:
+        self.choices.blockSignals(True)
+        for i in range(self.choices.count()):
+            item = self.choices.item(i)
+            item.setCheckState(Qt.CheckState.Checked if item.text() in names else Qt.CheckState.Unchecked)
+        self.choices.blockSignals(False)
+        self.redraw()
+
+    # ----------------------------------------------------------------- data
+    def set_data(self, items, person: int = AUTO, joint_threshold: float = 0.1) -> None:
+        """``items``: (frame index, PoseResult) pairs sorted by index (ResultCache.items())."""
+        self._items = items
+        self.person = person
+        self.joint_threshold = joint_threshold
+        self.redraw()
+
+    def redraw(self) -> None:
+        times, data = series(self._items, self.mode, self.chosen(), self.person, self.joint_threshold)
+        for name in list(self.curves):
+            if name not in data:
+                self.plot.removeItem(self.curves.pop(name))
+                legend = self.plot.plotItem.legend
+                if legend is not None:
+                    legend.removeItem(name)
+        for n, (name, values) in enumerate(data.items()):
+            curve = self.curves.get(name)
+            if curve is None:
+                curve = self.plot.plot([], [], name=name, connect="finite",
+                                       pen=pg.mkPen(PENS[n % len(PENS)], width=2))
+                self.curves[name] = curve
+            curve.setData(times, values, connect="finite")
+        self.info.setText(f"{len(times)} frames")
+
+    def set_cursor(self, seconds: float) -> None:
+        self.cursor.setValue(seconds)
+
+    # ----------------------------------------------------------------- seeking
+    def _on_click(self, event) -> None:
+        vb = self.plot.plotItem.vb
+        if not vb.sceneBoundingRect().contains(event.scenePos()):
+            return
+        self.request_seek(vb.mapSceneToView(event.scenePos()).x())
+
+    def request_seek(self, seconds: float) -> None:
+        """What a click at time ``seconds`` does (also called by tests)."""
+        self.seek_requested.emit(max(0.0, float(seconds)))

@@ -1,0 +1,84 @@
+"""Settings remembered between runs (QSettings) on top of ``humanpose.yml``.
+
+The YAML file gives the defaults; whatever the user changed in the window is stored in QSettings
+(per user: ~/.config/humanpose/humanpose.conf on Linux, the registry on Windows) and applied over
+the YAML values at the next start.  Every stored value goes through :func:`config.set_value`, so a
+stale or hand-edited entry that is no longer valid is ignored with a warning instead of breaking
+the start.
+"""
+from __future__ import annotations
+
+import logging
+
+from PySide6.QtCore import QSettings
+
+from ..config import Config, ConfigError, set_value
+
+log = logging.getLogger(__name__)
+
+ORGANISATION = "humanpose"
+APPLICATION = "humanpose"
+
+# Config keys the window changes and remembers, with their Python types.
+REMEMBERED: dict[str, type] = {
+    "estimator.boxsize": int,
+    "estimator.person_threshold": float,
+    "model.framework": str,
+    "model.device": str,
+    "tracking.enabled": bool,
+    "tracking.smoothing": bool,
+    "tracking.measurement_noise": float,
+    "source.source": str,
+    "gui.view": str,
+    "gui.heatmap_blend": bool,
+    "gui.show_boxes": bool,
+    "gui.show_scores": bool,
+}
+
+
+def open_settings(path: str | None = None) -> QSettings:
+    """The user's settings, or an INI file at ``path`` (tests, portable installs)."""
+    if path:
+        return QSettings(str(path), QSettings.Format.IniFormat)
+    return QSettings(QSettings.Format.IniFormat, QSettings.Scope.UserScope, ORGANISATION, APPLICATION)
+
+
+def _convert(value, typ: type):
+    """QSettings returns strings from INI files; turn them back into ``typ``."""
+    if typ is bool:
+        if isinstance(value, bool):
+            return value
+        if str(value).lower() in ("true", "1", "yes"):
+            return True
+        if str(value).lower() in ("false", "0", "no"):
+            return False
+        raise ValueError(f"not a boolean: {value!r}")
+    return typ(value)
+
+
+def apply_settings(cfg: Config, settings: QSettings) -> Config:
+    """``cfg`` with the remembered values applied (invalid entries are skipped with a warning)."""
+    for key, typ in REMEMBERED.items():
+        qkey = key.replace(".", "/")
+        if not settings.contains(qkey):
+            continue
+        raw = settings.value(qkey)
+        try:
+            cfg = set_value(cfg, key, _convert(raw, typ))
+        except (ConfigError, ValueError, TypeError) as exc:
+            log.warning("ignoring remembered setting %s=%r: %s", key, raw, exc)
+    return cfg
+
+
+def remember(settings: QSettings, key: str, value) -> None:
+    """Store one config value (``key`` as in :data:`REMEMBERED`)."""
+    if key not in REMEMBERED:
+        raise KeyError(f"{key} is not a remembered setting; known: {', '.join(REMEMBERED)}")
+    settings.setValue(key.replace(".", "/"), value)
+
+
+def remember_config(settings: QSettings, cfg: Config) -> None:
+    for key in REMEMBERED:
+        section, name = key.split(".")
+        remember(settings, key, getattr(getattr(cfg, section), name))
+    settings.sync()

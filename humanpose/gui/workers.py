@@ -1,0 +1,434 @@
+"""The two worker objects of the window, each living in its own QThread.
+
+* :class:`CameraWorker` owns the frame source.  It reads frames, paces video files at their own
+  frame rate (times the playback speed; unpaced in analysis mode) and puts every frame into two
+  latest-frame slots: one the estimator takes from, one the GUI paints from.  A slow estimator
+  therefore never makes a queue grow; overwritten frames are counted as dropped.
+* :class:`EstimatorWorker` always takes the newest frame, looks it up in the per-frame result
+  cache (seekable sources) or runs the :class:`~humanpose.estimator.pipeline.PoseEstimator`, and
+  emits the result by signal.  Setting changes from the GUI are queued and applied right before
+  the next frame, so they take effect on the next estimate.
+
+Both run a loop in their thread (started by ``QThread.started``); the GUI talks to them through
+thread-safe request methods and they answer with Qt signals (queued to the GUI thread).
+``stop()`` ends a loop within one poll interval (50 ms) plus the step in progress.
+"""
+from __future__ import annotations
+
+import threading
+import time
+import traceback
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from PySide6.QtCore import QObject, Signal
+
+from ..sources import Frame, SourceError, open_source
+from .slots import FrameSlot, ResultCache
+
+POLL_S = 0.05
+
+
+@dataclass
+class Captured:
+    """A frame on its way through the threads."""
+    frame: Frame
+    captured: float          # time.perf_counter() when it was read
+    generation: int          # which opened source it belongs to (stale frames are ignored)
+    jump: bool = False       # not the successor of the previous frame (seek, new source)
+
+
+@dataclass
+class SourceInfo:
+    spec: str
+    name: str
+    fps: float | None
+    frame_count: int | None
+    seekable: bool
+    is_live: bool
+    size: tuple[int, int]
+    generation: int
+
+
+class CameraWorker(QObject):
+    opened = Signal(object)      # SourceInfo
+    failed = Signal(str)         # could not open the source
+    lost = Signal(str)           # the source stopped midway (truncated file, camera unplugged)
+    ended = Signal(int)          # normal end of a file; the last frame index
+    position = Signal(int)       # index of the frame just read
+    state = Signal(bool)         # playing?
+    finished = Signal()
+
+    def __init__(self, estimator_slot: FrameSlot, display_slot: FrameSlot,
+                 opener: Callable = open_source) -> None:
+        super().__init__()
+        self.estimator_slot = estimator_slot
+        self.display_slot = display_slot
+        self._opener = opener
+        self._commands: deque = deque()
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self.source = None
+        self.generation = 0
+        self.playing = False
+        self.speed = 1.0            # 0 = as fast as possible
+        self.analysis = False       # every frame goes to the estimator, unpaced
+        self.frames_read = 0
+        self.last_index = -1
+        self._clock: tuple[float, int] | None = None   # (perf_counter, index) pacing reference
+        # called in this thread with the SourceInfo before the first frame of a source is put
+        # into the slots (the estimator must know the new generation before it sees its frames)
+        self.on_open: Callable[[SourceInfo], None] | None = None
+
+    # ---------------------------------------------------------------- requests (any thread)
+    def request(self, name: str, *args: Any) -> None:
+        with self._lock:
+            if name == "seek":   # a dragged seek bar: only the newest position matters
+                self._commands = deque(c for c in self._commands if c[0] != "seek")
+            self._commands.append((name, args))
+        self._wake.set()
+
+    def open(self, spec: str, source_cfg) -> None:
+        self.request("open", spec, source_cfg)
+
+    def play(self) -> None:
+        self.request("play")
+
+    def pause(self) -> None:
+        self.request("pause")
+
+    def seek(self, index: int) -> None:
+        self.request("seek", int(index))
+
+    def step(self, delta: int) -> None:
+        self.request("step", int(delta))
+
+    def set_speed(self, speed: float) -> None:
+        self.request("speed", float(speed))
+
+    def set_analysis(self, on: bool) -> None:
+        self.request("analysis", bool(on))
+
+    def close_source(self) -> None:
+        self.request("close")
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+
+    # ---------------------------------------------------------------- the loop (worker thread)
+    def run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                self._handle_commands()
+                if self._stop.is_set():
+                    break
+                if self.source is None or not self.playing:
+                    self._wake.wait(POLL_S)
+                    self._wake.clear()
+                    continue
+                if self.analysis:
+                    # back-pressure: the estimator must have taken the previous frame
+                    if not self.estimator_slot.wait_empty(POLL_S):
+                        continue
+                elif not self._wait_due():
+                    continue
+                self._read_one()
+        finally:
+            self._close()
+            self.finished.emit()
+
+    def _wait_due(self) -> bool:
+        """Pace seekable sources at fps x speed; False if woken up early (command or stop)."""
+        src = self.source
+        if src.is_live or not src.fps or self.speed <= 0:
+            return True
+        if self._clock is None:
+            self._clock = (time.perf_counter(), self.last_index + 1)
+            return True
+        t0, i0 = self._clock
+        due = t0 + (self.last_index + 1 - i0) / (src.fps * self.speed)
+        delay = due - time.perf_counter()
+        if delay > 0.002:
+            if self._wake.wait(min(delay, POLL_S)):
+                self._wake.clear()
+            return False
+        if delay < -0.5:  # far behind (slow decoding): restart the clock instead of racing
+            self._clock = (time.perf_counter(), self.last_index + 1)
+        return True
+
+    def _read_one(self) -> bool:
+        src = self.source
+        try:
+            frame = src.read()
+        except Exception as exc:  # noqa: BLE001 - a decoder error must not kill the thread
+            frame = None
+            src.error = src.error or f"{src.name}: reading failed ({exc})"
+        if frame is None:
+            self._set_playing(False)
+            self._clock = None
+            if src.error:
+                message = src.error
+                if not src.seekable:
+                    self._close()
+                self.lost.emit(message)
+            else:
+                self.ended.emit(self.last_index)
+            return False
+        self.frames_read += 1
+        jump = frame.index != self.last_index + 1
+        self.last_index = frame.index
+        item = Captured(frame, time.perf_counter(), self.generation, jump)
+        self.display_slot.put(item)
+        self.estimator_slot.put(item)
+        self.position.emit(frame.index)
+        return True
+
+    def _set_playing(self, on: bool) -> None:
+        if on != self.playing:
+            self.playing = on
+            self.state.emit(on)
+
+    def _handle_commands(self) -> None:
+        while True:
+            with self._lock:
+                if not self._commands:
+                    return
+                name, args = self._commands.popleft()
+            getattr(self, "_cmd_" + name)(*args)
+
+    def _cmd_open(self, spec: str, source_cfg) -> None:
+        self._close()
+        self._set_playing(False)
+        self.generation += 1
+        try:
+            src = self._opener(spec, source_cfg)
+        except SourceError as exc:
+            self.failed.emit(str(exc))
+            return
+        except Exception as exc:  # noqa: BLE001
+            self.failed.emit(f"cannot open {spec}: {exc}")
+            return
+        self.source = src
+        self.last_index = -1
+        self._clock = None
+        info = SourceInfo(str(spec), src.name, src.fps, src.frame_count, src.seekable,
+                          src.is_live, tuple(src.size), self.generation)
+        if self.on_open is not None:
+            self.on_open(info)
+        self.opened.emit(info)
+        self._read_one()                      # show the first frame at once
+        if src.frame_count != 1:
+            self._set_playing(True)
+
+    def _cmd_close(self) -> None:
+        self._close()
+        self._set_playing(False)
+        self.generation += 1
+
+    def _cmd_play(self) -> None:
+        if self.source is not None:
+            if self.source.seekable and self.source.frame_count and \
+                    self.last_index >= self.source.frame_count - 1:
+                self._seek_read(0)            # play again from the start after the end
+            self._clock = None
+            self._set_playing(True)
+
+    def _cmd_pause(self) -> None:
+        self._set_playing(False)
+        self._clock = None
+
+    def _cmd_seek(self, index: int) -> None:
+        self._seek_read(index)
+
+    def _cmd_step(self, delta: int) -> None:
+        self._set_playing(False)
+        self._seek_read(self.last_index + delta)
+
+    def _seek_read(self, index: int) -> None:
+        src = self.source
+        if src is None or not src.seekable:
+            return
+        if src.frame_count:
+            index = min(max(0, index), src.frame_count - 1)
+        try:
+            src.seek(max(0, index))
+        except Exception as exc:  # noqa: BLE001
+            self.lost.emit(f"{src.name}: cannot seek to frame {index} ({exc})")
+            return
+        self._clock = None
+        self._read_one()
+
+    def _cmd_speed(self, speed: float) -> None:
+        self.speed = speed
+        self._clock = None
+
+    def _cmd_analysis(self, on: bool) -> None:
+        self.analysis = on
+        self._clock = None
+
+    def _close(self) -> None:
+        if self.source is not None:
+            try:
+                self.source.close()
+            finally:
+                self.source = None
+
+
+class EstimatorWorker(QObject):
+    ready = Signal(str)          # backend name (plus a note) once the estimator is built
+    failed = Signal(str)         # estimator could not be built (missing weights...) or a step failed
+    result = Signal(object, object, bool)   # Captured, PoseResult, from the cache?
+    applied = Signal(object)     # dict of the settings that were just applied
+    finished = Signal()
+
+    def __init__(self, slot: FrameSlot, cache: ResultCache, factory: Callable, cfg) -> None:
+        super().__init__()
+        self.slot = slot
+        self.cache = cache
+        self.factory = factory        # factory(cfg) -> PoseEstimator
+        self.cfg = cfg
+        self.estimator = None
+        self.estimate_calls = 0       # real estimates (cache hits do not count)
+        self.generation = 0
+        self.use_cache = False
+        self._pending: dict[str, Any] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._last_error = None
+
+    # ---------------------------------------------------------------- requests (any thread)
+    def _request(self, **changes: Any) -> None:
+        with self._lock:
+            self._pending.update(changes)
+
+    def set_boxsize(self, n: int) -> None:
+        self._request(boxsize=int(n))
+
+    def set_backend(self, framework: str, device: str) -> None:
+        self._request(backend=(framework, device))
+
+    def set_tracking(self, enabled: bool, smoothing: bool, strength: float | None) -> None:
+        self._request(tracking=(bool(enabled), bool(smoothing), strength))
+
+    def set_person_threshold(self, value: float) -> None:
+        self._request(person_threshold=float(value))
+
+    def reset_tracking(self) -> None:
+        self._request(reset=True)
+
+    def new_source(self, generation: int, seekable: bool) -> None:
+        self._request(source=(generation, seekable))
+
+    def rebuild(self, cfg) -> None:
+        """Build the estimator again (e.g. after the user fixed the weights)."""
+        self._request(rebuild=cfg)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    # ---------------------------------------------------------------- the loop (worker thread)
+    def run(self) -> None:
+        try:
+            self._build(self.cfg)
+            while not self._stop.is_set():
+                item = self.slot.take(POLL_S)
+                self._apply_pending()
+                if item is None or self._stop.is_set() or item.generation != self.generation:
+                    continue
+                self._process(item)
+        finally:
+            self.estimator = None
+            self.finished.emit()
+
+    def _build(self, cfg) -> None:
+        try:
+            self.cfg = cfg
+            self.estimator = self.factory(cfg)
+        except Exception as exc:  # noqa: BLE001 - ModelError, BackendError, ...: shown in the window
+            self.estimator = None
+            self.failed.emit(f"pose estimator not available: {exc}")
+            return
+        note = getattr(self.estimator, "backend_note", None)
+        self.ready.emit(self.estimator.backend_name + (f" ({note})" if note else ""))
+
+    def _process(self, item: Captured) -> None:
+        index = item.frame.index
+        if self.use_cache:
+            cached = self.cache.get(index)
+            if cached is not None:
+                self.result.emit(item, cached, True)
+                return
+        if self.estimator is None:
+            return
+        if item.jump:
+            self.estimator.reset()   # tracks and filters do not survive a jump in time
+        try:
+            res = self.estimator.estimate(item.frame.image, item.frame.timestamp, index,
+                                          keep_maps=True)
+        except Exception as exc:  # noqa: BLE001
+            message = f"estimation failed on frame {index}: {exc}"
+            if message != self._last_error:      # do not flood the window with one error
+                self._last_error = message
+                traceback.print_exc()
+                self.failed.emit(message)
+            return
+        self.estimate_calls += 1
+        if item.generation == self.generation:
+            self.cache.put(res)
+            self.result.emit(item, res, False)
+
+    def _apply_pending(self) -> None:
+        with self._lock:
+            if not self._pending:
+                return
+            pending, self._pending = self._pending, {}
+        applied: dict[str, Any] = {}
+        if "rebuild" in pending:
+            self._build(pending.pop("rebuild"))
+            self.cache.clear()
+        if "source" in pending:
+            self.generation, self.use_cache = pending.pop("source")
+            self.cache.clear()
+            pending["reset"] = True
+        est = self.estimator
+        changed = False
+        try:
+            if est is not None and "boxsize" in pending:
+                applied["boxsize"] = est.set_boxsize(pending["boxsize"])
+                changed = True
+            if est is not None and "backend" in pending:
+                est.set_backend(*pending["backend"])
+                applied["backend"] = est.backend_name
+                note = getattr(est, "backend_note", None)
+                self.ready.emit(est.backend_name + (f" ({note})" if note else ""))
+                changed = True
+            if est is not None and "person_threshold" in pending:
+                self._set_threshold(pending["person_threshold"])
+                applied["person_threshold"] = pending["person_threshold"]
+                est = self.estimator
+                changed = True
+            if est is not None and "tracking" in pending:
+                est.set_tracking(*pending["tracking"])
+                applied["tracking"] = pending["tracking"]
+                changed = True
+            if est is not None and pending.get("reset"):
+                est.reset()
+        except Exception as exc:  # noqa: BLE001 - e.g. BackendError: keep the previous setting
+            self.failed.emit(str(exc))
+        if changed:
+            self.cache.clear()     # cached results were made with other settings
+        if applied:
+            self.applied.emit(applied)
+
+    def _set_threshold(self, value: float) -> None:
+        est = self.estimator
+        if hasattr(est, "set_person_threshold"):
+            est.set_person_threshold(value)
+            return
+        # no setter: a new estimator with the same (already loaded) models and the new value
+        from ..config import set_value
+        cfg = set_value(est.config, "estimator.person_threshold", value)
+        self.estimator = type(est)(cfg, est.person_model, est.pose_model)
