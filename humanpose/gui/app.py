@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -22,9 +23,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="remember settings in this INI file instead of the user's settings")
 
 
+def _can_show_dialog() -> bool:
+    if os.environ.get("QT_QPA_PLATFORM", "").split(":")[0] in ("offscreen", "minimal", "vnc"):
+        return False
+    if sys.platform.startswith("linux"):
+        return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    return True
+
+
 def _fatal(message: str) -> int:
     """A start-up error: stderr, and a dialog (the app may have been started by double-click)."""
     print(f"humanpose: {message}", file=sys.stderr)
+    if not _can_show_dialog():
+        return 2
     try:
         from PySide6.QtWidgets import QApplication, QMessageBox
         app = QApplication.instance() or QApplication(sys.argv[:1])

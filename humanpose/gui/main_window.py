@@ -69,8 +69,10 @@ class MainWindow(QMainWindow):
         self.analysing = False
         self.recorder: VideoWriter | None = None
         self.message = ""
+        self.estimator_error = ""
         self._shown_key = None
         self._analysis_t0 = 0.0
+        self._analysis_last: int | None = None
         self._counts = {"results": 0, "estimates": 0, "shown": 0}
         self._stats_prev = (time.perf_counter(), 0, 0, 0)
         self._latency_ms = float("nan")
@@ -103,13 +105,15 @@ class MainWindow(QMainWindow):
         c, e = self.camera, self.estimator
         c.on_open = lambda info: e.new_source(info.generation, info.seekable)
         c.opened.connect(self._on_opened)
-        c.failed.connect(lambda m: self.show_message(f"Cannot open the source: {m}", "error"))
+        # worker signals go to bound methods of this window only (a lambda would run in the
+        # worker's thread; a method of a QObject runs queued in the GUI thread)
+        c.failed.connect(self._on_open_failed)
         c.lost.connect(self._on_lost)
         c.ended.connect(self._on_ended)
         c.position.connect(self._on_position)
         c.state.connect(self._on_state)
         e.ready.connect(self._on_estimator_ready)
-        e.failed.connect(lambda m: self.show_message(m, "error"))
+        e.failed.connect(self._on_estimator_failed)
         e.result.connect(self._on_result)
         e.applied.connect(self._on_applied)
         self.camera_thread.start()
@@ -279,7 +283,11 @@ class MainWindow(QMainWindow):
 
     # ================================================================== messages and settings
     def show_message(self, text: str, kind: str = "info") -> None:
-        """A message in the window (message line + status bar); never a modal dialog."""
+        """A message in the window (message line + status bar); never a modal dialog.
+
+        While the estimator is not available its error stays on top of every other message."""
+        if self.estimator_error and text != self.estimator_error:
+            text, kind = (f"{self.estimator_error}\n{text}" if text else self.estimator_error), "error"
         self.message = text
         self.message_label.setText(text)
         self.message_label.setStyleSheet(STYLES.get(kind, ""))
@@ -353,6 +361,15 @@ class MainWindow(QMainWindow):
         if info.spec and not info.spec.isdigit() and self.settings is not None:
             remembered.remember(self.settings, "source.source", info.spec)
 
+    def _on_open_failed(self, message: str) -> None:
+        self.show_message(f"Cannot open the source: {message}", "error")
+
+    def _on_estimator_failed(self, message: str) -> None:
+        if message.startswith("pose estimator not available"):
+            self.estimator_error = message + " (fix it, then press Reload models)"
+            self.controls.estimator.backend.setText("not available")
+        self.show_message(message, "error")
+
     def _on_lost(self, message: str) -> None:
         self._stop_analysis(finished=False)
         self.set_recording(False)
@@ -360,7 +377,9 @@ class MainWindow(QMainWindow):
 
     def _on_ended(self, last: int) -> None:
         if self.analysing:
-            self._stop_analysis(finished=True)
+            # the camera is through; done once the estimator has the last frame too
+            self._analysis_last = last
+            self._maybe_finish_analysis()
             return
         self.show_message(f"End of file (frame {last}). Press Play to start again.", "info")
 
@@ -427,6 +446,7 @@ class MainWindow(QMainWindow):
                 self._set_analyse_button(False)
                 return
             self.analysing = True
+            self._analysis_last = None
             self._analysis_t0 = time.perf_counter()
             self._analysis_calls0 = self.estimator.estimate_calls
             self._set_analyse_button(True)
@@ -437,6 +457,11 @@ class MainWindow(QMainWindow):
         elif not on and self.analysing:
             self._stop_analysis(finished=False)
             self.camera.pause()
+
+    def _maybe_finish_analysis(self) -> None:
+        last = self._analysis_last
+        if last is not None and (last in self.cache or self.estimator.estimator is None):
+            self._stop_analysis(finished=True)
 
     def _stop_analysis(self, finished: bool) -> None:
         if not self.analysing:
@@ -507,7 +532,8 @@ class MainWindow(QMainWindow):
 
     def _on_estimator_ready(self, backend: str) -> None:
         self.controls.estimator.backend.setText(backend)
-        if self.message.startswith("pose estimator not available"):
+        if self.estimator_error:
+            self.estimator_error = ""
             self.show_message(f"Pose estimator ready ({backend}).", "ok")
 
     def _on_applied(self, applied: dict) -> None:
@@ -540,6 +566,7 @@ class MainWindow(QMainWindow):
             self._record(item, result)
         if self.analysing and self.info.frame_count:
             self.playback.progress.setValue(int(100 * len(self.cache) / self.info.frame_count))
+            self._maybe_finish_analysis()
 
     def _reset_person_choice(self) -> None:
         box = self.controls.display.person

@@ -1,0 +1,355 @@
+"""The desktop window, driven by pytest-qt under QT_QPA_PLATFORM=offscreen.
+
+Tiny random-weight CompactCPM nets are injected through the estimator factory (the person net's
+output bias is raised so it always finds persons), videos are generated small, so the whole
+file runs in well under a minute on two busy cores.
+"""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+pytest.importorskip("pytestqt")
+
+from humanpose.config import from_dict  # noqa: E402
+from humanpose.estimator.pipeline import PoseEstimator  # noqa: E402
+from humanpose.export.writers import read_jsonl, read_keypoints_csv  # noqa: E402
+from humanpose.gui.main_window import MainWindow  # noqa: E402
+from humanpose.gui.settings import apply_settings, open_settings  # noqa: E402
+from humanpose.gui.views import VIEWS  # noqa: E402
+from humanpose.nets.compact import CompactCPM  # noqa: E402
+from humanpose.skeleton import NUM_JOINTS  # noqa: E402
+from humanpose.sources import Frame, FrameSource, open_source  # noqa: E402
+from humanpose.store import ModelError  # noqa: E402
+
+torch.set_num_threads(1)
+N_FRAMES = 24
+SIZE = (160, 120)
+WAIT_MS = 20000
+
+
+def shared_media(name: str) -> Path:
+    try:
+        from conftest import shared_path  # type: ignore
+        p = Path(shared_path("media", name))
+    except ImportError:
+        p = Path(__file__).resolve().parents[1].parent / "shared" / "media" / name
+    if not p.exists():
+        pytest.skip(f"../shared/media absent: {p} not found")
+    return p
+
+
+@pytest.fixture(scope="module")
+def nets():
+    torch.manual_seed(0)
+    person = CompactCPM("person", stages=2, feat=16).eval()
+    with torch.no_grad():
+        person.stages[-1].out.bias.add_(5.0)     # positive map everywhere: always a person
+    pose = CompactCPM("pose", stages=2, feat=16).eval()
+    return person, pose
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("media") / "walk.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 25.0, SIZE)
+    assert writer.isOpened()
+    for i in range(N_FRAMES):
+        img = np.full((SIZE[1], SIZE[0], 3), 70, np.uint8)
+        cv2.circle(img, (30 + 4 * i, 60), 14, (240, 240, 240), -1)
+        cv2.rectangle(img, (26 + 4 * i, 74), (34 + 4 * i, 110), (200, 200, 255), -1)
+        writer.write(img)
+    writer.release()
+    return path
+
+
+def make_cfg(tmp_path: Path, **estimator):
+    return from_dict({"model": {"framework": "torch", "device": "cpu"},
+                      "estimator": {"boxsize": 64, "max_persons": 2, **estimator},
+                      "gui": {"display_fps": 30.0},
+                      "output": {"directory": str(tmp_path / "out")}})
+
+
+class Recorder:
+    """Counts estimator constructions and remembers the boxsize of every estimate."""
+
+    def __init__(self, nets):
+        self.nets = nets
+        self.built = 0
+        self.boxsizes: list[int] = []
+
+    def __call__(self, cfg):
+        self.built += 1
+        est = PoseEstimator(cfg, *self.nets)
+        inner = est.estimate
+
+        def estimate(*a, **kw):
+            res = inner(*a, **kw)
+            self.boxsizes.append(res.boxsize)
+            return res
+        est.estimate = estimate
+        return est
+
+
+@pytest.fixture()
+def open_window(qtbot, tmp_path, nets):
+    windows = []
+
+    def make(source="", factory=None, cfg=None, settings_path=None, opener=open_source):
+        settings = open_settings(str(settings_path or tmp_path / "settings.ini"))
+        cfg = cfg or make_cfg(tmp_path)
+        win = MainWindow(cfg, estimator_factory=factory or Recorder(nets), settings=settings,
+                         source=source, opener=opener)
+        qtbot.addWidget(win)
+        win.show()
+        windows.append(win)
+        return win
+
+    yield make
+    for win in windows:
+        win.close()
+        assert not win.camera_thread.isRunning() and not win.estimator_thread.isRunning()
+
+
+def wait_result(qtbot, win, cond=lambda item, res: True, action=None, timeout=WAIT_MS):
+    """Do ``action()``, then wait for the next result that satisfies ``cond``."""
+    got = []
+
+    def on_result(item, res, cached):
+        if cond(item, res):
+            got.append((item, res, cached))
+    win.estimator.result.connect(on_result)
+    try:
+        if action is not None:
+            action()
+        qtbot.waitUntil(lambda: bool(got), timeout=timeout)
+    finally:
+        win.estimator.result.disconnect(on_result)
+    return got[0]
+
+
+def analyse(qtbot, win):
+    win.analyse_whole_file(True)
+    qtbot.waitUntil(lambda: not win.analysing, timeout=WAIT_MS)
+    assert win.message.startswith("Analysed"), win.message
+
+
+# ------------------------------------------------------------------------------------ tests
+def test_generated_video_views_cache_boxsize_export_plot_close(qtbot, open_window, video, tmp_path):
+    win = open_window(str(video))
+    qtbot.waitUntil(lambda: win.info is not None, timeout=WAIT_MS)
+    assert win.info.frame_count == N_FRAMES and win.info.seekable
+
+    # analyse the whole file: every frame estimated once, progress bar at 100 %
+    analyse(qtbot, win)
+    assert len(win.cache) == N_FRAMES
+    assert win.playback.progress.value() == 100
+    assert win.estimator.estimate_calls >= N_FRAMES
+
+    # seek back: the cached result comes back, nothing recomputed
+    calls = win.estimator.estimate_calls
+    item, res, cached = wait_result(qtbot, win, lambda i, r: i.frame.index == 5,
+                                    action=lambda: win.seek(5))
+    assert cached and res is win.cache.get(5) and res.frame_index == 5
+    assert win.estimator.estimate_calls == calls
+    qtbot.waitUntil(lambda: win.playback.seek.value() == 5, timeout=WAIT_MS)
+    item, res, cached = wait_result(qtbot, win, lambda i, r: i.frame.index == 6,
+                                    action=lambda: win.step(+1))
+    assert cached and win.estimator.estimate_calls == calls
+
+    # the three views, switched while the source is open
+    shapes = {}
+    for view in VIEWS:
+        win.set_view(view)
+        qtbot.waitUntil(lambda: win.image_view.bgr is not None and win.view == view)
+        assert win.tabs.currentIndex() == VIEWS.index(view)
+        shapes[view] = win.current_image().shape
+        assert win.image_view.bgr.shape == shapes[view]
+    assert shapes["single"][:2] == (SIZE[1], SIZE[0])
+    assert len({s[:2] for s in shapes.values()}) == 3   # frame, 4x4 tiles, stage strip
+
+    # the plot has one point per cached frame and a click seeks
+    qtbot.waitUntil(lambda: win.plot.info.text() == f"{N_FRAMES} frames", timeout=WAIT_MS)
+    xs, _ = next(iter(win.plot.curves.values())).getData()
+    assert len(xs) == N_FRAMES
+    win.plot.request_seek(12 / 25.0)
+    qtbot.waitUntil(lambda: win.playback.seek.value() == 12, timeout=WAIT_MS)
+
+    # export CSV and JSON lines, read them back
+    csv_path = win.export_keypoints("csv")
+    frames = read_keypoints_csv(csv_path)
+    assert [f.frame for f in frames] == list(range(N_FRAMES))
+    for f in frames:
+        ref = win.cache.get(f.frame)
+        assert len(f.persons) == len(ref.persons) >= 1
+        got = np.stack([f.persons[k] for k in sorted(f.persons)])
+        want = np.stack([p.joints for p in ref.persons])
+        assert got.shape == (len(ref.persons), NUM_JOINTS, 3)
+        np.testing.assert_allclose(got[..., :2], want[..., :2], atol=0.01)
+    assert len(read_jsonl(win.export_keypoints("jsonl"))) == N_FRAMES
+
+    # screenshot of the current view
+    shot = win.save_screenshot()
+    assert cv2.imread(str(shot)).shape == win.current_image().shape
+
+    # the boxsize slider: the next estimate uses the new boxsize, ms/frame is shown
+    win.set_view("single")
+    item, res, cached = wait_result(
+        qtbot, win, lambda i, r: r.boxsize == 96,
+        action=lambda: win.controls.estimator.boxsize.setValue(100))   # snapped to 96
+    assert win.controls.estimator.boxsize.value() == 96
+    assert not cached and win.estimator.estimator.boxsize == 96
+    assert win.cfg.estimator.boxsize == 96
+    qtbot.waitUntil(lambda: "ms/frame" in win.controls.estimator.boxsize_label.text()
+                    and "–" not in win.controls.estimator.boxsize_label.text(), timeout=WAIT_MS)
+    assert win.controls.estimator.boxsize_label.text().startswith("96 px")
+
+    # closing ends both threads within a second
+    t0 = time.perf_counter()
+    win.close()
+    assert time.perf_counter() - t0 < 1.0
+    assert win.camera_thread.isFinished() and win.estimator_thread.isFinished()
+
+
+def test_boxsize_reaches_estimator_while_playing(qtbot, open_window, video, nets):
+    rec = Recorder(nets)
+    win = open_window(str(video), factory=rec)
+    win.playback.speed.setCurrentIndex(win.playback.speed.findText("0.25x"))
+    wait_result(qtbot, win)
+    wait_result(qtbot, win, lambda i, r: r.boxsize == 128,
+                action=lambda: win.controls.estimator.boxsize.setValue(128))
+    assert rec.boxsizes[-1] == 128 and win.estimator.estimator.boxsize == 128
+    assert rec.built == 1              # the same estimator, only its boxsize changed
+
+
+def test_street_people(qtbot, open_window, tmp_path):
+    path = shared_media("street_people.avi")
+    win = open_window(str(path))
+    qtbot.waitUntil(lambda: win.info is not None, timeout=WAIT_MS)
+    assert win.info.size == (1280, 720) and win.info.frame_count > 100
+    item, res, _ = wait_result(qtbot, win)
+    assert res.frame_shape == (720, 1280) and res.persons
+    for view in VIEWS:
+        win.set_view(view)
+        assert win.current_image().ndim == 3
+    qtbot.waitUntil(lambda: win.stats["camera_fps"] > 0 and win.stats["estimator_fps"] > 0,
+                    timeout=WAIT_MS)
+    assert "camera" in win.stats_label.text() and "latency" in win.stats_label.text()
+
+
+def test_truncated_file_reports_and_window_stays_usable(qtbot, open_window, video, tmp_path):
+    cut = tmp_path / "cut.avi"
+    data = video.read_bytes()
+    cut.write_bytes(data[: int(len(data) * 0.5)])
+    win = open_window(str(cut))
+    win.playback.speed.setCurrentIndex(win.playback.speed.findText("max"))
+    qtbot.waitUntil(lambda: win.message.startswith("Source lost"), timeout=WAIT_MS)
+    assert "truncated" in win.message
+    assert "color: #ff6b6b" in win.message_label.styleSheet()
+    # still usable: seek back within the readable part, then open another file
+    wait_result(qtbot, win, lambda i, r: i.frame.index == 1, action=lambda: win.seek(1))
+    g0 = win.info.generation
+    wait_result(qtbot, win, lambda i, r: i.generation > g0, action=lambda: win.open_source(str(video)))
+    assert win.info.name == str(video) and not win.message.startswith("Source lost")
+
+
+def test_open_errors_are_shown_in_the_window(qtbot, open_window, video, tmp_path):
+    win = open_window("")
+    assert win.message == ""
+    bad = tmp_path / "garbage.avi"
+    bad.write_bytes(b"this is not a video" * 100)
+    for spec, words in ((str(tmp_path / "missing.avi"), "not found"),
+                        (str(bad), "cannot open video"),
+                        ("63", "no camera at index 63")):
+        win.open_source(spec)
+        qtbot.waitUntil(lambda: win.message.startswith("Cannot open"), timeout=WAIT_MS)
+        assert words in win.message, win.message
+        win.show_message("")
+    # ... and the window still works: end of a file is reported
+    win.open_source(str(video))
+    win.playback.speed.setCurrentIndex(win.playback.speed.findText("max"))
+    qtbot.waitUntil(lambda: win.message.startswith("End of file"), timeout=WAIT_MS)
+
+
+class UnpluggedCamera(FrameSource):
+    """A live source that delivers ``n`` frames and then dies like an unplugged camera."""
+
+    def __init__(self, n: int = 6):
+        super().__init__()
+        self.name, self.fps, self.size, self.is_live = "fake camera 0", 30.0, SIZE, True
+        self.n, self.i = n, 0
+
+    def _read(self):
+        if self.i >= self.n:
+            self.error = f"{self.name} stopped delivering frames after {self.i}"
+            return None
+        time.sleep(1 / 30)
+        img = np.full((SIZE[1], SIZE[0], 3), 40 + 5 * self.i, np.uint8)
+        self.i += 1
+        return Frame(self.i - 1, time.monotonic(), img)
+
+
+def test_camera_unplugged_mid_stream(qtbot, open_window, video):
+    cameras = []
+
+    def opener(spec, cfg):
+        if spec == "0":
+            cameras.append(UnpluggedCamera())
+            return cameras[-1]
+        return open_source(spec, cfg)
+    win = open_window("0", opener=opener)
+    qtbot.waitUntil(lambda: win.message.startswith("Source lost"), timeout=WAIT_MS)
+    assert "stopped delivering frames" in win.message and cameras[0].closed
+    assert not win.playback.seek.isEnabled()          # live: no seek bar
+    assert win.image_view.bgr is not None              # last picture still shown
+    g0 = win.info.generation
+    wait_result(qtbot, win, lambda i, r: i.generation > g0, action=lambda: win.open_source(str(video)))
+    assert win.info.name == str(video)
+
+
+def test_missing_weights_shown_and_frames_still_play(qtbot, open_window, video, nets):
+    weights_present = []
+
+    def factory(cfg):
+        if not weights_present:
+            raise ModelError("weight file models/pose_compact.safetensors not found; re-download it")
+        return PoseEstimator(cfg, *nets)
+    win = open_window(str(video), factory=factory)
+    qtbot.waitUntil(lambda: "pose estimator not available" in win.message, timeout=WAIT_MS)
+    assert "pose_compact.safetensors" in win.message
+    qtbot.waitUntil(lambda: win.camera.frames_read > 3, timeout=WAIT_MS)
+    assert win.image_view.bgr is not None and win.image_view.bgr.shape[:2] == (SIZE[1], SIZE[0])
+    assert win.estimator.estimate_calls == 0
+    # the user puts the weights back and presses "Reload models": estimates start
+    weights_present.append(True)
+    win.controls.estimator.reload.click()
+    qtbot.waitUntil(lambda: win.message.startswith("Pose estimator ready"), timeout=WAIT_MS)
+    wait_result(qtbot, win, action=lambda: win.seek(3))
+    assert win.estimator.estimate_calls >= 1
+
+
+def test_settings_are_remembered_between_runs(qtbot, open_window, video, tmp_path):
+    ini = tmp_path / "remember.ini"
+    win = open_window("", settings_path=ini)
+    win.controls.estimator.boxsize.setValue(256)
+    win.controls.estimator.threshold.setValue(0.55)
+    win.controls.estimator.kalman.setChecked(False)
+    win.set_view("heatmap")
+    win.close()
+
+    cfg = apply_settings(make_cfg(tmp_path), open_settings(str(ini)))
+    assert cfg.estimator.boxsize == 256 and cfg.estimator.person_threshold == 0.55
+    assert cfg.tracking.smoothing is False and cfg.gui.view == "heatmap"
+    win2 = open_window("", cfg=cfg, settings_path=ini)
+    assert win2.controls.estimator.boxsize.value() == 256
+    assert win2.controls.estimator.threshold.value() == pytest.approx(0.55)
+    assert not win2.controls.estimator.kalman.isChecked()
+    assert win2.tabs.currentIndex() == VIEWS.index("heatmap")

@@ -1,0 +1,222 @@
+"""The GUI's Qt-free parts and helpers: latest-frame slot, result cache, settings, desktop entry,
+plot series, views, command line."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from humanpose.config import from_dict  # noqa: E402
+from humanpose.estimator.result import Person, PoseResult  # noqa: E402
+from humanpose.gui import desktop  # noqa: E402
+from humanpose.gui.controls import noise_to_strength, snap_boxsize, strength_to_noise  # noqa: E402
+from humanpose.gui.slots import FrameSlot, ResultCache  # noqa: E402
+from humanpose.skeleton import ANGLES, NUM_JOINTS, NUM_MAPS  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def person(x0: float = 0.0, track_id: int = -1, score: float = 0.9, maps: bool = True) -> Person:
+    joints = np.zeros((NUM_JOINTS, 3))
+    joints[:, 0] = x0 + np.arange(NUM_JOINTS)
+    joints[:, 1] = 10.0
+    joints[:, 2] = 0.8
+    return Person(centre=np.array([x0, 10.0]), centre_score=score, box=np.array([x0, 0, x0 + 64, 64]),
+                  joints=joints, track_id=track_id,
+                  stage_maps=np.random.rand(2, NUM_MAPS, 8, 8).astype(np.float32) if maps else None,
+                  crop=np.zeros((64, 64, 3), np.uint8) if maps else None, crop_scale=1.0)
+
+
+def result(i: int, persons=None) -> PoseResult:
+    return PoseResult(frame_index=i, timestamp=i / 25.0, frame_shape=(120, 160), boxsize=64,
+                      persons=[person()] if persons is None else persons,
+                      person_map=np.zeros((8, 20), np.float32), timings={"total": 5.0})
+
+
+# ----------------------------------------------------------------------------- FrameSlot
+def test_slot_keeps_only_the_newest_item_and_counts_drops():
+    slot = FrameSlot()
+    assert slot.take(timeout=0.01) is None
+    for i in range(5):
+        slot.put(i)
+    assert slot.dropped == 4 and slot.seq == 5 and slot.peek() == (5, 4)
+    assert slot.take() == 4 and slot.take(timeout=0.01) is None
+    assert slot.peek() == (5, None)      # peek after take: nothing left
+
+
+def test_slot_hands_over_between_threads_without_growing():
+    slot, got = FrameSlot(), []
+
+    def consumer():
+        while True:
+            item = slot.take(timeout=1.0)
+            if item is None or item == "end":
+                return
+            got.append(item)
+            time.sleep(0.002)            # slower than the producer
+    t = threading.Thread(target=consumer)
+    t.start()
+    for i in range(300):
+        slot.put(i)
+    slot.wait_empty(1.0)
+    slot.put("end")
+    t.join(2.0)
+    assert not t.is_alive()
+    assert got == sorted(got) and got[-1] == 299 or got[-1] >= 290
+    assert len(got) + slot.dropped == 300   # every frame either processed or counted dropped
+
+
+def test_wait_empty_is_back_pressure():
+    slot = FrameSlot()
+    slot.put(1)
+    assert slot.wait_empty(0.01) is False
+    threading.Timer(0.05, slot.take).start()
+    assert slot.wait_empty(1.0) is True
+
+
+# ---------------------------------------------------------------------------- ResultCache
+def test_cache_strips_the_oldest_maps_over_budget_but_keeps_joints():
+    one = result(0)
+    nbytes = one.person_map.nbytes + one.persons[0].stage_maps.nbytes + one.persons[0].crop.nbytes
+    cache = ResultCache(maps_budget_bytes=int(2.5 * nbytes))
+    for i in range(4):
+        cache.put(result(i))
+    assert len(cache) == 4 and cache.maps_bytes <= cache.budget
+    assert cache.get(0).persons[0].stage_maps is None and cache.get(0).persons[0].joints is not None
+    assert cache.get(3).persons[0].stage_maps is not None
+    assert [i for i, _ in cache.items()] == [0, 1, 2, 3]
+    v = cache.version
+    cache.clear()
+    assert len(cache) == 0 and cache.maps_bytes == 0 and cache.version > v
+
+
+def test_cache_replaces_an_entry_without_leaking_bytes():
+    cache = ResultCache()
+    cache.put(result(7))
+    before = cache.maps_bytes
+    cache.put(result(7))
+    assert len(cache) == 1 and cache.maps_bytes == before
+
+
+# ------------------------------------------------------------------------------- controls
+def test_boxsize_snapping_and_strength_mapping():
+    assert [snap_boxsize(v) for v in (10, 64, 99, 100, 101, 639, 1000)] == [64, 64, 96, 96, 104, 640, 640]
+    for s in (0, 25, 48, 100):
+        assert noise_to_strength(strength_to_noise(s)) == s
+    assert strength_to_noise(0) == pytest.approx(0.1) and strength_to_noise(100) == pytest.approx(1000)
+
+
+# ------------------------------------------------------------------------------- settings
+def test_settings_override_yaml_and_bad_entries_are_ignored(tmp_path, caplog):
+    from humanpose.gui.settings import apply_settings, open_settings, remember
+    s = open_settings(str(tmp_path / "s.ini"))
+    remember(s, "estimator.boxsize", 320)
+    remember(s, "tracking.smoothing", False)
+    remember(s, "gui.view", "multistage")
+    s.setValue("model/device", "quantum")          # invalid: must be skipped
+    s.sync()
+    with pytest.raises(KeyError):
+        remember(s, "estimator.nonsense", 1)
+    cfg = apply_settings(from_dict({"estimator": {"boxsize": 128}}), open_settings(str(tmp_path / "s.ini")))
+    assert cfg.estimator.boxsize == 320 and cfg.tracking.smoothing is False
+    assert cfg.gui.view == "multistage" and cfg.model.device == "auto"
+    assert "model.device" in caplog.text
+
+
+# -------------------------------------------------------------------------- desktop entry
+def read_entry(path: Path) -> dict:
+    lines = path.read_text(encoding="utf-8").splitlines()
+    assert lines[0] == "[Desktop Entry]"
+    return dict(line.split("=", 1) for line in lines[1:] if "=" in line)
+
+
+def test_install_desktop_writes_an_entry_for_this_checkout(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    from humanpose.cli import main
+    assert main(["install-desktop"]) == 0
+    path = tmp_path / "data" / "applications" / "humanpose.desktop"
+    entry = read_entry(path)
+    assert entry["Type"] == "Application" and entry["Name"] == "humanpose"
+    assert entry["Terminal"] == "false"
+    launcher = ROOT / "run_humanpose.py"
+    assert str(launcher) in entry["Exec"] and sys.executable in entry["Exec"]
+    assert Path(entry["Icon"]) == ROOT / "resources" / "humanpose.png" and Path(entry["Icon"]).exists()
+    assert Path(entry["Path"]) == ROOT
+    assert os.access(path, os.X_OK)
+
+
+def test_exec_quoting_follows_the_desktop_entry_spec():
+    assert desktop.quote_exec_arg("/usr/bin/python3") == "/usr/bin/python3"
+    # a space -> quoted; a backslash / $ -> escaped twice (quoting rule + file-format escape)
+    assert desktop.quote_exec_arg("/home/a b/x.py") == '"/home/a b/x.py"'
+    assert desktop.quote_exec_arg("/a$b") == '"/a\\\\$b"'
+    assert desktop.quote_exec_arg("/100%") == "/100%%"
+
+
+def test_launcher_is_executable_with_a_python_shebang():
+    launcher = ROOT / "run_humanpose.py"
+    assert os.access(launcher, os.X_OK)
+    assert launcher.read_text(encoding="utf-8").startswith("#!/usr/bin/env python3\n")
+    out = subprocess.run([sys.executable, str(launcher), "--help"], capture_output=True, text=True,
+                         cwd="/", timeout=60)
+    assert out.returncode == 0 and "config" in out.stdout and "--source" in out.stdout
+
+
+def test_gui_command_reports_a_bad_config(tmp_path):
+    bad = tmp_path / "bad.yml"
+    bad.write_text("estimator:\n  boxsize: 12\n")
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    out = subprocess.run([sys.executable, "-m", "humanpose", "gui", str(bad)], capture_output=True,
+                         text=True, cwd=str(ROOT), env=env, timeout=60,
+                         input="")
+    assert out.returncode == 2 and "estimator.boxsize" in out.stderr
+
+
+# ---------------------------------------------------------------------------- plot, views
+def test_plot_series_angles_and_coordinates():
+    from humanpose.gui.plot import series
+    items = []
+    for i in range(3):
+        p = person()
+        # right elbow (3) at the origin, shoulder (2) to the right, wrist (4) above: 90 degrees
+        p.joints[2, :2], p.joints[3, :2], p.joints[4, :2] = (10, 0), (0, 0), (0, -10 - i)
+        items.append((i, result(i, [p])))
+    items.append((3, result(3, [])))                 # nobody in frame 3
+    low = person()
+    low.joints[3, 2] = 0.01                          # elbow below the joint threshold
+    items.append((4, result(4, [low])))
+    t, data = series(items, "angles", ["R elbow"], joint_threshold=0.1)
+    np.testing.assert_allclose(t, np.arange(5) / 25.0)
+    np.testing.assert_allclose(data["R elbow"][:3], 90.0)
+    assert np.isnan(data["R elbow"][3]) and np.isnan(data["R elbow"][4])
+    t, data = series(items, "coordinates", ["R wrist"])
+    assert set(data) == {"R wrist x", "R wrist y"}
+    np.testing.assert_allclose(data["R wrist y"][:3], [-10, -11, -12])
+    assert set(ANGLES) >= {"R elbow", "L elbow", "R knee", "L knee", "R hip", "L hip"}
+
+
+def test_person_selection_and_view_rendering():
+    from humanpose.gui.views import ViewOptions, render, select_person
+    a, b = person(0, track_id=3, score=0.5), person(50, track_id=7, score=0.9)
+    res = result(0, [a, b])
+    assert select_person(res) is b and select_person(res, 3) is a and select_person(res, 9) is None
+    frame = np.full((120, 160, 3), 90, np.uint8)
+    single = render("single", frame, res, ViewOptions())
+    assert single.shape == frame.shape and not np.array_equal(single, frame)
+    heat = render("heatmap", frame, res, ViewOptions(person=7))
+    strip = render("multistage", frame, res, ViewOptions())
+    assert heat.shape[0] > 2 * 64 and strip.shape[1] == 3 * 64 + 2 * 2   # 2 stages + result
+    # no maps kept / nobody: a message image, not an exception
+    assert render("heatmap", frame, result(0, [person(maps=False)]), ViewOptions()).ndim == 3
+    assert render("multistage", frame, result(0, []), ViewOptions()).ndim == 3
+    assert render("single", None, None, ViewOptions()).ndim == 3
+    with pytest.raises(ValueError, match="unknown view"):
+        render("3d", frame, res, ViewOptions())
