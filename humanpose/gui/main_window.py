@@ -23,13 +23,14 @@ from typing import Callable
 import numpy as np
 from PySide6.QtCore import QSettings, Qt, QThread, QTimer
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import (QFileDialog, QLabel, QMainWindow, QScrollArea, QSplitter,
-                               QStyle, QTabBar, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QApplication, QFileDialog, QLabel, QMainWindow, QScrollArea,
+                               QSplitter, QStyle, QTabBar, QVBoxLayout, QWidget)
 
 from ..config import Config, set_value
 from ..export.draw import draw_result
 from ..export.writers import ExportError, KeypointWriter, VideoWriter, write_image
 from ..sources import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, open_source, source_stem
+from . import refguard
 from . import settings as remembered
 from .controls import (BOXSIZE_MAX, BOXSIZE_MIN, ControlPanel, PlaybackBar, noise_to_strength,
                        snap_boxsize, strength_to_noise)
@@ -53,6 +54,7 @@ class MainWindow(QMainWindow):
                  settings: QSettings | None = None, source: str | None = None,
                  opener: Callable = open_source) -> None:
         super().__init__()
+        refguard.install(QApplication.instance())   # see refguard: PySide6 refcount bug
         self.cfg = cfg
         self.settings = settings
         self.setWindowTitle("humanpose")

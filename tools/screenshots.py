@@ -1,0 +1,173 @@
+#!/usr/bin/env python3
+"""Screenshots of the three views from a real window (X11; under Xvfb when there is no display).
+
+    python tools/screenshots.py [--source VIDEO] [--frame 60] [--out resources]
+
+Opens the desktop window on ``--source`` (default ``../shared/media/street_people.avi``),
+analyses the whole file (so the plot panel is filled), seeks to ``--frame`` and saves
+``screenshot_single.png``, ``screenshot_heatmap.png`` and ``screenshot_multistage.png`` in
+``--out``: each is the whole window grabbed from the X server's window (``QScreen.grabWindow``),
+with ``QWidget.grab`` as fallback.  Without ``$DISPLAY`` the script starts its own ``Xvfb``
+(``apt-get install xvfb``) and runs under it.
+
+Weights: those of the config (models/manifest.json); ``--person/--pose`` give other files;
+``--random-weights`` uses untrained nets (timing / layout only: the title says so).
+It also prints the frame rates the window sustained (camera, estimator, display).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+VIEWS = ("single", "heatmap", "multistage")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--source", default=str(ROOT.parent / "shared" / "media" / "street_people.avi"))
+    p.add_argument("--frame", type=int, default=60, help="frame shown in the screenshots")
+    p.add_argument("--out", default=str(ROOT / "resources"))
+    p.add_argument("--config", default=None, help="YAML config (default humanpose.yml)")
+    p.add_argument("--boxsize", type=int, default=None)
+    p.add_argument("--person", default=None, help="person net weight file")
+    p.add_argument("--pose", default=None, help="pose net weight file")
+    p.add_argument("--random-weights", action="store_true", help="untrained nets (layout only)")
+    p.add_argument("--no-analyse", action="store_true", help="do not analyse the whole file")
+    p.add_argument("--size", default="1400x900", help="window size WxH")
+    return p.parse_args(argv)
+
+
+def with_display(argv) -> int | None:
+    """Re-run this script under a private Xvfb when there is no X display; None = go on here."""
+    if os.environ.get("DISPLAY") or os.environ.get("HUMANPOSE_SCREENSHOT_CHILD"):
+        return None
+    xvfb = shutil.which("Xvfb")
+    if not xvfb:
+        sys.exit("no $DISPLAY and no Xvfb: install it (apt-get install -y xvfb) or run under X")
+    for n in range(90, 120):
+        if not Path(f"/tmp/.X11-unix/X{n}").exists() and not Path(f"/tmp/.X{n}-lock").exists():
+            break
+    server = subprocess.Popen([xvfb, f":{n}", "-screen", "0", "1920x1200x24", "-nolisten", "tcp"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(50):
+            if Path(f"/tmp/.X11-unix/X{n}").exists():
+                break
+            time.sleep(0.1)
+        env = dict(os.environ, DISPLAY=f":{n}", QT_QPA_PLATFORM="xcb", HUMANPOSE_SCREENSHOT_CHILD="1")
+        return subprocess.call([sys.executable, str(Path(__file__).resolve()), *argv], env=env)
+    finally:
+        server.terminate()
+        server.wait(5)
+
+
+def build_factory(args):
+    from humanpose.estimator.pipeline import PoseEstimator
+    if args.random_weights:
+        import torch
+        from humanpose.nets.compact import CompactCPM
+        torch.manual_seed(0)
+        nets = CompactCPM("person").eval(), CompactCPM("pose").eval()
+        return lambda cfg: PoseEstimator(cfg, *nets)
+    if args.person or args.pose:
+        from humanpose.store import load_model
+        cache = {}
+
+        def factory(cfg):
+            if not cache:
+                cache["nets"] = (load_model(args.person, kind="person") if args.person else None,
+                                 load_model(args.pose, kind="pose") if args.pose else None)
+            return PoseEstimator(cfg, *cache["nets"])
+        return factory
+    return None   # the window's default: the weights named in the config
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
+    code = with_display(argv)
+    if code is not None:
+        return code
+
+    from PySide6.QtCore import QCoreApplication
+    from PySide6.QtGui import QGuiApplication, QIcon
+    from PySide6.QtWidgets import QApplication
+
+    from humanpose.config import load, set_value
+    from humanpose.gui.main_window import MainWindow
+
+    cfg = load(args.config)
+    if args.boxsize:
+        cfg = set_value(cfg, "estimator.boxsize", args.boxsize)
+    cfg = set_value(cfg, "source.loop", False)
+    app = QApplication.instance() or QApplication([sys.argv[0]])
+    app.setWindowIcon(QIcon(str(ROOT / "resources" / "humanpose.png")))
+    win = MainWindow(cfg, estimator_factory=build_factory(args), settings=None, source=args.source)
+    w, h = (int(v) for v in args.size.lower().split("x"))
+    win.resize(w, h)
+    win.show()
+
+    def spin(seconds: float, until=lambda: False) -> bool:
+        end = time.time() + seconds
+        while time.time() < end:
+            app.processEvents()
+            if until():
+                return True
+            time.sleep(0.005)
+        return until()
+
+    if not spin(60, lambda: win.info is not None or win.message.startswith("Cannot")) or win.info is None:
+        print(f"cannot open {args.source}: {win.message}", file=sys.stderr)
+        return 1
+    if not spin(120, lambda: win.estimator.estimator is not None or "not available" in win.message) \
+            or win.estimator.estimator is None:
+        print(win.message, file=sys.stderr)
+        return 1
+    if args.random_weights:
+        win.setWindowTitle(win.windowTitle() + "  [random weights: layout only]")
+
+    spin(4)   # live playback at the video's own rate: what the window sustains
+    live = dict(win.stats)
+    print(f"playing {win.info.name} at boxsize {cfg.estimator.boxsize}: "
+          f"camera {live['camera_fps']:.1f} fps, estimator {live['estimator_fps']:.1f} fps, "
+          f"display {live['display_fps']:.1f} fps, latency {live['latency_ms']:.0f} ms")
+    if not args.no_analyse and win.info.seekable:
+        win.analyse_whole_file(True)
+        spin(900, lambda: not win.analysing)
+        print(win.message)
+    win.pause()
+    target = min(args.frame, (win.info.frame_count or 1) - 1)
+    win.seek(target)
+    spin(30, lambda: win.latest is not None and win.latest[0].frame.index == target)
+    spin(1.0)
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    screen = QGuiApplication.primaryScreen()
+    for view in VIEWS:
+        win.set_view(view)
+        spin(0.8)
+        image = screen.grabWindow(win.winId()) if screen is not None else None
+        if image is None or image.isNull() or image.width() < 100:
+            image = win.grab()
+        path = out / f"screenshot_{view}.png"
+        if not image.save(str(path)):
+            print(f"cannot write {path}", file=sys.stderr)
+            return 1
+        print(f"wrote {path} ({image.width()}x{image.height()})")
+    win.close()
+    win.deleteLater()
+    QCoreApplication.processEvents()
+    del win, image
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
