@@ -143,13 +143,26 @@ def analyse(qtbot, win):
 
 
 # ------------------------------------------------------------------------------------ tests
-def test_generated_video_views_cache_boxsize_export_plot_close(qtbot, open_window, video, tmp_path):
+def test_generated_video_views_cache_boxsize_export_plot_close(qtbot, open_window, video, tmp_path,
+                                                              capfd):
     win = open_window(str(video))
     qtbot.waitUntil(lambda: win.info is not None, timeout=WAIT_MS)
     assert win.info.frame_count == N_FRAMES and win.info.seekable
 
-    # analyse the whole file: every frame estimated once, progress bar at 100 %
+    # analyse the whole file, recording the annotated video: every frame estimated once,
+    # progress bar at 100 %
+    win.controls.output.record.click()
+    assert win.recorder is not None
     analyse(qtbot, win)
+    win.controls.output.record.click()
+    assert win.recorder is None and "Recorded" in win.message
+    recorded = list((tmp_path / "out").glob("walk_annotated_*"))
+    assert len(recorded) == 1
+    cap = cv2.VideoCapture(str(recorded[0]))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) >= N_FRAMES
+    ok, img = cap.read()
+    cap.release()
+    assert ok and img.shape[:2] == (SIZE[1], SIZE[0])
     assert len(win.cache) == N_FRAMES
     assert win.playback.progress.value() == 100
     assert win.estimator.estimate_calls >= N_FRAMES
@@ -212,11 +225,17 @@ def test_generated_video_views_cache_boxsize_export_plot_close(qtbot, open_windo
                     and "–" not in win.controls.estimator.boxsize_label.text(), timeout=WAIT_MS)
     assert win.controls.estimator.boxsize_label.text().startswith("96 px")
 
-    # closing ends both threads within a second
+    # closing (while playing) ends both threads within a second and prints nothing
+    win.play()
+    qtbot.waitUntil(lambda: win.playing, timeout=WAIT_MS)
+    capfd.readouterr()
     t0 = time.perf_counter()
     win.close()
     assert time.perf_counter() - t0 < 1.0
     assert win.camera_thread.isFinished() and win.estimator_thread.isFinished()
+    qtbot.wait(100)
+    out, err = capfd.readouterr()
+    assert err == "" and out == ""
 
 
 def test_boxsize_reaches_estimator_while_playing(qtbot, open_window, video, nets):

@@ -87,10 +87,14 @@ def test_cache_strips_the_oldest_maps_over_budget_but_keeps_joints():
     one = result(0)
     nbytes = one.person_map.nbytes + one.persons[0].stage_maps.nbytes + one.persons[0].crop.nbytes
     cache = ResultCache(maps_budget_bytes=int(2.5 * nbytes))
-    for i in range(4):
+    first = result(0)
+    cache.put(first)
+    for i in range(1, 4):
         cache.put(result(i))
     assert len(cache) == 4 and cache.maps_bytes <= cache.budget
     assert cache.get(0).persons[0].stage_maps is None and cache.get(0).persons[0].joints is not None
+    np.testing.assert_array_equal(cache.get(0).persons[0].joints, first.persons[0].joints)
+    assert first.persons[0].stage_maps is not None    # a copy was stripped, not the original
     assert cache.get(3).persons[0].stage_maps is not None
     assert [i for i, _ in cache.items()] == [0, 1, 2, 3]
     v = cache.version
@@ -170,6 +174,13 @@ def test_launcher_is_executable_with_a_python_shebang():
     assert out.returncode == 0 and "config" in out.stdout and "--source" in out.stdout
 
 
+def test_gui_and_install_desktop_commands_have_help():
+    for cmd in ("gui", "install-desktop"):
+        out = subprocess.run([sys.executable, "-m", "humanpose", cmd, "--help"], capture_output=True,
+                             text=True, cwd=str(ROOT), timeout=60)
+        assert out.returncode == 0 and "usage:" in out.stdout, out.stderr
+
+
 def test_gui_command_reports_a_bad_config(tmp_path):
     bad = tmp_path / "bad.yml"
     bad.write_text("estimator:\n  boxsize: 12\n")
@@ -245,3 +256,21 @@ def test_refguard_keeps_none_and_bools_alive_through_many_qt_calls(qtbot):
         assert guard.restored >= calls          # the bug is there and was compensated
     assert sys.getrefcount(None) >= start[None] - 50
     assert sys.getrefcount(True) >= start[True] - 50
+
+
+def test_plot_angles_match_the_skeleton_definition():
+    from humanpose.gui.plot import series
+    from humanpose.skeleton import joint_angle
+    rng = np.random.default_rng(1)
+    items = []
+    for i in range(20):
+        p = person()
+        p.joints[:, :2] = rng.uniform(0, 100, (NUM_JOINTS, 2))
+        if i == 3:
+            p.joints[6, :2] = p.joints[5, :2]        # zero-length limb: undefined angle
+        items.append((i, result(i, [p])))
+    _, data = series(items, "angles", list(ANGLES))
+    for name in ANGLES:
+        want = [joint_angle(r.persons[0].joints, name) for _, r in items]
+        np.testing.assert_allclose(data[name], want, atol=1e-9, equal_nan=True)
+    assert np.isnan(data["L shoulder"][3]) and np.isnan(data["L elbow"][3])

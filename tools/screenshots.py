@@ -41,6 +41,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--random-weights", action="store_true", help="untrained nets (layout only)")
     p.add_argument("--no-analyse", action="store_true", help="do not analyse the whole file")
     p.add_argument("--size", default="1400x900", help="window size WxH")
+    p.add_argument("--fps", default=None, metavar="B1,B2,...",
+                   help="instead of screenshots: play the source (looped, at its own rate) and "
+                        "print the frame rates the window sustains at each of these boxsizes")
+    p.add_argument("--seconds", type=float, default=8.0, help="measuring time per boxsize (--fps)")
     return p.parse_args(argv)
 
 
@@ -89,6 +93,39 @@ def build_factory(args):
     return None   # the window's default: the weights named in the config
 
 
+def measure(win, spin, boxsizes, seconds: float) -> int:
+    """Frame rates while playing at the source's own rate, per boxsize (a Markdown table)."""
+    import os as _os
+    load = _os.getloadavg()[0] if hasattr(_os, "getloadavg") else float("nan")
+    print(f"source {win.info.name} ({win.info.size[0]}x{win.info.size[1]}, {win.info.fps:g} fps), "
+          f"backend {win.estimator.estimator.backend_name}, {_os.cpu_count()} CPUs, "
+          f"load average {load:.1f} at start")
+    print("| boxsize | camera fps | estimator fps | display fps | ms/frame (estimate) | latency ms |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: |")
+    for b in boxsizes:
+        win.set_boxsize(b)
+        spin(2.0)                                   # new boxsize in effect, warm
+        ms, lat = [], []
+
+        def on_result(item, res, cached, ms=ms, lat=lat):
+            if not cached and res.boxsize == b:
+                ms.append(res.timings.get("total", float("nan")))
+                lat.append((time.perf_counter() - item.captured) * 1000.0)
+        win.estimator.result.connect(on_result)
+        f0, e0, d0, t0 = (win.camera.frames_read, win._counts["estimates"], win._counts["shown"],
+                          time.perf_counter())
+        spin(seconds)
+        f1, e1, d1, t1 = (win.camera.frames_read, win._counts["estimates"], win._counts["shown"],
+                          time.perf_counter())
+        win.estimator.result.disconnect(on_result)
+        dt = t1 - t0
+        med = lambda v: sorted(v)[len(v) // 2] if v else float("nan")  # noqa: E731
+        print(f"| {b} | {(f1 - f0) / dt:.1f} | {(e1 - e0) / dt:.1f} | {(d1 - d0) / dt:.1f} | "
+              f"{med(ms):.0f} | {med(lat):.0f} |")
+    win.close()
+    return 0
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
@@ -106,7 +143,7 @@ def main(argv=None) -> int:
     cfg = load(args.config)
     if args.boxsize:
         cfg = set_value(cfg, "estimator.boxsize", args.boxsize)
-    cfg = set_value(cfg, "source.loop", False)
+    cfg = set_value(cfg, "source.loop", bool(args.fps))
     app = QApplication.instance() or QApplication([sys.argv[0]])
     app.setWindowIcon(QIcon(str(ROOT / "resources" / "humanpose.png")))
     win = MainWindow(cfg, estimator_factory=build_factory(args), settings=None, source=args.source)
@@ -132,6 +169,9 @@ def main(argv=None) -> int:
         return 1
     if args.random_weights:
         win.setWindowTitle(win.windowTitle() + "  [random weights: layout only]")
+
+    if args.fps:
+        return measure(win, spin, [int(b) for b in args.fps.split(",")], args.seconds)
 
     spin(4)   # live playback at the video's own rate: what the window sustains
     live = dict(win.stats)

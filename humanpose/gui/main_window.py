@@ -80,6 +80,7 @@ class MainWindow(QMainWindow):
         self._latency_ms = float("nan")
         self._ms_per_frame = float("nan")
         self._plot_version = -1
+        self._cursor_time: float | None = None
         self._seen_ids: set[int] = set()
         self._closing = False
         self.stats = {"camera_fps": 0.0, "estimator_fps": 0.0, "display_fps": 0.0,
@@ -393,7 +394,9 @@ class MainWindow(QMainWindow):
         total = self.info.frame_count if self.info and self.info.frame_count else None
         p.frame.setText(f"{index} / {total - 1}" if total else f"frame {index}")
         if self.info and self.info.fps:
-            self.plot.set_cursor(index / self.info.fps)
+            self._cursor_time = index / self.info.fps   # drawn by the plot timer (repaint cost)
+            if not self.playing:
+                self.plot.set_cursor(self._cursor_time)
 
     def _on_state(self, playing: bool) -> None:
         self.playing = playing
@@ -649,6 +652,9 @@ class MainWindow(QMainWindow):
         self._update_boxsize_label()
 
     def _update_plot(self) -> None:
+        if self._cursor_time is not None and self.plot.isVisible():
+            self.plot.set_cursor(self._cursor_time)
+            self._cursor_time = None
         if self.cache.version == self._plot_version or not self.plot.isVisible():
             return
         self._plot_version = self.cache.version

@@ -11,7 +11,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QListWidget, QListWidgetItem,
                                QVBoxLayout, QWidget)
 
-from ..skeleton import ANGLES, JOINT_LABELS, NUM_JOINTS, joint_angle
+from ..skeleton import ANGLES, JOINT_LABELS, NUM_JOINTS
 from .views import AUTO, select_person
 
 MODES = ("angles", "coordinates")
@@ -21,34 +21,42 @@ PENS = [(230, 80, 80), (80, 160, 255), (250, 180, 40), (90, 200, 90), (200, 90, 
         (60, 210, 210), (240, 240, 240), (160, 120, 60)]
 
 
+def _angles(joints: np.ndarray, name: str) -> np.ndarray:
+    """skeleton.joint_angle for a (F, 14, 2) array at once (degrees, NaN where undefined)."""
+    a, v, b = ANGLES[name]
+    u = joints[:, a] - joints[:, v]
+    w = joints[:, b] - joints[:, v]
+    nu, nw = np.linalg.norm(u, axis=1), np.linalg.norm(w, axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cos = np.einsum("ij,ij->i", u, w) / (nu * nw)
+        out = np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
+    out[~np.isfinite(nu * nw) | (nu == 0) | (nw == 0)] = np.nan
+    return out
+
+
 def series(items, mode: str, names: list[str], person: int = AUTO,
            joint_threshold: float = 0.1) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """(times, {curve name: values}) from (index, PoseResult) pairs; NaN where not found.
 
-    mode "angles": names are keys of skeleton.ANGLES (degrees); "coordinates": names are joint
-    labels and each gives two curves "<name> x" and "<name> y" (frame pixels).
+    mode "angles": names are keys of skeleton.ANGLES (degrees, as skeleton.joint_angle);
+    "coordinates": names are joint labels and each gives two curves "<name> x" and "<name> y"
+    (frame pixels).  Joints scored below ``joint_threshold`` count as missing.
     """
     times = np.array([r.timestamp for _, r in items], dtype=np.float64)
-    out: dict[str, np.ndarray] = {}
-    if mode == "angles":
-        for name in names:
-            out[name] = np.full(len(items), np.nan)
-    else:
-        for name in names:
-            out[f"{name} x"] = np.full(len(items), np.nan)
-            out[f"{name} y"] = np.full(len(items), np.nan)
+    joints = np.full((len(items), NUM_JOINTS, 3), np.nan)
     for n, (_, result) in enumerate(items):
         p = select_person(result, person)
-        if p is None:
-            continue
-        joints = np.array(p.joints, dtype=np.float64)
-        joints[joints[:, 2] < joint_threshold, :2] = np.nan
-        for name in names:
-            if mode == "angles":
-                out[name][n] = joint_angle(joints, name)
-            else:
-                j = JOINT_LABELS.index(name)
-                out[f"{name} x"][n], out[f"{name} y"][n] = joints[j, 0], joints[j, 1]
+        if p is not None:
+            joints[n] = p.joints
+    joints[joints[..., 2] < joint_threshold, :2] = np.nan
+    xy = joints[..., :2]
+    out: dict[str, np.ndarray] = {}
+    for name in names:
+        if mode == "angles":
+            out[name] = _angles(xy, name)
+        else:
+            j = JOINT_LABELS.index(name)
+            out[f"{name} x"], out[f"{name} y"] = xy[:, j, 0].copy(), xy[:, j, 1].copy()
     return times, out
 
 

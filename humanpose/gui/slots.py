@@ -8,6 +8,7 @@ dropped once they exceed a byte budget (the joints are always kept, for plots an
 """
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections import OrderedDict
 from typing import Any
@@ -69,12 +70,12 @@ def _maps_nbytes(result) -> int:
     return n
 
 
-def strip_maps(result) -> None:
-    """Drop the (large) belief maps and crops of a result in place; the joints stay."""
-    result.person_map = None
-    for p in result.persons:
-        p.stage_maps = None
-        p.crop = None
+def strip_maps(result):
+    """A copy of a result without the (large) belief maps and crops; the joints stay.
+
+    A copy, not an in-place change: the GUI thread may be drawing the original right now."""
+    persons = [dataclasses.replace(p, stage_maps=None, crop=None) for p in result.persons]
+    return dataclasses.replace(result, person_map=None, persons=persons)
 
 
 class ResultCache:
@@ -106,7 +107,7 @@ class ResultCache:
                 self._maps_bytes += nbytes
             while self._maps_bytes > self.budget and len(self._with_maps) > 1:
                 old, _ = next(iter(self._with_maps.items()))
-                strip_maps(self._results[old])
+                self._results[old] = strip_maps(self._results[old])
                 self._forget_maps(old)
             self.version += 1
 
