@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -51,7 +52,11 @@ def main(args: argparse.Namespace) -> int:
         cfg = load(args.config)
     except ConfigError as exc:
         return _fatal(str(exc))
+    # OpenCV's own warnings (e.g. probing a missing camera) would only duplicate the window's
+    # messages on the terminal
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
 
+    from PySide6.QtCore import QTimer
     from PySide6.QtGui import QIcon
     from PySide6.QtWidgets import QApplication
 
@@ -68,10 +73,18 @@ def main(args: argparse.Namespace) -> int:
     if not args.no_settings:
         settings = open_settings(args.settings_file)
         cfg = apply_settings(cfg, settings)
-    source = args.source
-    window = MainWindow(cfg, settings=settings, source=source)
+    window = MainWindow(cfg, settings=settings, source=args.source)
     window.show()
-    return int(app.exec())
+    # Ctrl+C in the terminal closes the window cleanly (Python handles signals only when it
+    # runs, so a timer lets it run now and then)
+    signal.signal(signal.SIGINT, lambda *_: window.close())
+    tick = QTimer()
+    tick.timeout.connect(lambda: None)
+    tick.start(250)
+    code = int(app.exec())
+    tick.stop()
+    del window
+    return code
 
 
 def run(argv: list[str] | None = None) -> int:

@@ -72,6 +72,7 @@ class MainWindow(QMainWindow):
         self.recorder: VideoWriter | None = None
         self.message = ""
         self.estimator_error = ""
+        self._last_message = ("", "info")
         self._shown_key = None
         self._analysis_t0 = 0.0
         self._analysis_last: int | None = None
@@ -238,6 +239,9 @@ class MainWindow(QMainWindow):
         d.blend.setChecked(cfg.gui.heatmap_blend)
         self.tabs.setCurrentIndex(VIEWS.index(self.view))
         c.output.folder.setText(f"Output folder: {self.output_dir}")
+        p = self.playback
+        for w in (p.seek, p.back, p.forward, p.analyse, p.speed):
+            w.setEnabled(False)          # until a file or folder is open
         if self.settings is not None:
             speed = self.settings.value("playback/speed")
             if speed is not None:
@@ -288,13 +292,18 @@ class MainWindow(QMainWindow):
     def show_message(self, text: str, kind: str = "info") -> None:
         """A message in the window (message line + status bar); never a modal dialog.
 
-        While the estimator is not available its error stays on top of every other message."""
-        if self.estimator_error and text != self.estimator_error:
-            text, kind = (f"{self.estimator_error}\n{text}" if text else self.estimator_error), "error"
+        While the estimator is not available its error stays above every other message."""
+        self._last_message = (text, kind)
+        self._render_message()
+
+    def _render_message(self) -> None:
+        text, kind = self._last_message
+        if self.estimator_error:
+            text, kind = self.estimator_error + (f"\n{text}" if text else ""), "error"
         self.message = text
         self.message_label.setText(text)
         self.message_label.setStyleSheet(STYLES.get(kind, ""))
-        self.statusBar().showMessage(text, 15000)
+        self.statusBar().showMessage(text.replace("\n", " · "), 15000)
 
     def _set_cfg(self, key: str, value) -> None:
         self.cfg = set_value(self.cfg, key, value)
@@ -371,7 +380,9 @@ class MainWindow(QMainWindow):
         if message.startswith("pose estimator not available"):
             self.estimator_error = message + " (fix it, then press Reload models)"
             self.controls.estimator.backend.setText("not available")
-        self.show_message(message, "error")
+            self._render_message()
+        else:
+            self.show_message(message, "error")
 
     def _on_lost(self, message: str) -> None:
         self._stop_analysis(finished=False)

@@ -79,6 +79,7 @@ class PlotPanel(QWidget):
         self.choices.setToolTip("Tick the angles / joints to plot")
         self.plot = pg.PlotWidget(background=(30, 30, 30))
         self.plot.setLabel("bottom", "time", units="s")
+        self.plot.setLabel("left", "angle (deg)")
         self.plot.showGrid(x=True, y=True, alpha=0.25)
         self.plot.addLegend(offset=(5, 5))
         self.cursor = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen((255, 255, 0), width=1))
