@@ -372,3 +372,17 @@ def test_settings_are_remembered_between_runs(qtbot, open_window, video, tmp_pat
     assert win2.controls.estimator.threshold.value() == pytest.approx(0.55)
     assert not win2.controls.estimator.kalman.isChecked()
     assert win2.tabs.currentIndex() == VIEWS.index("heatmap")
+
+
+def test_unavailable_backend_is_reported_and_the_previous_one_stays(qtbot, open_window, video):
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available here: switching to it would succeed")
+    win = open_window(str(video))
+    qtbot.waitUntil(lambda: win.estimator.estimator is not None, timeout=WAIT_MS)
+    win.controls.estimator.device.setCurrentText("cuda")
+    qtbot.waitUntil(lambda: "cuda" in win.message.lower(), timeout=WAIT_MS)
+    assert "color: #ff6b6b" in win.message_label.styleSheet()
+    qtbot.waitUntil(lambda: win.controls.estimator.device.currentText() == "cpu", timeout=WAIT_MS)
+    assert win.cfg.model.device == "cpu" and win.estimator.estimator.backend_name == "torch/cpu"
+    # still estimating
+    wait_result(qtbot, win, action=lambda: win.seek(2))

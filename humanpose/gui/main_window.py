@@ -525,7 +525,10 @@ class MainWindow(QMainWindow):
         self._set_cfg("model.framework", fw)
         self._set_cfg("model.device", dev)
         e.backend.setText("switching…")
-        self.estimator.set_backend(fw, dev)
+        if self.estimator_error:     # no estimator yet (e.g. it was built for a missing device)
+            self.reload_models()
+        else:
+            self.estimator.set_backend(fw, dev)
 
     def _on_threshold(self, value: float) -> None:
         self._set_cfg("estimator.person_threshold", round(float(value), 2))
@@ -553,6 +556,16 @@ class MainWindow(QMainWindow):
             self.show_message(f"Pose estimator ready ({backend}).", "ok")
 
     def _on_applied(self, applied: dict) -> None:
+        if "backend_failed" in applied and self.estimator.estimator is not None:
+            # the previous backend stays: show it in the selectors and remember it
+            model = self.estimator.estimator.config.model
+            e = self.controls.estimator
+            for box, value in ((e.framework, model.framework), (e.device, model.device)):
+                box.blockSignals(True)
+                box.setCurrentText(value)
+                box.blockSignals(False)
+            self._set_cfg("model.framework", model.framework)
+            self._set_cfg("model.device", model.device)
         # paused: estimate the frame on screen again so the change shows at once
         if not self.playing:
             _, item = self.display_slot.peek()

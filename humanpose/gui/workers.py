@@ -393,42 +393,43 @@ class EstimatorWorker(QObject):
             self.generation, self.use_cache = pending.pop("source")
             self.cache.clear()
             pending["reset"] = True
-        est = self.estimator
         changed = False
-        try:
-            if est is not None and "boxsize" in pending:
-                applied["boxsize"] = est.set_boxsize(pending["boxsize"])
+        steps = (("boxsize", lambda v: self.estimator.set_boxsize(v)),
+                 ("backend", self._set_backend),
+                 ("person_threshold", self._set_threshold),
+                 ("tracking", lambda v: self.estimator.set_tracking(*v) or v))
+        for key, apply in steps:
+            if key not in pending or self.estimator is None:
+                continue
+            try:
+                applied[key] = apply(pending[key])
                 changed = True
-            if est is not None and "backend" in pending:
-                est.set_backend(*pending["backend"])
-                applied["backend"] = est.backend_name
-                note = getattr(est, "backend_note", None)
-                self.ready.emit(est.backend_name + (f" ({note})" if note else ""))
-                changed = True
-            if est is not None and "person_threshold" in pending:
-                self._set_threshold(pending["person_threshold"])
-                applied["person_threshold"] = pending["person_threshold"]
-                est = self.estimator
-                changed = True
-            if est is not None and "tracking" in pending:
-                est.set_tracking(*pending["tracking"])
-                applied["tracking"] = pending["tracking"]
-                changed = True
-            if est is not None and pending.get("reset"):
-                est.reset()
-        except Exception as exc:  # noqa: BLE001 - e.g. BackendError: keep the previous setting
-            self.failed.emit(str(exc))
+            except Exception as exc:  # noqa: BLE001 - e.g. BackendError: the previous one stays
+                applied[key + "_failed"] = str(exc)
+                self.failed.emit(str(exc))
+        if self.estimator is not None and pending.get("reset"):
+            self.estimator.reset()
         if changed:
             self.cache.clear()     # cached results were made with other settings
         if applied:
             self.applied.emit(applied)
 
-    def _set_threshold(self, value: float) -> None:
+    def _set_backend(self, value) -> str:
+        est = self.estimator
+        try:
+            est.set_backend(*value)
+        finally:   # success or not: say which backend runs now
+            note = getattr(est, "backend_note", None)
+            self.ready.emit(est.backend_name + (f" ({note})" if note else ""))
+        return est.backend_name
+
+    def _set_threshold(self, value: float) -> float:
         est = self.estimator
         if hasattr(est, "set_person_threshold"):
             est.set_person_threshold(value)
-            return
+            return value
         # no setter: a new estimator with the same (already loaded) models and the new value
         from ..config import set_value
         cfg = set_value(est.config, "estimator.person_threshold", value)
         self.estimator = type(est)(cfg, est.person_model, est.pose_model)
+        return value
