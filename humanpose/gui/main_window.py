@@ -40,6 +40,7 @@ from .views import AUTO, VIEW_TITLES, VIEWS, ImageView, ViewOptions, render
 from .workers import CameraWorker, Captured, EstimatorWorker, SourceInfo
 
 STOP_TIMEOUT_MS = 1000
+MAX_PERSON_CHOICES = 64      # track ids offered in the person selector
 PLOT_INTERVAL_MS = 400
 STYLES = {"error": "color: #ff6b6b;", "info": "color: #e0c060;", "ok": "color: #8fd18f;"}
 
@@ -328,6 +329,7 @@ class MainWindow(QMainWindow):
             self.show_message("Give a source: a file, a folder, a camera index or a URL.", "error")
             return
         self.set_recording(False)
+        self._stop_analysis(finished=False)
         self.show_message(f"Opening {spec} …")
         self.camera.set_analysis(False)
         self.camera.open(spec, self.cfg.source)
@@ -587,7 +589,7 @@ class MainWindow(QMainWindow):
             self._latency_ms = latency if not np.isfinite(self._latency_ms) else \
                 0.7 * self._latency_ms + 0.3 * latency
         new_ids = {p.track_id for p in result.persons if p.track_id >= 0} - self._seen_ids
-        if new_ids:
+        if new_ids and len(self._seen_ids) < MAX_PERSON_CHOICES:
             self._seen_ids |= new_ids
             for tid in sorted(new_ids):
                 self.controls.display.person.addItem(f"track #{tid}", tid)
