@@ -81,7 +81,7 @@ class PlotPanel(QWidget):
         self.plot.setLabel("bottom", "time", units="s")
         self.plot.setLabel("left", "angle (deg)")
         self.plot.showGrid(x=True, y=True, alpha=0.25)
-        self.plot.addLegend(offset=(5, 5))
+        self.plot.addLegend(offset=(5, 5), brush=(20, 20, 20, 190))
         self.cursor = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen((255, 255, 0), width=1))
         self.plot.addItem(self.cursor)
         self.plot.scene().sigMouseClicked.connect(self._on_click)
