@@ -132,6 +132,8 @@ def main(argv=None) -> int:
     code = with_display(argv)
     if code is not None:
         return code
+    from humanpose.gui.app import configure_environment
+    configure_environment()          # as the app does (OMP_WAIT_POLICY, before torch loads)
 
     from PySide6.QtCore import QCoreApplication
     from PySide6.QtGui import QGuiApplication, QIcon

@@ -12,6 +12,21 @@ from ..config import DEFAULT_CONFIG, PROJECT_ROOT, ConfigError, load
 ICON = PROJECT_ROOT / "resources" / "humanpose.png"
 
 
+def configure_environment() -> None:
+    """Environment for the window's process; must run before torch / OpenCV are imported.
+
+    * ``OMP_WAIT_POLICY=PASSIVE``: the window always has busy threads besides torch's (camera
+      decoding, painting); with OpenMP's default spin-waiting, torch's intra-op threads stall
+      on each other whenever a core is taken, and on 2 cores an estimate went from ~100 ms to
+      0.4-3.5 s.  Passive waiting keeps estimates steady (see the frame-rate table in the note).
+    * ``OPENCV_LOG_LEVEL=ERROR``: OpenCV's own warnings (e.g. probing a missing camera) would only
+      repeat on the terminal what the window already says.
+    """
+    if "torch" not in sys.modules:
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", nargs="?", default=None,
                         help=f"YAML config (default: {DEFAULT_CONFIG.name} of this checkout)")
@@ -52,9 +67,7 @@ def main(args: argparse.Namespace) -> int:
         cfg = load(args.config)
     except ConfigError as exc:
         return _fatal(str(exc))
-    # OpenCV's own warnings (e.g. probing a missing camera) would only duplicate the window's
-    # messages on the terminal
-    os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+    configure_environment()
 
     from PySide6.QtCore import QTimer
     from PySide6.QtGui import QIcon
