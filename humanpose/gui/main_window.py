@@ -32,8 +32,8 @@ from ..export.writers import ExportError, KeypointWriter, VideoWriter, write_ima
 from ..sources import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, open_source, source_stem
 from . import refguard
 from . import settings as remembered
-from .controls import (BOXSIZE_MAX, BOXSIZE_MIN, ControlPanel, PlaybackBar, noise_to_strength,
-                       snap_boxsize, strength_to_noise)
+from .controls import (ControlPanel, PlaybackBar, noise_to_strength, snap_boxsize,
+                       strength_to_noise)
 from .plot import PlotPanel
 from .slots import FrameSlot, ResultCache
 from .views import AUTO, VIEW_TITLES, VIEWS, ImageView, ViewOptions, render
