@@ -251,7 +251,9 @@ def test_boxsize_reaches_estimator_while_playing(qtbot, open_window, video, nets
 
 def test_street_people(qtbot, open_window, tmp_path):
     path = shared_media("street_people.avi")
-    win = open_window(str(path))
+    cfg = make_cfg(tmp_path)
+    cfg.source.loop = True          # keeps playing however slow this machine is today
+    win = open_window(str(path), cfg=cfg)
     qtbot.waitUntil(lambda: win.info is not None, timeout=WAIT_MS)
     assert win.info.size == (1280, 720) and win.info.frame_count > 100
     item, res, _ = wait_result(qtbot, win)

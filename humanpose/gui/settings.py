@@ -1,7 +1,8 @@
 """Settings remembered between runs (QSettings) on top of ``humanpose.yml``.
 
 The YAML file gives the defaults; whatever the user changed in the window is stored in QSettings
-(per user: ~/.config/humanpose/humanpose.conf on Linux, the registry on Windows) and applied over
+(an INI file per user: ~/.config/humanpose/humanpose.ini on Linux, %APPDATA%\\humanpose\\humanpose.ini
+on Windows; Settings > Forget remembered settings clears it) and applied over
 the YAML values at the next start.  Every stored value goes through :func:`config.set_value`, so a
 stale or hand-edited entry that is no longer valid is ignored with a warning instead of breaking
 the start.
