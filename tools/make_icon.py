@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """Write resources/humanpose.svg (a stick figure in the skeleton palette) and render it to
-resources/humanpose.png (256x256) with QtSvg.  Run once after changing the drawing."""
+resources/humanpose.png (256x256, freedesktop launcher and window icon) and
+resources/humanpose.ico (64x64, for a Windows shortcut) with QtSvg.  Run once after changing
+the drawing."""
 from __future__ import annotations
 
 import os
@@ -57,7 +59,11 @@ def main() -> int:
     painter.end()
     if not image.save(str(out / "humanpose.png")):
         raise SystemExit("cannot write humanpose.png")
-    print(f"wrote {out / 'humanpose.svg'} and {out / 'humanpose.png'}")
+    small = image.scaled(64, 64, Qt.AspectRatioMode.KeepAspectRatio,
+                         Qt.TransformationMode.SmoothTransformation)
+    if not small.save(str(out / "humanpose.ico"), "ICO"):
+        raise SystemExit("cannot write humanpose.ico")
+    print(f"wrote {out / 'humanpose.svg'}, {out / 'humanpose.png'} and {out / 'humanpose.ico'}")
     return 0
 
 
