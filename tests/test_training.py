@@ -201,3 +201,15 @@ def test_eval_cli_end_to_end(tmp_path, capsys):
 def test_eval_cli_errors(tmp_path, capsys):
     assert cli.main(["eval", "--data", str(tmp_path)]) == 2
     assert "joints.mat not found" in capsys.readouterr().err
+
+
+def test_stage_loss_sums_stages_and_weighs_peaks():
+    from humanpose.train.trainer import stage_loss
+    t = torch.zeros(1, 2, 4, 4)
+    t[0, 0, 1, 1] = 1.0                                   # a joint peak; channel 1 = background
+    w = torch.ones(1, 2)
+    miss_peak = torch.zeros(1, 2, 4, 4)                   # predicts nothing at the peak
+    one = stage_loss((miss_peak,), t, w)
+    assert stage_loss((miss_peak, miss_peak), t, w) == pytest.approx(2 * one.item())
+    assert stage_loss((miss_peak,), t, w, positive_weight=10.0) == pytest.approx(11 * one.item())
+    assert stage_loss((miss_peak,), t, torch.tensor([[0.0, 1.0]])) == 0   # masked joint
