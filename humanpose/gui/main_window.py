@@ -376,6 +376,16 @@ class MainWindow(QMainWindow):
             remembered.remember(self.settings, "source.source", info.spec)
 
     def _on_open_failed(self, message: str) -> None:
+        # the previous source was closed before trying this one: nothing is open now
+        self._stop_analysis(finished=False)
+        self.info = None
+        self.latest = None
+        p = self.playback
+        for w in (p.seek, p.back, p.forward, p.analyse, p.speed):
+            w.setEnabled(False)
+        p.frame.setText("– / –")
+        self.controls.source.name.setText("no source")
+        self.setWindowTitle("humanpose")
         self.show_message(f"Cannot open the source: {message}", "error")
 
     def _on_estimator_failed(self, message: str) -> None:

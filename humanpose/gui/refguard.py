@@ -8,9 +8,11 @@ a minute and CPython aborts with ``Fatal Python error: none_dealloc`` (or ``bool
 
 From Python 3.12 on these singletons are immortal and the bug is harmless.  Before that,
 :func:`install` checks whether the running PySide6 has the bug (a few hundred void calls, watching
-``sys.getrefcount(None)``) and, only then, starts a timer that puts the stolen references back
-(``Py_IncRef``) whenever a singleton's count falls below its level at start.  Over-counting a
-singleton is harmless (it is never freed), under-counting is fatal, so the guard only ever adds.
+``sys.getrefcount(None)``) and, only then, lifts each singleton's count to at least
+:data:`FLOOR` and starts a timer that puts the stolen references back (``Py_IncRef``) whenever
+a count falls below that floor again.  Over-counting a singleton is harmless (it is never
+freed), under-counting is fatal, so the guard only ever adds.  At the leak rates of the window
+(a few thousand per second) a floor of 100 000 checked every 100 ms leaves a wide margin.
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ import sys
 from PySide6.QtCore import QObject, QTimer, Signal
 
 INTERVAL_MS = 100
+FLOOR = 100_000
 SINGLETONS = (None, True, False)
 _py_incref = ctypes.pythonapi.Py_IncRef
 _py_incref.argtypes = [ctypes.py_object]
@@ -61,8 +64,9 @@ def restore(levels: dict) -> int:
 class RefGuard(QObject):
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self.levels = {obj: sys.getrefcount(obj) for obj in SINGLETONS}
+        self.levels = {obj: max(FLOOR, sys.getrefcount(obj)) for obj in SINGLETONS}
         self.restored = 0
+        restore(self.levels)       # lift to the floor now (not counted as restored)
         self.timer = QTimer(self)
         self.timer.setInterval(INTERVAL_MS)
         self.timer.timeout.connect(self.check)

@@ -122,23 +122,31 @@ class CameraWorker(QObject):
     def run(self) -> None:
         try:
             while not self._stop.is_set():
-                self._handle_commands()
-                if self._stop.is_set():
-                    break
-                if self.source is None or not self.playing:
-                    self._wake.wait(POLL_S)
-                    self._wake.clear()
-                    continue
-                if self.analysis:
-                    # back-pressure: the estimator must have taken the previous frame
-                    if not self.estimator_slot.wait_empty(POLL_S):
-                        continue
-                elif not self._wait_due():
-                    continue
-                self._read_one()
+                try:
+                    self._step()
+                except Exception as exc:  # noqa: BLE001 - report, stop playing, keep the thread
+                    traceback.print_exc()
+                    self._set_playing(False)
+                    self.lost.emit(f"camera thread error: {exc}")
         finally:
             self._close()
             self.finished.emit()
+
+    def _step(self) -> None:
+        self._handle_commands()
+        if self._stop.is_set():
+            return
+        if self.source is None or not self.playing:
+            self._wake.wait(POLL_S)
+            self._wake.clear()
+            return
+        if self.analysis:
+            # back-pressure: the estimator must have taken the previous frame
+            if not self.estimator_slot.wait_empty(POLL_S):
+                return
+        elif not self._wait_due():
+            return
+        self._read_one()
 
     def _wait_due(self) -> bool:
         """Pace seekable sources at fps x speed; False if woken up early (command or stop)."""
@@ -335,10 +343,14 @@ class EstimatorWorker(QObject):
             self._build(self.cfg)
             while not self._stop.is_set():
                 item = self.slot.take(POLL_S)
-                self._apply_pending()
-                if item is None or self._stop.is_set() or item.generation != self.generation:
-                    continue
-                self._process(item)
+                try:
+                    self._apply_pending()
+                    if item is None or self._stop.is_set() or item.generation != self.generation:
+                        continue
+                    self._process(item)
+                except Exception as exc:  # noqa: BLE001 - report and go on with the next frame
+                    traceback.print_exc()
+                    self.failed.emit(f"estimator thread error: {exc}")
         finally:
             self.estimator = None
             self.finished.emit()
