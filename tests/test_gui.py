@@ -388,3 +388,23 @@ def test_unavailable_backend_is_reported_and_the_previous_one_stays(qtbot, open_
     assert win.cfg.model.device == "cpu" and win.estimator.estimator.backend_name == "torch/cpu"
     # still estimating
     wait_result(qtbot, win, action=lambda: win.seek(2))
+
+
+def test_image_and_folder_sources(qtbot, open_window, tmp_path):
+    folder = tmp_path / "shots"
+    folder.mkdir()
+    for i in range(3):
+        img = np.full((SIZE[1], SIZE[0], 3), 50 + 40 * i, np.uint8)
+        cv2.circle(img, (40 + 30 * i, 60), 12, (255, 255, 255), -1)
+        cv2.imwrite(str(folder / f"img_{i}.png"), img)
+    win = open_window("")
+    # one image: shown and estimated once, nothing plays
+    item, res, _ = wait_result(qtbot, win, action=lambda: win.open_source(str(folder / "img_1.png")))
+    assert item.frame.index == 0 and res.frame_shape == (SIZE[1], SIZE[0])
+    assert win.info.frame_count == 1 and not win.playing
+    # a folder: a seekable sequence, analysed like a video
+    g0 = win.info.generation
+    wait_result(qtbot, win, lambda i, r: i.generation > g0, action=lambda: win.open_source(str(folder)))
+    assert win.info.frame_count == 3 and win.playback.seek.isEnabled()
+    analyse(qtbot, win)
+    assert sorted(i for i, _ in win.cache.items()) == [0, 1, 2]
