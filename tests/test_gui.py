@@ -133,6 +133,10 @@ def wait_result(qtbot, win, cond=lambda item, res: True, action=None, timeout=WA
         qtbot.waitUntil(lambda: bool(got), timeout=timeout)
     finally:
         win.estimator.result.disconnect(on_result)
+    # on_result ran in the estimator's thread: let the GUI thread catch up with the source
+    # that produced this result (its queued "opened" signal) before the test looks at the window
+    gen = got[0][0].generation
+    qtbot.waitUntil(lambda: win.info is not None and win.info.generation >= gen, timeout=timeout)
     return got[0]
 
 
@@ -347,7 +351,9 @@ def test_missing_weights_shown_and_frames_still_play(qtbot, open_window, video, 
     qtbot.waitUntil(lambda: "pose estimator not available" in win.message, timeout=WAIT_MS)
     assert "pose_compact.safetensors" in win.message
     qtbot.waitUntil(lambda: win.camera.frames_read > 3, timeout=WAIT_MS)
-    assert win.image_view.bgr is not None and win.image_view.bgr.shape[:2] == (SIZE[1], SIZE[0])
+    # frames are painted at display rate: the video's picture replaces the placeholder
+    qtbot.waitUntil(lambda: win.image_view.bgr is not None
+                    and win.image_view.bgr.shape[:2] == (SIZE[1], SIZE[0]), timeout=WAIT_MS)
     assert win.estimator.estimate_calls == 0
     # the user puts the weights back and presses "Reload models": estimates start
     weights_present.append(True)
