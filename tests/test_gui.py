@@ -396,13 +396,18 @@ def test_unavailable_backend_is_reported_and_the_previous_one_stays(qtbot, open_
     wait_result(qtbot, win, action=lambda: win.seek(2))
 
 
-def test_image_and_folder_sources(qtbot, open_window, tmp_path):
+def image_folder(tmp_path: Path) -> Path:
     folder = tmp_path / "shots"
     folder.mkdir()
     for i in range(3):
         img = np.full((SIZE[1], SIZE[0], 3), 50 + 40 * i, np.uint8)
         cv2.circle(img, (40 + 30 * i, 60), 12, (255, 255, 255), -1)
         cv2.imwrite(str(folder / f"img_{i}.png"), img)
+    return folder
+
+
+def test_image_and_folder_sources(qtbot, open_window, tmp_path):
+    folder = image_folder(tmp_path)
     win = open_window("")
     # one image: shown and estimated once, nothing plays
     item, res, _ = wait_result(qtbot, win, action=lambda: win.open_source(str(folder / "img_1.png")))
@@ -413,4 +418,24 @@ def test_image_and_folder_sources(qtbot, open_window, tmp_path):
     wait_result(qtbot, win, lambda i, r: i.generation > g0, action=lambda: win.open_source(str(folder)))
     assert win.info.frame_count == 3 and win.playback.seek.isEnabled()
     analyse(qtbot, win)
+    assert sorted(i for i, _ in win.cache.items()) == [0, 1, 2]
+
+
+def test_end_of_playback_queued_before_analysis_does_not_end_it(qtbot, open_window, tmp_path):
+    """The folder plays on opening; its end of file may reach the GUI thread only after Analyse
+    was pressed.  That stale end must neither finish the analysis nor replace its message."""
+    folder = image_folder(tmp_path)
+    win = open_window("")
+    held = []
+    win.camera.ended.disconnect(win._on_ended)
+    win.camera.ended.connect(lambda *args: held.append(args))    # runs in the camera thread
+    win.open_source(str(folder))
+    qtbot.waitUntil(lambda: bool(held) and 2 in win.cache and win.info is not None
+                    and win.info.frame_count == 3, timeout=WAIT_MS)
+    win.camera.ended.connect(win._on_ended)
+    win.analyse_whole_file(True)
+    win._on_ended(*held[0])              # the playback's end, delivered late
+    assert win.analysing
+    qtbot.waitUntil(lambda: not win.analysing, timeout=WAIT_MS)
+    assert win.message.startswith("Analysed"), win.message
     assert sorted(i for i, _ in win.cache.items()) == [0, 1, 2]

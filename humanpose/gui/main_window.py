@@ -77,6 +77,7 @@ class MainWindow(QMainWindow):
         self._shown_key = None
         self._analysis_t0 = 0.0
         self._analysis_last: int | None = None
+        self._analysis_run = 0       # id of the newest analysis run (see CameraWorker.set_analysis)
         self._counts = {"results": 0, "estimates": 0, "shown": 0}
         self._stats_prev = (time.perf_counter(), 0, 0, 0)
         self._latency_ms = float("nan")
@@ -331,7 +332,7 @@ class MainWindow(QMainWindow):
         self.set_recording(False)
         self._stop_analysis(finished=False)
         self.show_message(f"Opening {spec} …")
-        self.camera.set_analysis(False)
+        self.camera.set_analysis(0)
         self.camera.open(spec, self.cfg.source)
 
     def choose_video(self) -> None:
@@ -401,11 +402,14 @@ class MainWindow(QMainWindow):
         self.set_recording(False)
         self.show_message(f"Source lost: {message}. Open another source or seek back.", "error")
 
-    def _on_ended(self, last: int) -> None:
+    def _on_ended(self, last: int, run: int) -> None:
         if self.analysing:
-            # the camera is through; done once the estimator has the last frame too
-            self._analysis_last = last
-            self._maybe_finish_analysis()
+            # an end of file queued before this run began (e.g. of the playback that was under way
+            # when Analyse was pressed) must neither finish the run nor replace its message
+            if run == self._analysis_run:
+                # the camera is through; done once the estimator has the last frame too
+                self._analysis_last = last
+                self._maybe_finish_analysis()
             return
         self.show_message(f"End of file (frame {last}). Press Play to start again.", "info")
 
@@ -478,7 +482,8 @@ class MainWindow(QMainWindow):
             self._analysis_t0 = time.perf_counter()
             self._analysis_calls0 = self.estimator.estimate_calls
             self._set_analyse_button(True)
-            self.camera.set_analysis(True)
+            self._analysis_run += 1
+            self.camera.set_analysis(self._analysis_run)
             self.camera.seek(0)
             self.camera.play()
             self.show_message(f"Analysing {self.info.name} …")
@@ -495,7 +500,7 @@ class MainWindow(QMainWindow):
         if not self.analysing:
             return
         self.analysing = False
-        self.camera.set_analysis(False)
+        self.camera.set_analysis(0)
         self._set_analyse_button(False)
         if finished:
             dt = time.perf_counter() - self._analysis_t0

@@ -55,7 +55,7 @@ class CameraWorker(QObject):
     opened = Signal(object)      # SourceInfo
     failed = Signal(str)         # could not open the source
     lost = Signal(str)           # the source stopped midway (truncated file, camera unplugged)
-    ended = Signal(int)          # normal end of a file; the last frame index
+    ended = Signal(int, int)     # normal end of a file: last frame index, analysis run (0: none)
     position = Signal(int)       # index of the frame just read
     state = Signal(bool)         # playing?
     finished = Signal()
@@ -74,7 +74,7 @@ class CameraWorker(QObject):
         self.generation = 0
         self.playing = False
         self.speed = 1.0            # 0 = as fast as possible
-        self.analysis = False       # every frame goes to the estimator, unpaced
+        self.analysis = 0           # analysis run id (0: none): every frame to the estimator, unpaced
         self.frames_read = 0
         self.last_index = -1
         self._clock: tuple[float, int] | None = None   # (perf_counter, index) pacing reference
@@ -108,8 +108,10 @@ class CameraWorker(QObject):
     def set_speed(self, speed: float) -> None:
         self.request("speed", float(speed))
 
-    def set_analysis(self, on: bool) -> None:
-        self.request("analysis", bool(on))
+    def set_analysis(self, run: int) -> None:
+        """Analysis run ``run`` (> 0) from now on, 0: normal playback.  ``ended`` carries the id, so
+        the GUI can tell the end of its run from an end of file that was still queued before it."""
+        self.request("analysis", int(run))
 
     def close_source(self) -> None:
         self.request("close")
@@ -183,7 +185,7 @@ class CameraWorker(QObject):
                     self._close()
                 self.lost.emit(message)
             else:
-                self.ended.emit(self.last_index)
+                self.ended.emit(self.last_index, self.analysis)
             return False
         self.frames_read += 1
         jump = frame.index != self.last_index + 1
@@ -273,8 +275,8 @@ class CameraWorker(QObject):
         self.speed = speed
         self._clock = None
 
-    def _cmd_analysis(self, on: bool) -> None:
-        self.analysis = on
+    def _cmd_analysis(self, run: int) -> None:
+        self.analysis = run
         self._clock = None
 
     def _close(self) -> None:
