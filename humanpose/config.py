@@ -38,7 +38,7 @@ class ModelConfig:
 @dataclass
 class EstimatorConfig:
     boxsize: int = _opt(192, lo=64, hi=640)
-    person_threshold: float = _opt(0.3, lo=0.0, hi=1.0)
+    person_threshold: float = _opt(0.2, lo=0.0, hi=1.0)
     max_persons: int = _opt(8, lo=1, hi=64)
     min_person_distance: float = _opt(0.15, lo=0.0, hi=1.0)
     centre_sigma: float = _opt(0.06, lo=0.005, hi=0.5)
