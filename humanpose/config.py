@@ -183,3 +183,17 @@ def load(path: str | Path | None = None) -> Config:
         raise ConfigError(f"{path}: {exc}") from exc
     cfg.path = str(path)
     return cfg
+
+
+def from_args(args) -> Config:
+    """The config of a command: ``args.config``, else humanpose.yml when present, else the
+    defaults; then the command-line overrides ``--boxsize``, ``--framework``, ``--device`` where
+    the command has them (validated like the file)."""
+    path = getattr(args, "config", None)
+    cfg = load(path) if path or DEFAULT_CONFIG.exists() else Config()
+    for key, value in (("estimator.boxsize", getattr(args, "boxsize", None)),
+                       ("model.framework", getattr(args, "framework", None)),
+                       ("model.device", getattr(args, "device", None))):
+        if value is not None:
+            cfg = set_value(cfg, key, value)
+    return cfg

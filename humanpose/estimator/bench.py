@@ -216,7 +216,7 @@ def main(args) -> int:
     from ..store import ModelError
 
     try:
-        cfg = config_mod.load(args.config)
+        cfg = config_mod.from_args(args)
     except config_mod.ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

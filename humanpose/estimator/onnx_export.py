@@ -165,7 +165,7 @@ def main(args) -> int:
     from ..store import ModelError, load_named
 
     try:
-        cfg = config_mod.load(args.config)
+        cfg = config_mod.from_args(args)
     except config_mod.ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

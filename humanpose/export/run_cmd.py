@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import config as config_mod
-from ..config import Config, ConfigError, set_value
+from ..config import Config, ConfigError
 from ..sources import FrameSource, SourceError, open_source, source_stem
 from .draw import draw_result
 from .writers import ExportError, KeypointWriter, VideoWriter, write_image
@@ -166,23 +166,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def load_config(args: argparse.Namespace) -> Config:
-    """The config of a command: --config, else humanpose.yml when present, else the defaults;
-    then the command-line overrides (validated like the file)."""
-    if getattr(args, "config", None):
-        cfg = config_mod.load(args.config)
-    elif config_mod.DEFAULT_CONFIG.exists():
-        cfg = config_mod.load()
-    else:
-        cfg = Config()
-    for key, value in (("estimator.boxsize", getattr(args, "boxsize", None)),
-                       ("model.framework", getattr(args, "framework", None)),
-                       ("model.device", getattr(args, "device", None))):
-        if value is not None:
-            cfg = set_value(cfg, key, value)
-    return cfg
-
-
 def user_error(exc: BaseException) -> bool:
     """Whether ``exc`` is a user-facing error (bad source, weights, backend, config, output) that
     deserves one ``error:`` line rather than a traceback.  The torch-side modules are looked up
@@ -202,7 +185,7 @@ def main(args: argparse.Namespace) -> int:
     with warnings.catch_warnings():
         warnings.showwarning = show
         try:
-            cfg = load_config(args)
+            cfg = config_mod.from_args(args)
             summary = run(args.source, cfg, args.out, write_video=not args.no_video,
                           max_frames=args.max_frames, progress=not args.no_progress)
         except Exception as exc:

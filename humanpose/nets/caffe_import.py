@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import re
-import struct
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path

@@ -105,13 +105,10 @@ def add_arguments(p) -> None:
 
 
 def main(args) -> int:
-    from ..config import ConfigError, load, set_value
+    from ..config import ConfigError, from_args, set_value
     from ..store import ModelError
     try:
-        cfg = load(args.config)
-        cfg = set_value(cfg, "tracking.enabled", False)   # independent images
-        if args.boxsize:
-            cfg = set_value(cfg, "estimator.boxsize", args.boxsize)
+        cfg = set_value(from_args(args), "tracking.enabled", False)   # independent images
         if args.split == "val":
             data = splits(Path(args.data).parent)[1]
         else:

@@ -22,8 +22,9 @@ import yaml
 
 from ..config import PROJECT_ROOT
 from ..estimator.maps import STRIDE, argmax_subpixel, find_peaks, from_map
+from ..estimator.pipeline import normalise, pad_to_stride, scale_frame
 from ..nets import build_model
-from ..store import load_model, save_weights
+from ..store import load_model, read_metadata, save_weights
 from .datasets import build_crop_cache, cache_key, person_box, splits
 from .metrics import pck_correct, pck_summary
 from .samples import person_scene, pose_sample
@@ -133,7 +134,7 @@ def validate_pose(model, cache: dict, boxsize: int, device) -> dict:
         for o, it in zip(out, items):
             preds.append(from_map(argmax_subpixel(o)[:, :2]))
             gts.append(it[3])
-    pck, per_joint = pck_summary(pck_correct(np.array(preds), np.array(gts)))
+    pck, _ = pck_summary(pck_correct(np.array(preds), np.array(gts)))
     return {"val_pck": round(float(pck), 2)}
 
 
@@ -142,19 +143,14 @@ def validate_person(model, val, boxsize: int, device, threshold: float = 0.3) ->
     """Detector recall on the validation images: a peak within 0.3 x person size of the centre."""
     hits, peaks = 0, 0
     for path, joints in zip(val.images, val.joints):
-        img = cv2.imread(str(path))
-        s = boxsize / img.shape[0]
-        img = cv2.resize(img, (max(8, int(round(img.shape[1] * s))), boxsize),
-                         interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
-        pw = -img.shape[1] % STRIDE
-        img = cv2.copyMakeBorder(img, 0, 0, 0, pw, cv2.BORDER_CONSTANT, value=(128, 128, 128))
-        x = torch.from_numpy(img.transpose(2, 0, 1)[None].astype(np.float32) / 256 - 0.5).to(device)
+        scaled, sx, sy = scale_frame(cv2.imread(str(path)), boxsize)
+        x = torch.from_numpy(normalise(pad_to_stride(scaled))[None]).to(device)
         m = model(x)[-1][0, 0].float().cpu().numpy()
         pk = find_peaks(m, threshold, min_distance=0.15 * boxsize / STRIDE)
         peaks += len(pk)
         c, size = person_box(joints)
         if len(pk):
-            d = np.linalg.norm(from_map(pk[:, :2]) / s - c, axis=1).min()
+            d = np.linalg.norm((from_map(pk[:, :2]) + 0.5) / (sx, sy) - 0.5 - c, axis=1).min()
             hits += d <= 0.3 * size
     return {"val_recall": round(100.0 * hits / len(val), 2),
             "val_peaks_per_image": round(peaks / len(val), 3)}
@@ -181,7 +177,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
 
     if cfg.init and _path(cfg.init).exists():
         model = load_model(_path(cfg.init), kind=cfg.kind).train()
-        arch_kwargs = json.loads(_read_kwargs(_path(cfg.init)))
+        arch_kwargs = json.loads(read_metadata(_path(cfg.init)).get("kwargs", "{}"))
     else:
         model = build_model(cfg.arch, cfg.kind, **cfg.arch_kwargs)
         arch_kwargs = cfg.arch_kwargs
@@ -256,11 +252,6 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
         bar.close()
     result.update(step=step, best=best, loss=running)
     return result
-
-
-def _read_kwargs(path: Path) -> str:
-    from .. import store
-    return store.read_metadata(path).get("kwargs", "{}")
 
 
 def add_arguments(p) -> None:
