@@ -172,6 +172,35 @@ def test_tiny_training_lowers_loss(tmp_path):
     assert train(cfg, progress=False)["step"] == 44      # resumed from last.pt, not from 0
 
 
+def test_split_is_fixed_whatever_the_training_seed(tmp_path):
+    """The held-out images never depend on a run's seed: two runs with other seeds build the
+    same validation cache (and so never train on each other's validation images)."""
+    from humanpose.train.datasets import splits
+    from humanpose.train.trainer import TrainConfig, train
+    root = tmp_path / "data"
+    _fake_lsp(root / "lsp", n=4, fmt="lsp")
+    _fake_lsp(root / "lspet", n=10, fmt="lspet", seed=1)
+    train_set, val_set = splits(root, n_val=3)
+    assert len(val_set) == 3 and len(train_set) == 7 + 4
+    assert not set(map(str, val_set.images)) & set(map(str, train_set.images))
+    for seed in (0, 5):
+        train(TrainConfig(kind="pose", arch_kwargs={"stages": 2, "feat": 8}, data=str(root),
+                          val_images=3, steps=1, batch_size=2, sizes=[64], threads=1, seed=seed,
+                          device="cpu", run_dir=str(tmp_path / f"run{seed}"),
+                          cache_dir=str(tmp_path / "cache"), val_every=1), progress=False)
+    caches = sorted(p.name for p in (tmp_path / "cache").iterdir())
+    assert len([c for c in caches if c.startswith("val_")]) == 1, caches
+    assert len([c for c in caches if c.startswith("train_")]) == 1, caches
+
+
+def test_missing_init_weights_is_an_error(tmp_path):
+    from humanpose.train.trainer import TrainConfig, train
+    cfg = TrainConfig(init=str(tmp_path / "nope.safetensors"), run_dir=str(tmp_path / "run"))
+    with pytest.raises(FileNotFoundError, match="nope.safetensors"):
+        train(cfg, progress=False)
+    assert not (tmp_path / "run").exists()        # nothing written, nothing started
+
+
 def test_eval_cli_end_to_end(tmp_path, capsys):
     """`humanpose eval` on an LSP-layout directory with tiny weights: the report's form."""
     from humanpose.nets import build_model

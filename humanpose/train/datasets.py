@@ -89,12 +89,16 @@ def person_box(joints: np.ndarray) -> tuple[np.ndarray, float]:
     return (lo + hi) / 2.0, float(max(hi - lo))
 
 
-def splits(shared_data: str | Path, n_val: int = 500, seed: int = 0) -> tuple[PoseSet, PoseSet]:
-    """train = LSP-extended minus ``n_val`` images (fixed seed) + LSP im0001-1000; val = those."""
+SPLIT_SEED = 0          # the validation split never depends on a training run's seed
+
+
+def splits(shared_data: str | Path, n_val: int = 500) -> tuple[PoseSet, PoseSet]:
+    """train = LSP-extended minus ``n_val`` images (seed :data:`SPLIT_SEED`) + LSP im0001-1000;
+    val = those ``n_val`` images."""
     shared_data = Path(shared_data)
     lspet = read_lsp_dir(shared_data / "lspet", "lspet")
     lsp = read_lsp_dir(shared_data / "lsp", "lsp")
-    perm = np.random.default_rng(seed).permutation(len(lspet))
+    perm = np.random.default_rng(SPLIT_SEED).permutation(len(lspet))
     val_idx = np.sort(perm[:n_val])
     train_idx = np.sort(perm[n_val:])
     return lspet.subset(train_idx).concat(lsp), lspet.subset(val_idx)

@@ -37,7 +37,7 @@ class TrainConfig:
     arch_kwargs: dict = field(default_factory=dict)
     data: str = "../shared/data"           # holds lsp/ and lspet/
     val_images: int = 500
-    seed: int = 0
+    seed: int = 0                          # augmentation and init only (the split is fixed)
     steps: int = 20000                     # total optimiser steps (resume continues to this)
     batch_size: int = 16
     sizes: list = field(default_factory=lambda: [128, 160, 192])
@@ -164,18 +164,20 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
                           else "cpu")
     if cfg.device == "cuda" and device.type != "cuda":
         raise RuntimeError("device: cuda requested but CUDA is not available")
+    if cfg.init and not _path(cfg.init).is_file():
+        raise FileNotFoundError(f"init: weight file {cfg.init} not found")
     run_dir = _path(cfg.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
 
-    train_set, val_set = splits(_path(cfg.data), cfg.val_images, cfg.seed)
+    train_set, val_set = splits(_path(cfg.data), cfg.val_images)
     if cfg.max_train_images:
         train_set = train_set.subset(np.arange(min(cfg.max_train_images, len(train_set))))
     cache_dir = _path(cfg.cache_dir)
     train_cache = build_crop_cache(train_set, cache_dir / f"train_{cache_key(train_set)}.npz", progress)
     val_cache = build_crop_cache(val_set, cache_dir / f"val_{cache_key(val_set)}.npz", progress)
 
-    if cfg.init and _path(cfg.init).exists():
+    if cfg.init:
         model = load_model(_path(cfg.init), kind=cfg.kind).train()
         arch_kwargs = json.loads(read_metadata(_path(cfg.init)).get("kwargs", "{}"))
     else:
