@@ -43,6 +43,8 @@ class EstimatorConfig:
     min_person_distance: float = _opt(0.15, lo=0.0, hi=1.0)
     centre_sigma: float = _opt(0.06, lo=0.005, hi=0.5)
     joint_threshold: float = _opt(0.1, lo=0.0, hi=1.0)
+    flip_test: bool = _opt(False, doc="also run the pose net on mirrored crops and average "
+                                      "(more accurate, twice the pose time)")
 
 
 @dataclass
@@ -187,11 +189,12 @@ def load(path: str | Path | None = None) -> Config:
 
 def from_args(args) -> Config:
     """The config of a command: ``args.config``, else humanpose.yml when present, else the
-    defaults; then the command-line overrides ``--boxsize``, ``--framework``, ``--device`` where
-    the command has them (validated like the file)."""
+    defaults; then the command-line overrides ``--boxsize``, ``--flip-test``, ``--framework``,
+    ``--device`` where the command has them (validated like the file)."""
     path = getattr(args, "config", None)
     cfg = load(path) if path or DEFAULT_CONFIG.exists() else Config()
     for key, value in (("estimator.boxsize", getattr(args, "boxsize", None)),
+                       ("estimator.flip_test", getattr(args, "flip_test", None)),
                        ("model.framework", getattr(args, "framework", None)),
                        ("model.device", getattr(args, "device", None))):
         if value is not None:

@@ -251,6 +251,9 @@ def test_boxsize_reaches_estimator_while_playing(qtbot, open_window, video, nets
                 action=lambda: win.controls.estimator.boxsize.setValue(128))
     assert rec.boxsizes[-1] == 128 and win.estimator.estimator.boxsize == 128
     assert rec.built == 1              # the same estimator, only its boxsize changed
+    win.controls.estimator.flip.setChecked(True)
+    qtbot.waitUntil(lambda: win.estimator.estimator.config.estimator.flip_test, timeout=5000)
+    assert win.cfg.estimator.flip_test and rec.built == 1
 
 
 def test_street_people(qtbot, open_window, tmp_path):
@@ -369,6 +372,7 @@ def test_settings_are_remembered_between_runs(qtbot, open_window, video, tmp_pat
     win.controls.estimator.boxsize.setValue(256)
     win.controls.estimator.threshold.setValue(0.55)
     win.controls.estimator.kalman.setChecked(False)
+    win.controls.estimator.flip.setChecked(True)
     win.set_view("heatmap")
     win.close()
 
@@ -379,6 +383,7 @@ def test_settings_are_remembered_between_runs(qtbot, open_window, video, tmp_pat
     assert win2.controls.estimator.boxsize.value() == 256
     assert win2.controls.estimator.threshold.value() == pytest.approx(0.55)
     assert not win2.controls.estimator.kalman.isChecked()
+    assert cfg.estimator.flip_test and win2.controls.estimator.flip.isChecked()
     assert win2.tabs.currentIndex() == VIEWS.index("heatmap")
 
 

@@ -216,15 +216,17 @@ def test_eval_cli_end_to_end(tmp_path, capsys):
         "estimator:\n  boxsize: 128\n  person_threshold: 0.0\n")
     out = tmp_path / "rep.json"
     rc = cli.main(["eval", "--data", str(tmp_path / "lsp"), "--config", str(tmp_path / "cfg.yml"),
-                   "--json", str(out), "--no-progress"])
+                   "--json", str(out), "--no-progress", "--flip-test"])
     assert rc == 0
-    last = capsys.readouterr().out.strip().splitlines()[-1]
+    printed = capsys.readouterr().out.strip().splitlines()
+    last = printed[-1]
     assert last.startswith("PCK@0.2 end-to-end: ") and "gt-centre: " in last
     rep = json.loads(out.read_text())
     for key in ("pck_end_to_end", "pck_gt_centre", "per_joint_end_to_end", "n_images",
                 "detector_recall", "seconds_per_image_end_to_end"):
         assert key in rep
     assert rep["n_images"] == 3 and 0 <= rep["pck_gt_centre"] <= 100
+    assert rep["flip_test"] is True and "flip test" in printed[-2]
 
 
 def test_eval_cli_errors(tmp_path, capsys):

@@ -12,7 +12,9 @@ track, total):
    offset (ox, oy) nearest to centring it (grey 128 outside the frame), plus the Gaussian centre
    map as 4th channel; all crops go through the pose net in ONE batch;
 4. *post*: each joint is the sub-cell maximum of its last-stage map, searched over the cells
-   inside the frame (not the grey padding) and clipped to the frame; map -> crop pixels with
+   inside the frame (not the grey padding) and clipped to the frame (with
+   ``estimator.flip_test`` the maps are first averaged with those of the mirrored crops,
+   :func:`flip_averaged`); map -> crop pixels with
    :func:`maps.from_map`, + (ox, oy) -> scaled-frame pixels, then x = (xs + 0.5) / sx - 0.5
    (the pixel-centre convention of cv2.resize) -> frame pixels;
 5. *track*: optional tracking ids and Kalman smoothing (:class:`tracking.Tracker`).
@@ -29,7 +31,7 @@ import numpy as np
 from torch import nn
 
 from ..config import Config, set_value
-from ..skeleton import NUM_JOINTS
+from ..skeleton import NUM_JOINTS, flip_permutation
 from . import maps
 from .backends import make_backend
 from .result import Person, PoseResult
@@ -83,6 +85,19 @@ def pad_to_stride(img: np.ndarray, stride: int = maps.STRIDE) -> np.ndarray:
         return img
     return cv2.copyMakeBorder(img, 0, ph, 0, pw, cv2.BORDER_CONSTANT,
                               value=(PAD_VALUE, PAD_VALUE, PAD_VALUE))
+
+
+def flip_averaged(backend, batch: np.ndarray) -> list[np.ndarray]:
+    """Stage maps of ``batch`` (N, C, b, b) averaged with those of its mirror image.
+
+    The crops and their mirrors go through the net as one batch; the mirrors' maps are flipped
+    back and their left/right joints swapped.  With b a multiple of the stride, cell j of a map
+    of the mirrored crop covers the same pixels as cell (w - 1 - j) of the original.
+    """
+    n = len(batch)
+    both = np.concatenate([batch, batch[..., ::-1]])
+    perm = flip_permutation()
+    return [(s[:n] + s[n:, perm, :, ::-1]) / 2.0 for s in backend(np.ascontiguousarray(both))]
 
 
 def crop_offset(centre_xy: np.ndarray, boxsize: int) -> tuple[int, int]:
@@ -199,6 +214,11 @@ class PoseEstimator:
             model = dataclasses.replace(self._cfg.model, framework=framework, device=device)
             self._cfg = dataclasses.replace(self._cfg, model=model)
 
+    def set_flip_test(self, on: bool) -> None:
+        """Also run the pose net on mirrored crops and average (twice the pose time)."""
+        with self._lock:
+            self._cfg = set_value(self._cfg, "estimator.flip_test", bool(on))
+
     def set_tracking(self, enabled: bool, smoothing: bool, strength: float | None = None) -> None:
         """Turn tracking / smoothing on or off; ``strength`` sets tracking.measurement_noise
         (px², larger = smoother).  Resets the tracks."""
@@ -263,7 +283,10 @@ class PoseEstimator:
         if crops:
             cmap = self.centre_map(b)[None]
             batch = np.stack([np.concatenate([normalise(c), cmap]) for c in crops])
-            stage_maps = self._pose_backend(batch)
+            if est.flip_test:
+                stage_maps = flip_averaged(self._pose_backend, batch)
+            else:
+                stage_maps = self._pose_backend(batch)
         t3 = time.perf_counter()
 
         if stage_maps is not None:

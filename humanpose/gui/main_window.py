@@ -230,6 +230,7 @@ class MainWindow(QMainWindow):
         est.framework.setCurrentText(cfg.model.framework)
         est.device.setCurrentText(cfg.model.device)
         est.threshold.setValue(cfg.estimator.person_threshold)
+        est.flip.setChecked(cfg.estimator.flip_test)
         est.tracking.setChecked(cfg.tracking.enabled)
         est.kalman.setChecked(cfg.tracking.smoothing)
         est.strength.setValue(noise_to_strength(cfg.tracking.measurement_noise))
@@ -274,6 +275,7 @@ class MainWindow(QMainWindow):
         e.framework.currentTextChanged.connect(self._on_backend)
         e.device.currentTextChanged.connect(self._on_backend)
         e.threshold.valueChanged.connect(self._on_threshold)
+        e.flip.toggled.connect(self._on_flip)
         e.tracking.toggled.connect(self._on_tracking)
         e.kalman.toggled.connect(self._on_tracking)
         e.strength.valueChanged.connect(self._on_tracking)
@@ -550,6 +552,10 @@ class MainWindow(QMainWindow):
     def _on_threshold(self, value: float) -> None:
         self._set_cfg("estimator.person_threshold", round(float(value), 2))
         self.estimator.set_person_threshold(round(float(value), 2))
+
+    def _on_flip(self, on: bool) -> None:
+        self._set_cfg("estimator.flip_test", bool(on))
+        self.estimator.set_flip_test(bool(on))
 
     def _on_tracking(self, *_args) -> None:
         e = self.controls.estimator

@@ -24,6 +24,7 @@ APPLICATION = "humanpose"
 REMEMBERED: dict[str, type] = {
     "estimator.boxsize": int,
     "estimator.person_threshold": float,
+    "estimator.flip_test": bool,
     "model.framework": str,
     "model.device": str,
     "tracking.enabled": bool,

@@ -326,6 +326,9 @@ class EstimatorWorker(QObject):
     def set_person_threshold(self, value: float) -> None:
         self._request(person_threshold=float(value))
 
+    def set_flip_test(self, on: bool) -> None:
+        self._request(flip_test=bool(on))
+
     def reset_tracking(self) -> None:
         self._request(reset=True)
 
@@ -411,6 +414,7 @@ class EstimatorWorker(QObject):
         steps = (("boxsize", lambda v: self.estimator.set_boxsize(v)),
                  ("backend", self._set_backend),
                  ("person_threshold", self._set_threshold),
+                 ("flip_test", lambda v: self.estimator.set_flip_test(v) or v),
                  ("tracking", lambda v: self.estimator.set_tracking(*v) or v))
         for key, apply in steps:
             if key not in pending or self.estimator is None:

@@ -71,6 +71,7 @@ def evaluate(estimator, data: PoseSet, progress: bool = True) -> dict:
         "seconds_per_image_end_to_end": round(t_e2e / max(n, 1), 4),
         "seconds_per_image_gt_centre": round(t_gt / max(n, 1), 4),
         "boxsize": cfg.estimator.boxsize,
+        "flip_test": cfg.estimator.flip_test,
         "backend": estimator.backend_name,
         "person_model": cfg.model.person_model,
         "pose_model": cfg.model.pose_model,
@@ -85,7 +86,8 @@ def format_report(rep: dict) -> str:
         lines.append(f"{j:<12} {rep['per_joint_end_to_end'][j]:>10.1f} {rep['per_joint_gt_centre'][j]:>10.1f}")
     lines.append(f"images: {rep['n_images']}  detector recall: {rep['detector_recall']:.1f} %  "
                  f"s/image: {rep['seconds_per_image_end_to_end']:.3f} (end-to-end)  "
-                 f"boxsize: {rep['boxsize']}  backend: {rep['backend']}")
+                 f"boxsize: {rep['boxsize']}{'  flip test' if rep.get('flip_test') else ''}  "
+                 f"backend: {rep['backend']}")
     lines.append(f"PCK@0.2 end-to-end: {rep['pck_end_to_end']:.1f}  gt-centre: {rep['pck_gt_centre']:.1f}")
     return "\n".join(lines)
 
@@ -99,6 +101,8 @@ def add_arguments(p) -> None:
                         "--data must then be the lspet directory")
     p.add_argument("--config", help="humanpose.yml to use (default: the project's)")
     p.add_argument("--boxsize", type=int, help="override estimator.boxsize")
+    p.add_argument("--flip-test", action="store_true", default=None,
+                   help="also estimate on mirrored crops and average (estimator.flip_test)")
     p.add_argument("--limit", type=int, help="evaluate only the first N images")
     p.add_argument("--json", help="write the report as JSON here")
     p.add_argument("--no-progress", action="store_true")
