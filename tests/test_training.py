@@ -223,9 +223,10 @@ def test_eval_cli_end_to_end(tmp_path, capsys):
     assert last.startswith("PCK@0.2 end-to-end: ") and "gt-centre: " in last
     rep = json.loads(out.read_text())
     for key in ("pck_end_to_end", "pck_gt_centre", "per_joint_end_to_end", "n_images",
-                "detector_recall", "seconds_per_image_end_to_end"):
+                "detector_recall", "detections_per_image", "seconds_per_image_end_to_end"):
         assert key in rep
     assert rep["n_images"] == 3 and 0 <= rep["pck_gt_centre"] <= 100
+    assert rep["detections_per_image"] >= rep["detector_recall"] / 100   # threshold 0: always one
     assert rep["flip_test"] is True and "flip test" in printed[-2]
 
 

@@ -36,6 +36,7 @@ def evaluate(estimator, data: PoseSet, progress: bool = True) -> dict:
     pred_gt = np.full((n, NUM_JOINTS, 2), np.nan)
     pred_e2e = np.full((n, NUM_JOINTS, 2), np.nan)
     detected = np.zeros(n, bool)
+    found = 0      # detections in all (other people in the image and false ones included)
     t_gt = t_e2e = 0.0
     for i in tqdm(range(n), desc="eval", disable=not progress):
         img = cv2.imread(str(data.images[i]), cv2.IMREAD_COLOR)
@@ -50,6 +51,7 @@ def evaluate(estimator, data: PoseSet, progress: bool = True) -> dict:
         t2 = time.perf_counter()
         t_gt += t1 - t0
         t_e2e += t2 - t1
+        found += len(res.persons)
         if res.persons:
             d = [np.linalg.norm(p.centre - centre) for p in res.persons]
             k = int(np.argmin(d))
@@ -68,6 +70,8 @@ def evaluate(estimator, data: PoseSet, progress: bool = True) -> dict:
         "per_joint_gt_centre": {j: round(float(v), 2) for j, v in zip(JOINT_LABELS, per_gt)},
         "n_images": n,
         "detector_recall": round(100.0 * detected.mean(), 2),
+        "detections_per_image": round(found / max(n, 1), 3),
+        "person_threshold": cfg.estimator.person_threshold,
         "seconds_per_image_end_to_end": round(t_e2e / max(n, 1), 4),
         "seconds_per_image_gt_centre": round(t_gt / max(n, 1), 4),
         "boxsize": cfg.estimator.boxsize,
@@ -84,7 +88,9 @@ def format_report(rep: dict) -> str:
     lines = [f"{'joint':<12} {'end-to-end':>10} {'gt-centre':>10}"]
     for j in JOINT_LABELS:
         lines.append(f"{j:<12} {rep['per_joint_end_to_end'][j]:>10.1f} {rep['per_joint_gt_centre'][j]:>10.1f}")
-    lines.append(f"images: {rep['n_images']}  detector recall: {rep['detector_recall']:.1f} %  "
+    lines.append(f"images: {rep['n_images']}  detector recall: {rep['detector_recall']:.1f} % "
+                 f"({rep['detections_per_image']:.2f} detections/image at threshold "
+                 f"{rep['person_threshold']:g})  "
                  f"s/image: {rep['seconds_per_image_end_to_end']:.3f} (end-to-end)  "
                  f"boxsize: {rep['boxsize']}{'  flip test' if rep.get('flip_test') else ''}  "
                  f"backend: {rep['backend']}")
