@@ -193,12 +193,19 @@ def test_split_is_fixed_whatever_the_training_seed(tmp_path):
     assert len([c for c in caches if c.startswith("train_")]) == 1, caches
 
 
-def test_missing_init_weights_is_an_error(tmp_path):
+def test_missing_init_weights_is_an_error(tmp_path, capsys):
     from humanpose.train.trainer import TrainConfig, train
     cfg = TrainConfig(init=str(tmp_path / "nope.safetensors"), run_dir=str(tmp_path / "run"))
     with pytest.raises(FileNotFoundError, match="nope.safetensors"):
         train(cfg, progress=False)
     assert not (tmp_path / "run").exists()        # nothing written, nothing started
+    recipe = tmp_path / "r.yml"                   # the command says so in one line, exit code 2
+    recipe.write_text(f"kind: pose\ninit: {tmp_path / 'nope.safetensors'}\nrun_dir: {tmp_path / 'run'}\n")
+    assert cli.main(["train", str(recipe), "--no-progress"]) == 2
+    assert "init: weight file" in capsys.readouterr().err
+    recipe.write_text(f"kind: pose\ndata: {tmp_path / 'no_data'}\nrun_dir: {tmp_path / 'run'}\n")
+    assert cli.main(["train", str(recipe), "--no-progress"]) == 2
+    assert "error: " in capsys.readouterr().err
 
 
 def test_eval_cli_end_to_end(tmp_path, capsys):

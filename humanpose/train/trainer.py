@@ -24,8 +24,8 @@ from ..config import PROJECT_ROOT
 from ..estimator.maps import STRIDE, argmax_subpixel, find_peaks, from_map
 from ..estimator.pipeline import normalise, pad_to_stride, scale_frame
 from ..nets import build_model
-from ..store import load_model, read_metadata, save_weights
-from .datasets import build_crop_cache, cache_key, person_box, splits
+from ..store import ModelError, load_model, read_metadata, save_weights
+from .datasets import DatasetError, build_crop_cache, cache_key, person_box, splits
 from .metrics import pck_correct, pck_summary
 from .samples import person_scene, pose_sample
 
@@ -273,7 +273,11 @@ def main(args) -> int:
         return 2
     if args.steps:
         cfg.steps = args.steps
-    res = train(cfg, progress=not args.no_progress)
+    try:
+        res = train(cfg, progress=not args.no_progress)
+    except (OSError, DatasetError, ModelError, RuntimeError) as exc:   # missing data / init / CUDA
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     print(f"trained {cfg.kind} to step {res['step']}; best validation: {res['best']}; "
           f"weights: {_path(cfg.run_dir) / 'best.safetensors'}")
     return 0
