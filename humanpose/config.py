@@ -45,6 +45,12 @@ class EstimatorConfig:
     joint_threshold: float = _opt(0.1, lo=0.0, hi=1.0)
     flip_test: bool = _opt(False, doc="also run the pose net on mirrored crops and average "
                                       "(more accurate, twice the pose time)")
+    rescale: bool = _opt(True, doc="re-estimate a person whose size is far from rescale_fraction "
+                                   "of the box on a crop rescaled to fit (more accurate on small "
+                                   "and large persons, up to twice the pose time)")
+    rescale_fraction: float = _opt(0.65, lo=0.2, hi=1.0,
+                                   doc="the person's size (larger side of the joints' box) "
+                                       "as a fraction of the box that rescale aims at")
 
 
 @dataclass
@@ -189,12 +195,14 @@ def load(path: str | Path | None = None) -> Config:
 
 def from_args(args) -> Config:
     """The config of a command: ``args.config``, else humanpose.yml when present, else the
-    defaults; then the command-line overrides ``--boxsize``, ``--flip-test``, ``--framework``,
-    ``--device`` where the command has them (validated like the file)."""
+    defaults; then the command-line overrides ``--boxsize``, ``--flip-test``,
+    ``--rescale / --no-rescale``, ``--framework``, ``--device`` where the command has them
+    (validated like the file)."""
     path = getattr(args, "config", None)
     cfg = load(path) if path or DEFAULT_CONFIG.exists() else Config()
     for key, value in (("estimator.boxsize", getattr(args, "boxsize", None)),
                        ("estimator.flip_test", getattr(args, "flip_test", None)),
+                       ("estimator.rescale", getattr(args, "rescale", None)),
                        ("model.framework", getattr(args, "framework", None)),
                        ("model.device", getattr(args, "device", None))):
         if value is not None:

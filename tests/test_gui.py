@@ -254,6 +254,11 @@ def test_boxsize_reaches_estimator_while_playing(qtbot, open_window, video, nets
     win.controls.estimator.flip.setChecked(True)
     qtbot.waitUntil(lambda: win.estimator.estimator.config.estimator.flip_test, timeout=5000)
     assert win.cfg.estimator.flip_test and rec.built == 1
+    was = win.estimator.estimator.config.estimator.rescale
+    win.controls.estimator.rescale.setChecked(not was)
+    qtbot.waitUntil(lambda: win.estimator.estimator.config.estimator.rescale is not was,
+                    timeout=5000)
+    assert win.cfg.estimator.rescale is not was and rec.built == 1
 
 
 def test_street_people(qtbot, open_window, tmp_path):
@@ -373,6 +378,7 @@ def test_settings_are_remembered_between_runs(qtbot, open_window, video, tmp_pat
     win.controls.estimator.threshold.setValue(0.55)
     win.controls.estimator.kalman.setChecked(False)
     win.controls.estimator.flip.setChecked(True)
+    win.controls.estimator.rescale.setChecked(False)
     win.set_view("heatmap")
     win.close()
 
@@ -384,6 +390,7 @@ def test_settings_are_remembered_between_runs(qtbot, open_window, video, tmp_pat
     assert win2.controls.estimator.threshold.value() == pytest.approx(0.55)
     assert not win2.controls.estimator.kalman.isChecked()
     assert cfg.estimator.flip_test and win2.controls.estimator.flip.isChecked()
+    assert cfg.estimator.rescale is False and not win2.controls.estimator.rescale.isChecked()
     assert win2.tabs.currentIndex() == VIEWS.index("heatmap")
 
 

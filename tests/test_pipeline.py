@@ -12,7 +12,7 @@ from torch import nn
 
 from humanpose.config import Config, from_dict
 from humanpose.estimator import maps
-from humanpose.estimator.pipeline import PoseEstimator, crop, crop_offset
+from humanpose.estimator.pipeline import Crop, PoseEstimator, crop, crop_offset
 from humanpose.nets.compact import CompactCPM
 from humanpose.skeleton import NUM_JOINTS, NUM_MAPS
 from humanpose.store import ModelError
@@ -33,7 +33,7 @@ def shared_media(name: str) -> Path:
 
 def make_cfg(**estimator) -> Config:
     return from_dict({"model": {"framework": "torch", "device": "cpu"},
-                      "estimator": {"boxsize": 64, **estimator},
+                      "estimator": {"boxsize": 64, "rescale": False, **estimator},
                       "tracking": {"enabled": False}})
 
 
@@ -176,14 +176,108 @@ def test_crop_is_exact_and_padded_with_grey():
     assert abs(ox + 31.5 - 30.2) <= 0.5 and abs(oy + 31.5 - 17.8) <= 0.5
 
 
+# ---------------------------------------------------------------- rescale (second pass)
+@pytest.mark.parametrize("centre, side", [
+    ((200.3, 150.7), 60.0),     # zoom in: 60 frame px -> 128 crop px
+    ((200.3, 150.7), 301.0),    # zoom out: 301 -> 128 (INTER_AREA)
+    ((12.2, 290.6), 90.0),      # at the frame's corner: grey padding
+])
+def test_rescaled_crop_maps_frame_pixels_to_crop_pixels_and_back(centre, side):
+    frame = blob_frame(300, 400, [centre], sigma=max(2.0, side / 40))
+    cr = Crop.rescaled(frame, np.array(centre), side, 128)
+    assert cr.image.shape == (128, 128, 3) and cr.kx == cr.ky == pytest.approx(128 / round(side))
+    # the blob's centroid in the crop (above the grey 128, symmetric cut) is the mapped centre
+    w = np.clip(cr.image[:, :, 0].astype(np.float64) - 140, 0, None)
+    v, u = ndimage.center_of_mass(w)
+    back = (np.array([u, v]) + (cr.ox, cr.oy) + 0.5) / cr.kx - 0.5
+    np.testing.assert_allclose(back, centre, atol=0.1 / cr.kx + 0.02)
+    # the window is `side` frame pixels, centred on `centre` within half a frame pixel
+    x0, y0, x1, y1 = cr.box()
+    assert x1 - x0 == pytest.approx(round(side)) and y1 - y0 == pytest.approx(round(side))
+    assert abs((x0 + x1) / 2 - centre[0]) <= 0.5 and abs((y0 + y1) / 2 - centre[1]) <= 0.5
+    if centre[0] < side / 2:
+        assert (cr.image[:, 0] == 128).all()          # left of the frame: grey
+    # a (Gaussian) belief peak at that crop pixel decodes to the same frame point
+    uv = maps.to_map(np.array([u, v]))
+    ys, xs = np.mgrid[0:16, 0:16]
+    beliefs = np.stack([np.exp(-((xs - uv[0]) ** 2 + (ys - uv[1]) ** 2) / 2.0)] * NUM_JOINTS)
+    joints = cr.joints(beliefs, frame.shape[:2])
+    np.testing.assert_allclose(joints[:, :2], np.broadcast_to(back, (NUM_JOINTS, 2)), atol=1e-6)
+
+
+class ScaledOraclePose(nn.Module):
+    """Pose 'net' for one Gaussian blob: joint j at the blob's centroid + OFFSETS[j] x its sigma
+    / 8, sigma from the second moments, so that the joints scale with the person like real
+    ones (the first pass sees a small blurred person, the second a large sharp one)."""
+    kind, in_channels, num_maps, num_stages = "pose", 4, NUM_MAPS, 2
+    OFFSETS = OraclePose.OFFSETS
+
+    def __init__(self):
+        super().__init__()
+        self.batches: list[int] = []
+
+    def forward(self, x):
+        n, _, h, w = x.shape
+        self.batches.append(n)
+        out = np.zeros((n, NUM_MAPS, h // 8, w // 8), np.float32)
+        ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)
+        for i in range(n):
+            wt = x[i, :3].mean(0).numpy().astype(np.float64) + 0.5
+            c = np.array([(wt * xs).sum(), (wt * ys).sum()]) / wt.sum()
+            var = (wt * ((xs - c[0]) ** 2 + (ys - c[1]) ** 2)).sum() / wt.sum() / 2
+            for j in range(NUM_JOINTS):
+                uv = maps.to_map(c + self.OFFSETS[j] * np.sqrt(var) / 8)
+                out[i, j] = 0.9 * _paraboloid(h // 8, w // 8, uv)
+        t = torch.from_numpy(out)
+        return (t * 0.5, t)
+
+
+def test_rescale_re_estimates_a_small_person_on_a_crop_that_fits_it():
+    centre, sigma = (321.3, 238.6), 6.0        # a person of 5 sigma = 30 px in a 480 px frame
+    frame = blob_frame(480, 640, [centre], sigma=sigma)
+    expected = np.array(centre) + ScaledOraclePose.OFFSETS * sigma / 8
+    size = 40 * sigma / 8                      # the OFFSETS' box is 40 x 40 at sigma 8
+    out = {}
+    for rescale in (False, True):
+        pose = ScaledOraclePose()
+        est = PoseEstimator(make_cfg(boxsize=128, rescale=rescale), tiny("person"), pose)
+        p = est.estimate(frame, centres=[centre]).persons[0]
+        out[rescale] = (p, np.hypot(*(p.joints[:, :2] - expected).T).max())
+        assert pose.batches == ([1, 1] if rescale else [1])
+    plain, err_plain = out[False]
+    p, err = out[True]
+    assert not plain.rescaled and p.rescaled
+    # 1 crop pixel of the first pass is 3.75 frame pixels, of the second (128 pixels over
+    # size / 0.65 = 46 frame pixels) 0.36: a half-pixel slip in either mapping shows here
+    assert err < 0.25 and err < err_plain / 2
+    side = p.box[2] - p.box[0]
+    assert side == pytest.approx(size / 0.65, rel=0.1) and p.crop_scale == pytest.approx(128 / side)
+    # centred on the box of the joints (not on the detected centre)
+    box_centre = (expected.min(0) + expected.max(0)) / 2
+    assert np.hypot(*((p.box[:2] + p.box[2:]) / 2 - box_centre)) < 1.0
+    assert p.crop.shape == (128, 128, 3) and p.stage_maps.shape == (2, NUM_MAPS, 16, 16)
+    np.testing.assert_allclose(p.centre, plain.centre)      # the detected centre is kept
+
+
+def test_rescale_leaves_a_person_of_the_right_size_alone():
+    sigma = 0.65 * 128 * (480 / 128) / 5      # 5 sigma = 0.65 of the box in the scaled frame
+    frame = blob_frame(480, 640, [(320.0, 240.0)], sigma=sigma)
+    pose = ScaledOraclePose()
+    est = PoseEstimator(make_cfg(boxsize=128, rescale=True), tiny("person"), pose)
+    p = est.estimate(frame, centres=[(320.0, 240.0)]).persons[0]
+    assert not p.rescaled and pose.batches == [1]
+    assert p.box[3] - p.box[1] == pytest.approx(480.0)     # the first-pass crop
+
+
 # ---------------------------------------------------------------- input formats
+@pytest.mark.parametrize("rescale", [False, True])
 @pytest.mark.parametrize("shape", [(120, 160, 3), (97, 203, 3), (300, 90, 3), (64, 64, 3),
                                    (150, 100), (80, 120, 1), (90, 130, 4)])
-def test_frames_of_any_size_and_format(shape):
+def test_frames_of_any_size_and_format(shape, rescale):
     rng = np.random.default_rng(1)
     frame = rng.integers(0, 256, size=shape, dtype=np.uint8)
-    est = PoseEstimator(make_cfg(person_threshold=0.0, max_persons=3), busy_person_net(),
-                        tiny("pose"))
+    est = PoseEstimator(make_cfg(person_threshold=0.0, max_persons=3, rescale=rescale),
+                        busy_person_net(), tiny("pose"))
     res = est.estimate(frame, frame_index=3)
     h, w = shape[:2]
     assert res.frame_shape == (h, w)

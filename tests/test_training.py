@@ -223,7 +223,7 @@ def test_eval_cli_end_to_end(tmp_path, capsys):
         "estimator:\n  boxsize: 128\n  person_threshold: 0.0\n")
     out = tmp_path / "rep.json"
     rc = cli.main(["eval", "--data", str(tmp_path / "lsp"), "--config", str(tmp_path / "cfg.yml"),
-                   "--json", str(out), "--no-progress", "--flip-test"])
+                   "--json", str(out), "--no-progress", "--flip-test", "--no-rescale"])
     assert rc == 0
     printed = capsys.readouterr().out.strip().splitlines()
     last = printed[-1]
@@ -235,6 +235,8 @@ def test_eval_cli_end_to_end(tmp_path, capsys):
     assert rep["n_images"] == 3 and 0 <= rep["pck_gt_centre"] <= 100
     assert rep["detections_per_image"] >= rep["detector_recall"] / 100   # threshold 0: always one
     assert rep["flip_test"] is True and "flip test" in printed[-2]
+    assert rep["rescale"] is False and rep["rescaled_fraction_end_to_end"] == 0
+    assert "rescale" not in printed[-2]
 
 
 def test_eval_cli_errors(tmp_path, capsys):

@@ -17,6 +17,12 @@ track, total):
    :func:`flip_averaged`); map -> crop pixels with
    :func:`maps.from_map`, + (ox, oy) -> scaled-frame pixels, then x = (xs + 0.5) / sx - 0.5
    (the pixel-centre convention of cv2.resize) -> frame pixels;
+   *rescale* (``estimator.rescale``, part of the pose time): a person whose size (the larger
+   side of the box around its joints) is off ``rescale_fraction`` x boxsize in its crop by more
+   than RESCALE_TOLERANCE is cut again from the full frame, a window of size / fraction frame
+   pixels centred on its joints resized to boxsize x boxsize (:meth:`Crop.rescaled`), and
+   estimated again (one more batch): the nets are trained on persons of 0.3 to 0.95 of the
+   crop, 0.65 on average, and a far or tall person otherwise fills too little or too much of it;
 5. *track*: optional tracking ids and Kalman smoothing (:class:`tracking.Tracker`).
 """
 from __future__ import annotations
@@ -38,6 +44,7 @@ from .result import Person, PoseResult
 
 BOXSIZE_RANGE = (64, 640)
 PAD_VALUE = 128
+RESCALE_TOLERANCE = 1.25   # rescale a person whose size is off the target by more than this factor
 
 
 def to_bgr(frame: np.ndarray) -> np.ndarray:
@@ -144,6 +151,68 @@ def joint_peaks(beliefs: np.ndarray, ok_rows: np.ndarray, ok_cols: np.ndarray) -
     return peaks
 
 
+def person_extent(joints: np.ndarray) -> tuple[np.ndarray, float]:
+    """Centre and size (larger side) of the box around (14, 2+) joints, frame pixels."""
+    xy = joints[:, :2]
+    lo, hi = xy.min(0), xy.max(0)
+    return (lo + hi) / 2.0, float((hi - lo).max())
+
+
+@dataclasses.dataclass
+class Crop:
+    """One boxsize x boxsize pose-net input and where it lies in the frame.
+
+    Crop pixel u and frame pixel x (pixel-centre convention) are related by
+    u = (x + 0.5) * kx - 0.5 - ox (the same along y), i.e. the crop starts at (ox, oy) in the
+    frame scaled by (kx, ky) whose shape is ``scaled_shape``.
+    """
+    image: np.ndarray                 # (b, b, 3) uint8 BGR
+    ox: float
+    oy: float
+    kx: float                         # crop pixels per frame pixel
+    ky: float
+    scaled_shape: tuple[float, float]  # (h, w) of the frame in crop pixels
+
+    @classmethod
+    def from_scaled(cls, scaled: np.ndarray, centre: np.ndarray, b: int,
+                    sx: float, sy: float) -> "Crop":
+        """The crop of the frame scaled to height b (``scaled``), centred on ``centre``
+        (scaled-frame pixels) at an integer offset."""
+        ox, oy = crop_offset(centre, b)
+        return cls(crop(scaled, ox, oy, b), ox, oy, sx, sy, scaled.shape[:2])
+
+    @classmethod
+    def rescaled(cls, bgr: np.ndarray, centre: np.ndarray, side: float, b: int) -> "Crop":
+        """The crop of a ``side`` x ``side`` window of the frame centred on ``centre`` (frame
+        pixels), resized to b x b (grey outside the frame)."""
+        h = max(int(round(side)), maps.STRIDE)
+        x0, y0 = crop_offset(centre, h)
+        window = crop(bgr, x0, y0, h)
+        interp = cv2.INTER_AREA if h > b else cv2.INTER_LINEAR
+        k = b / h
+        fh, fw = bgr.shape[:2]
+        return cls(cv2.resize(window, (b, b), interpolation=interp), x0 * k, y0 * k, k, k,
+                   (fh * k, fw * k))
+
+    def joints(self, beliefs: np.ndarray, frame_shape: tuple[int, int]) -> np.ndarray:
+        """(14, 3) x, y (frame pixels), score from the crop's last-stage joint maps."""
+        fh, fw = frame_shape
+        rows, cols = frame_cells(self.ox, self.oy, beliefs.shape[1:], self.scaled_shape)
+        peak = joint_peaks(beliefs, rows, cols)
+        xy = maps.from_map(peak[:, :2]) + (self.ox, self.oy)      # scaled-frame pixels
+        out = np.empty((len(beliefs), 3), dtype=np.float64)
+        out[:, 0] = np.clip((xy[:, 0] + 0.5) / self.kx - 0.5, -0.5, fw - 0.5)
+        out[:, 1] = np.clip((xy[:, 1] + 0.5) / self.ky - 0.5, -0.5, fh - 0.5)
+        out[:, 2] = np.clip(peak[:, 2], 0.0, 1.0)
+        return out
+
+    def box(self) -> np.ndarray:
+        """x0, y0, x1, y1 of the crop's outer edges in frame pixels."""
+        b = self.image.shape[0]
+        return np.array([self.ox / self.kx - 0.5, self.oy / self.ky - 0.5,
+                         (self.ox + b) / self.kx - 0.5, (self.oy + b) / self.ky - 0.5])
+
+
 class PoseEstimator:
     """Person detection + per-person pose estimation (+ tracking) on single frames."""
 
@@ -219,6 +288,12 @@ class PoseEstimator:
         with self._lock:
             self._cfg = set_value(self._cfg, "estimator.flip_test", bool(on))
 
+    def set_rescale(self, on: bool) -> None:
+        """Re-estimate persons far from ``rescale_fraction`` of the box on a crop that fits them
+        (up to twice the pose time)."""
+        with self._lock:
+            self._cfg = set_value(self._cfg, "estimator.rescale", bool(on))
+
     def set_tracking(self, enabled: bool, smoothing: bool, strength: float | None = None) -> None:
         """Turn tracking / smoothing on or off; ``strength`` sets tracking.measurement_noise
         (px², larger = smoother).  Resets the tracks."""
@@ -244,6 +319,44 @@ class PoseEstimator:
         return m
 
     # ------------------------------------------------------------------ inference
+    def _pose_pass(self, crops: list[Crop]) -> list[np.ndarray] | None:
+        """Stage maps (each (N, 15, h, w)) of the crops, in one batch; None if no crop."""
+        if not crops:
+            return None
+        b = crops[0].image.shape[0]
+        cmap = self.centre_map(b)[None]
+        batch = np.stack([np.concatenate([normalise(c.image), cmap]) for c in crops])
+        if self._cfg.estimator.flip_test:
+            return flip_averaged(self._pose_backend, batch)
+        return self._pose_backend(batch)
+
+    def _rescale_pass(self, bgr: np.ndarray, crops: list[Crop], stage_maps: list[np.ndarray]):
+        """Second pose pass on the persons whose size (the box of their first-pass joints)
+        is off the ``rescale_fraction`` of the box by more than RESCALE_TOLERANCE: their crop
+        is cut again from the full frame so that they fill that fraction, and re-estimated.
+        Returns (crops, stage maps, indices of the rescaled persons)."""
+        est = self._cfg.estimator
+        b = est.boxsize
+        todo, new = [], []
+        for n, cr in enumerate(crops):
+            joints = cr.joints(stage_maps[-1][n, :NUM_JOINTS], bgr.shape[:2])
+            centre, size = person_extent(joints)
+            ratio = size * cr.ky / (est.rescale_fraction * b)
+            if ratio <= 0 or abs(np.log(ratio)) <= np.log(RESCALE_TOLERANCE):
+                continue
+            todo.append(n)
+            new.append(Crop.rescaled(bgr, centre, size / est.rescale_fraction, b))
+        if not todo:
+            return crops, stage_maps, []
+        second = self._pose_pass(new)
+        crops = list(crops)
+        stage_maps = [s.copy() for s in stage_maps]
+        for i, n in enumerate(todo):
+            crops[n] = new[i]
+            for s, s2 in zip(stage_maps, second):
+                s[n] = s2[i]
+        return crops, stage_maps, todo
+
     def estimate(self, frame: np.ndarray, timestamp: float | None = None, frame_index: int = 0,
                  keep_maps: bool = True, centres: np.ndarray | None = None) -> PoseResult:
         """Persons and joints of one frame (see the module doc).
@@ -276,40 +389,27 @@ class PoseEstimator:
             person_map = np.zeros(x.shape[2:], np.float32)[::maps.STRIDE, ::maps.STRIDE]
         t2 = time.perf_counter()
 
-        persons: list[Person] = []
-        stage_maps = None
-        offsets = [crop_offset(c, b) for c in centres]
-        crops = [crop(scaled, ox, oy, b) for ox, oy in offsets]
-        if crops:
-            cmap = self.centre_map(b)[None]
-            batch = np.stack([np.concatenate([normalise(c), cmap]) for c in crops])
-            if est.flip_test:
-                stage_maps = flip_averaged(self._pose_backend, batch)
-            else:
-                stage_maps = self._pose_backend(batch)
+        first = [Crop.from_scaled(scaled, c, b, sx, sy) for c in centres]
+        stage_maps = self._pose_pass(first)
+        crops, rescaled = first, []
+        if est.rescale and stage_maps is not None:
+            crops, stage_maps, rescaled = self._rescale_pass(bgr, first, stage_maps)
         t3 = time.perf_counter()
 
+        persons: list[Person] = []
         if stage_maps is not None:
             last = stage_maps[-1]
-            for n, ((ox, oy), (cu, cv, cval)) in enumerate(zip(offsets, peaks)):
-                rows, cols = frame_cells(ox, oy, last.shape[2:], scaled.shape[:2])
-                peak = joint_peaks(last[n, :NUM_JOINTS], rows, cols)
-                xy = maps.from_map(peak[:, :2]) + (ox, oy)          # scaled-frame pixels
-                joints = np.empty((NUM_JOINTS, 3), dtype=np.float64)
-                joints[:, 0] = np.clip((xy[:, 0] + 0.5) / sx - 0.5, -0.5, fw - 0.5)
-                joints[:, 1] = np.clip((xy[:, 1] + 0.5) / sy - 0.5, -0.5, fh - 0.5)
-                joints[:, 2] = np.clip(peak[:, 2], 0.0, 1.0)
+            for n, (cr, (cu, cv, cval)) in enumerate(zip(crops, peaks)):
+                joints = cr.joints(last[n, :NUM_JOINTS], (fh, fw))
                 cs = maps.from_map(np.array([cu, cv]))
                 centre = np.array([(cs[0] + 0.5) / sx - 0.5, (cs[1] + 0.5) / sy - 0.5])
-                box = np.array([ox / sx - 0.5, oy / sy - 0.5,
-                                (ox + b) / sx - 0.5, (oy + b) / sy - 0.5])
                 persons.append(Person(
-                    centre=centre, centre_score=float(cval), box=box, joints=joints,
+                    centre=centre, centre_score=float(cval), box=cr.box(), joints=joints,
                     raw_joints=joints.copy(),
                     stage_maps=(np.stack([s[n] for s in stage_maps]).astype(np.float32)
                                 if keep_maps else None),
-                    crop=crops[n] if keep_maps else None,
-                    crop_scale=sy))
+                    crop=cr.image if keep_maps else None,
+                    crop_scale=cr.ky, rescaled=n in rescaled))
         t4 = time.perf_counter()
 
         if timestamp is None:

@@ -16,6 +16,7 @@ class Person:
     stage_maps: np.ndarray | None = None   # (stages, 15, h, w) float32 beliefs of the crop
     crop: np.ndarray | None = None         # (boxsize, boxsize, 3) uint8 BGR crop fed to the pose net
     crop_scale: float = 1.0            # crop pixels per frame pixel
+    rescaled: bool = False             # the crop was cut again to fit the person (estimator.rescale)
     track_id: int = -1
 
 

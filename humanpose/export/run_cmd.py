@@ -158,6 +158,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="person height in pixels the frame is scaled to (estimator.boxsize)")
     parser.add_argument("--flip-test", action="store_true", default=None,
                         help="also estimate on mirrored crops and average (estimator.flip_test)")
+    parser.add_argument("--rescale", action=argparse.BooleanOptionalAction, default=None,
+                        help="re-estimate persons much smaller or larger than the box on a crop "
+                             "cut to fit them (estimator.rescale)")
     parser.add_argument("--no-video", action="store_true",
                         help="write only the keypoint files, no annotated video / images")
     parser.add_argument("--max-frames", type=_positive_int, metavar="N",

@@ -122,6 +122,9 @@ class EstimatorPanel(QGroupBox):
         self.threshold.setToolTip("Person-centre threshold: lower finds more (and more false) persons")
         self.flip = QCheckBox("Flip test (more accurate, 2× pose time)")
         self.flip.setToolTip("Also estimate on mirrored crops and average the belief maps")
+        self.rescale = QCheckBox("Rescale crops to the person (small / far persons)")
+        self.rescale.setToolTip("Re-estimate persons much smaller or larger than the box on a "
+                                "crop cut to fit them (up to 2× pose time)")
         self.tracking = QCheckBox("Track persons (stable ids)")
         self.kalman = QCheckBox("Kalman smoothing")
         self.strength = QSlider(Qt.Orientation.Horizontal)
@@ -138,6 +141,7 @@ class EstimatorPanel(QGroupBox):
         form.addRow("", self.backend)
         form.addRow("Person threshold", self.threshold)
         form.addRow(self.flip)
+        form.addRow(self.rescale)
         form.addRow(self.tracking)
         form.addRow(self.kalman)
         form.addRow("Strength", self.strength)

@@ -231,6 +231,7 @@ class MainWindow(QMainWindow):
         est.device.setCurrentText(cfg.model.device)
         est.threshold.setValue(cfg.estimator.person_threshold)
         est.flip.setChecked(cfg.estimator.flip_test)
+        est.rescale.setChecked(cfg.estimator.rescale)
         est.tracking.setChecked(cfg.tracking.enabled)
         est.kalman.setChecked(cfg.tracking.smoothing)
         est.strength.setValue(noise_to_strength(cfg.tracking.measurement_noise))
@@ -276,6 +277,7 @@ class MainWindow(QMainWindow):
         e.device.currentTextChanged.connect(self._on_backend)
         e.threshold.valueChanged.connect(self._on_threshold)
         e.flip.toggled.connect(self._on_flip)
+        e.rescale.toggled.connect(self._on_rescale)
         e.tracking.toggled.connect(self._on_tracking)
         e.kalman.toggled.connect(self._on_tracking)
         e.strength.valueChanged.connect(self._on_tracking)
@@ -556,6 +558,10 @@ class MainWindow(QMainWindow):
     def _on_flip(self, on: bool) -> None:
         self._set_cfg("estimator.flip_test", bool(on))
         self.estimator.set_flip_test(bool(on))
+
+    def _on_rescale(self, on: bool) -> None:
+        self._set_cfg("estimator.rescale", bool(on))
+        self.estimator.set_rescale(bool(on))
 
     def _on_tracking(self, *_args) -> None:
         e = self.controls.estimator

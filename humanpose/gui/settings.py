@@ -25,6 +25,7 @@ REMEMBERED: dict[str, type] = {
     "estimator.boxsize": int,
     "estimator.person_threshold": float,
     "estimator.flip_test": bool,
+    "estimator.rescale": bool,
     "model.framework": str,
     "model.device": str,
     "tracking.enabled": bool,

@@ -329,6 +329,9 @@ class EstimatorWorker(QObject):
     def set_flip_test(self, on: bool) -> None:
         self._request(flip_test=bool(on))
 
+    def set_rescale(self, on: bool) -> None:
+        self._request(rescale=bool(on))
+
     def reset_tracking(self) -> None:
         self._request(reset=True)
 
@@ -415,6 +418,7 @@ class EstimatorWorker(QObject):
                  ("backend", self._set_backend),
                  ("person_threshold", self._set_threshold),
                  ("flip_test", lambda v: self.estimator.set_flip_test(v) or v),
+                 ("rescale", lambda v: self.estimator.set_rescale(v) or v),
                  ("tracking", lambda v: self.estimator.set_tracking(*v) or v))
         for key, apply in steps:
             if key not in pending or self.estimator is None:

@@ -14,6 +14,7 @@ shoulder to the right hip (the usual "shoulder to opposite hip" LSP definition).
 """
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import time
@@ -37,6 +38,7 @@ def evaluate(estimator, data: PoseSet, progress: bool = True) -> dict:
     pred_e2e = np.full((n, NUM_JOINTS, 2), np.nan)
     detected = np.zeros(n, bool)
     found = 0      # detections in all (other people in the image and false ones included)
+    rescaled = 0   # of those, re-estimated on a rescaled crop (estimator.rescale)
     t_gt = t_e2e = 0.0
     for i in tqdm(range(n), desc="eval", disable=not progress):
         img = cv2.imread(str(data.images[i]), cv2.IMREAD_COLOR)
@@ -52,6 +54,7 @@ def evaluate(estimator, data: PoseSet, progress: bool = True) -> dict:
         t_gt += t1 - t0
         t_e2e += t2 - t1
         found += len(res.persons)
+        rescaled += sum(p.rescaled for p in res.persons)
         if res.persons:
             d = [np.linalg.norm(p.centre - centre) for p in res.persons]
             k = int(np.argmin(d))
@@ -76,6 +79,8 @@ def evaluate(estimator, data: PoseSet, progress: bool = True) -> dict:
         "seconds_per_image_gt_centre": round(t_gt / max(n, 1), 4),
         "boxsize": cfg.estimator.boxsize,
         "flip_test": cfg.estimator.flip_test,
+        "rescale": cfg.estimator.rescale,
+        "rescaled_fraction_end_to_end": round(rescaled / max(found, 1), 3),
         "backend": estimator.backend_name,
         "person_model": cfg.model.person_model,
         "pose_model": cfg.model.pose_model,
@@ -92,7 +97,8 @@ def format_report(rep: dict) -> str:
                  f"({rep['detections_per_image']:.2f} detections/image at threshold "
                  f"{rep['person_threshold']:g})  "
                  f"s/image: {rep['seconds_per_image_end_to_end']:.3f} (end-to-end)  "
-                 f"boxsize: {rep['boxsize']}{'  flip test' if rep.get('flip_test') else ''}  "
+                 f"boxsize: {rep['boxsize']}{'  flip test' if rep.get('flip_test') else ''}"
+                 f"{'  rescale' if rep.get('rescale') else ''}  "
                  f"backend: {rep['backend']}")
     lines.append(f"PCK@0.2 end-to-end: {rep['pck_end_to_end']:.1f}  gt-centre: {rep['pck_gt_centre']:.1f}")
     return "\n".join(lines)
@@ -109,6 +115,9 @@ def add_arguments(p) -> None:
     p.add_argument("--boxsize", type=int, help="override estimator.boxsize")
     p.add_argument("--flip-test", action="store_true", default=None,
                    help="also estimate on mirrored crops and average (estimator.flip_test)")
+    p.add_argument("--rescale", action=argparse.BooleanOptionalAction, default=None,
+                   help="re-estimate persons far from the box's size on a crop cut to fit them "
+                        "(estimator.rescale)")
     p.add_argument("--limit", type=int, help="evaluate only the first N images")
     p.add_argument("--json", help="write the report as JSON here")
     p.add_argument("--no-progress", action="store_true")
