@@ -15,7 +15,7 @@ import torch
 import yaml
 
 from humanpose import cli
-from humanpose.config import Config, from_dict
+from humanpose.config import Config, from_args, from_dict
 from humanpose.export import run_cmd
 from humanpose.export.run_cmd import run
 from humanpose.export.writers import CSV_COLUMNS, read_jsonl, read_keypoints_csv
@@ -250,3 +250,15 @@ def test_shared_street_people_first_frames(tmp_path):
     assert (cap.get(cv2.CAP_PROP_FRAME_WIDTH), cap.get(cv2.CAP_PROP_FRAME_HEIGHT)) == (1280, 720)
     assert count_frames(s.video_path) == 3
     assert [o["time_s"] for o in read_jsonl(s.jsonl_path)] == pytest.approx([0, 0.02, 0.04])
+
+
+@pytest.mark.parametrize("command", ["run", "eval"])
+@pytest.mark.parametrize("in_file, flags, expected", [
+    (False, [], False), (False, ["--rescale"], True), (True, ["--no-rescale"], False),
+    (True, [], True)])
+def test_rescale_flags_override_the_config_file(tmp_path, command, in_file, flags, expected):
+    path = tmp_path / "c.yml"
+    path.write_text(yaml.safe_dump({"estimator": {"rescale": in_file}}))
+    first = ["x.mp4"] if command == "run" else ["--data", "d"]
+    args = cli.build_parser(command).parse_args([command, *first, "--config", str(path), *flags])
+    assert from_args(args).estimator.rescale is expected
