@@ -12,7 +12,7 @@ from torch import nn
 
 from humanpose.config import Config, from_dict
 from humanpose.estimator import maps
-from humanpose.estimator.pipeline import Crop, PoseEstimator, crop, crop_offset
+from humanpose.estimator.pipeline import Crop, PoseEstimator, crop, crop_offset, duplicates
 from humanpose.nets.compact import CompactCPM
 from humanpose.skeleton import NUM_JOINTS, NUM_MAPS
 from humanpose.store import ModelError
@@ -267,6 +267,55 @@ def test_rescale_leaves_a_person_of_the_right_size_alone():
     p = est.estimate(frame, centres=[(320.0, 240.0)]).persons[0]
     assert not p.rescaled and pose.batches == [1]
     assert p.box[3] - p.box[1] == pytest.approx(480.0)     # the first-pass crop
+
+
+class TwoPeakPerson(nn.Module):
+    """Person 'net' that sees every blob twice: peaks SHIFTS cells away from its centre (a tall
+    person giving two centre peaks)."""
+    kind, in_channels, num_maps, num_stages = "person", 3, 1, 2
+    SHIFTS = ((2.0, 0.0), (-4.0, 0.0))
+
+    def forward(self, x):
+        n, _, h, w = x.shape
+        out = np.zeros((n, 1, h // 8, w // 8), np.float32)
+        for i in range(n):
+            for c in _blobs(x[i].mean(0).numpy()):
+                for k, shift in enumerate(self.SHIFTS):
+                    uv = maps.to_map(c) + shift
+                    out[i, 0] = np.maximum(out[i, 0], (1 - 0.1 * k) * _paraboloid(h // 8, w // 8, uv))
+        t = torch.from_numpy(out)
+        return (t * 0.5, t)
+
+
+def test_two_detections_of_one_person_give_one_person_the_better_placed():
+    h, w, boxsize = 240, 400, 96
+    cfg = make_cfg(boxsize=boxsize, person_threshold=0.5, min_person_distance=0.1)
+    est = PoseEstimator(cfg, TwoPeakPerson(), OraclePose())
+    scale = boxsize / h
+    frame = blob_frame(h, w, [(120.0, 130.0), (290.0, 100.0)], 3.0 / scale)
+    res = est.estimate(frame)
+    assert len(res.persons) == 2                   # 4 peaks, 2 persons
+    for p, cx in zip(sorted(res.persons, key=lambda q: q.centre[0]), (120.0, 290.0)):
+        # the kept detection is the one 2 cells (16 scaled px) right of the blob, nearer the
+        # centre of its joints' box than the one 4 cells left
+        assert p.centre[0] == pytest.approx(cx + 16 / scale, abs=1.0)
+    # given centres (eval's gt-centre mode) are never merged: each asks for a pose
+    res = est.estimate(frame, centres=[(120.0, 130.0), (125.0, 130.0)])
+    assert len(res.persons) == 2
+
+
+def test_duplicates_only_merges_coinciding_poses():
+    rng = np.random.default_rng(0)
+    a = np.column_stack([rng.uniform(0, 100, NUM_JOINTS), rng.uniform(0, 200, NUM_JOINTS)])
+    size = np.ptp(a, axis=0).max()                 # the larger side of the box of joints
+    near = a + 0.1 * size / np.sqrt(2)             # every joint 0.1 x size away: same person
+    far = a + 0.2 * size / np.sqrt(2)              # 0.2 x size away: another person
+    centre = (a.min(0) + a.max(0)) / 2
+    assert duplicates([a, near], np.array([centre + 50, centre])) == {0}
+    assert duplicates([a, near], np.array([centre, centre + 50])) == {1}
+    assert duplicates([a, far], np.array([centre, centre])) == set()
+    assert duplicates([a, near, a + 1000], np.array([centre, centre + 5, centre + 1000])) == {1}
+    assert duplicates([], np.zeros((0, 2))) == set()
 
 
 # ---------------------------------------------------------------- input formats

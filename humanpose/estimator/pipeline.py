@@ -23,6 +23,9 @@ track, total):
    pixels centred on its joints resized to boxsize x boxsize (:meth:`Crop.rescaled`), and
    estimated again (one more batch): the nets are trained on persons of 0.3 to 0.95 of the
    crop, 0.65 on average, and a far or tall person otherwise fills too little or too much of it;
+   *duplicates* (detector mode only): two detections whose joints lie on the same places (median
+   joint distance under DUPLICATE_DISTANCE x the smaller person's size, see :func:`duplicates`)
+   are one person seen twice (a tall person can give two centre peaks); the weaker is dropped;
 5. *track*: optional tracking ids and Kalman smoothing (:class:`tracking.Tracker`).
 """
 from __future__ import annotations
@@ -45,6 +48,7 @@ from .result import Person, PoseResult
 BOXSIZE_RANGE = (64, 640)
 PAD_VALUE = 128
 RESCALE_TOLERANCE = 1.25   # rescale a person whose size is off the target by more than this factor
+DUPLICATE_DISTANCE = 0.15  # median joint distance (x person size) under which two persons are one
 
 
 def to_bgr(frame: np.ndarray) -> np.ndarray:
@@ -156,6 +160,27 @@ def person_extent(joints: np.ndarray) -> tuple[np.ndarray, float]:
     xy = joints[:, :2]
     lo, hi = xy.min(0), xy.max(0)
     return (lo + hi) / 2.0, float((hi - lo).max())
+
+
+def duplicates(joints: list[np.ndarray], centres: np.ndarray) -> set[int]:
+    """Indices of the persons to drop as duplicates.  Two persons whose (14, 2+) joints lie at a
+    median distance under DUPLICATE_DISTANCE x the smaller one's size are one person; the one
+    kept is the one whose detected centre ((K, 2), frame pixels) is nearest the centre of its
+    joints' box, relative to its size (the better-placed detection)."""
+    extents = [person_extent(j) for j in joints]
+    off = [np.linalg.norm(np.asarray(centres[n], float) - c) / max(size, 1.0)
+           for n, (c, size) in enumerate(extents)]
+    kept: list[int] = []
+    drop: set[int] = set()
+    for n in sorted(range(len(joints)), key=lambda n: off[n]):
+        for k in kept:
+            d = np.median(np.linalg.norm(joints[n][:, :2] - joints[k][:, :2], axis=1))
+            if d < DUPLICATE_DISTANCE * min(extents[n][1], extents[k][1]):
+                drop.add(n)
+                break
+        else:
+            kept.append(n)
+    return drop
 
 
 @dataclasses.dataclass
@@ -377,6 +402,7 @@ class PoseEstimator:
         x = normalise(pad_to_stride(scaled))[None]
         t1 = time.perf_counter()
 
+        detector_off = centres is not None
         if centres is None:
             person_map = self._person_backend(x)[-1][0, 0]
             peaks = maps.find_peaks(person_map, est.person_threshold,
@@ -399,10 +425,14 @@ class PoseEstimator:
         persons: list[Person] = []
         if stage_maps is not None:
             last = stage_maps[-1]
+            all_joints = [cr.joints(last[n, :NUM_JOINTS], (fh, fw)) for n, cr in enumerate(crops)]
+            frame_centres = (centres + 0.5) / (sx, sy) - 0.5
+            drop = set() if detector_off else duplicates(all_joints, frame_centres)
             for n, (cr, (cu, cv, cval)) in enumerate(zip(crops, peaks)):
-                joints = cr.joints(last[n, :NUM_JOINTS], (fh, fw))
-                cs = maps.from_map(np.array([cu, cv]))
-                centre = np.array([(cs[0] + 0.5) / sx - 0.5, (cs[1] + 0.5) / sy - 0.5])
+                if n in drop:
+                    continue
+                joints = all_joints[n]
+                centre = frame_centres[n]
                 persons.append(Person(
                     centre=centre, centre_score=float(cval), box=cr.box(), joints=joints,
                     raw_joints=joints.copy(),
