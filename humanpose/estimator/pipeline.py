@@ -25,7 +25,8 @@ track, total):
    crop, 0.65 on average, and a far or tall person otherwise fills too little or too much of it;
    *duplicates* (detector mode only): two detections whose joints lie on the same places (median
    joint distance under DUPLICATE_DISTANCE x the smaller person's size, see :func:`duplicates`)
-   are one person seen twice (a tall person can give two centre peaks); the weaker is dropped;
+   are one person seen twice (a tall person can give two centre peaks); the one whose detected
+   centre is further from the centre of its joints is dropped;
 5. *track*: optional tracking ids and Kalman smoothing (:class:`tracking.Tracker`).
 """
 from __future__ import annotations
@@ -428,7 +429,7 @@ class PoseEstimator:
             all_joints = [cr.joints(last[n, :NUM_JOINTS], (fh, fw)) for n, cr in enumerate(crops)]
             frame_centres = (centres + 0.5) / (sx, sy) - 0.5
             drop = set() if detector_off else duplicates(all_joints, frame_centres)
-            for n, (cr, (cu, cv, cval)) in enumerate(zip(crops, peaks)):
+            for n, (cr, (_, _, cval)) in enumerate(zip(crops, peaks)):
                 if n in drop:
                     continue
                 joints = all_joints[n]
