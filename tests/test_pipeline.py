@@ -71,15 +71,19 @@ def _blobs(img: np.ndarray) -> list[np.ndarray]:
 
 
 class OraclePerson(nn.Module):
-    """Person 'net': a peak at every bright blob of the input."""
+    """Person 'net': a peak at every bright blob of the input (one per SHIFTS entry, that many
+    cells away from the blob, each 0.1 weaker than the one before)."""
     kind, in_channels, num_maps, num_stages = "person", 3, 1, 2
+    SHIFTS = ((0.0, 0.0),)
 
     def forward(self, x):
         n, _, h, w = x.shape
         out = np.zeros((n, 1, h // 8, w // 8), np.float32)
         for i in range(n):
             for c in _blobs(x[i].mean(0).numpy()):
-                out[i, 0] = np.maximum(out[i, 0], _paraboloid(h // 8, w // 8, maps.to_map(c)))
+                for k, shift in enumerate(self.SHIFTS):
+                    peak = _paraboloid(h // 8, w // 8, maps.to_map(c) + shift)
+                    out[i, 0] = np.maximum(out[i, 0], (1 - 0.1 * k) * peak)
         t = torch.from_numpy(out)
         return (t * 0.5, t)
 
@@ -269,22 +273,10 @@ def test_rescale_leaves_a_person_of_the_right_size_alone():
     assert p.box[3] - p.box[1] == pytest.approx(480.0)     # the first-pass crop
 
 
-class TwoPeakPerson(nn.Module):
-    """Person 'net' that sees every blob twice: peaks SHIFTS cells away from its centre (a tall
-    person giving two centre peaks)."""
-    kind, in_channels, num_maps, num_stages = "person", 3, 1, 2
+class TwoPeakPerson(OraclePerson):
+    """Person 'net' that sees every blob twice, 2 cells right and 4 cells left of its centre (a
+    tall person giving two centre peaks)."""
     SHIFTS = ((2.0, 0.0), (-4.0, 0.0))
-
-    def forward(self, x):
-        n, _, h, w = x.shape
-        out = np.zeros((n, 1, h // 8, w // 8), np.float32)
-        for i in range(n):
-            for c in _blobs(x[i].mean(0).numpy()):
-                for k, shift in enumerate(self.SHIFTS):
-                    uv = maps.to_map(c) + shift
-                    out[i, 0] = np.maximum(out[i, 0], (1 - 0.1 * k) * _paraboloid(h // 8, w // 8, uv))
-        t = torch.from_numpy(out)
-        return (t * 0.5, t)
 
 
 def test_two_detections_of_one_person_give_one_person_the_better_placed():
