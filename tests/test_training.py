@@ -230,13 +230,35 @@ def test_eval_cli_end_to_end(tmp_path, capsys):
     assert last.startswith("PCK@0.2 end-to-end: ") and "gt-centre: " in last
     rep = json.loads(out.read_text())
     for key in ("pck_end_to_end", "pck_gt_centre", "per_joint_end_to_end", "n_images",
-                "detector_recall", "detections_per_image", "seconds_per_image_end_to_end"):
+                "detector_recall", "found_end_to_end", "pck_end_to_end_peak_match",
+                "detections_per_image", "seconds_per_image_end_to_end"):
         assert key in rep
     assert rep["n_images"] == 3 and 0 <= rep["pck_gt_centre"] <= 100
     assert rep["detections_per_image"] >= rep["detector_recall"] / 100   # threshold 0: always one
     assert rep["flip_test"] is True and "flip test" in printed[-2]
     assert rep["rescale"] is False and rep["rescaled_fraction_end_to_end"] == 0
     assert "rescale" not in printed[-2]
+
+
+def _person(peak, joints_centre, half=50.0):
+    from humanpose.estimator.result import Person
+    joints = np.zeros((sk.NUM_JOINTS, 3))
+    joints[:, 0] = np.linspace(-half, half, sk.NUM_JOINTS) + joints_centre[0]
+    joints[:, 1] = np.linspace(-2 * half, 2 * half, sk.NUM_JOINTS) + joints_centre[1]
+    return Person(centre=np.array(peak, float), centre_score=1.0, box=np.zeros(4), joints=joints)
+
+
+def test_eval_matches_the_person_by_its_pose_and_reports_the_peak_match_apart():
+    """End-to-end matching: the person whose estimated pose is centred nearest the annotation,
+    within 0.3 x size; the detector peak is judged on its own (detector_recall)."""
+    from humanpose.train.evaluate import match
+    centre, size = np.array([300.0, 200.0]), 200.0
+    off_peak = _person((300, 200 + 0.4 * size), (302, 198))      # right pose, peak 0.4 x size off
+    assert match([off_peak], centre, size) == (0, None)
+    other = _person((300, 200), (300 + 0.35 * size, 200))         # peak right, pose elsewhere
+    assert match([other], centre, size) == (None, 0)
+    assert match([other, off_peak], centre, size) == (1, 0)
+    assert match([], centre, size) == (None, None)
 
 
 def test_eval_cli_errors(tmp_path, capsys):
