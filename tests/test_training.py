@@ -231,6 +231,7 @@ def test_eval_cli_end_to_end(tmp_path, capsys):
     rep = json.loads(out.read_text())
     for key in ("pck_end_to_end", "pck_gt_centre", "per_joint_end_to_end", "n_images",
                 "detector_recall", "found_end_to_end", "pck_end_to_end_peak_match",
+                "by_orientation_end_to_end", "by_orientation_gt_centre",
                 "detections_per_image", "seconds_per_image_end_to_end"):
         assert key in rep
     assert rep["n_images"] == 3 and 0 <= rep["pck_gt_centre"] <= 100
@@ -238,6 +239,28 @@ def test_eval_cli_end_to_end(tmp_path, capsys):
     assert rep["flip_test"] is True and "flip test" in printed[-2]
     assert rep["rescale"] is False and rep["rescaled_fraction_end_to_end"] == 0
     assert "rescale" not in printed[-2]
+
+
+def test_pck_by_torso_orientation():
+    """Upright, sideways and upside-down persons fall in their buckets; PCK counted per bucket."""
+    base = np.full((sk.NUM_JOINTS, 2), np.nan)
+    neck, r_hip, l_hip = sk.JOINT_INDEX["neck"], sk.JOINT_INDEX["r_hip"], sk.JOINT_INDEX["l_hip"]
+    gt = np.stack([base.copy() for _ in range(4)])
+    for n, (dx, dy) in enumerate([(0, 50), (50, 5), (-3, -50), (30, 30)]):
+        gt[n, neck] = (100, 100)
+        gt[n, r_hip] = (100 + dx - 5, 100 + dy)
+        gt[n, l_hip] = (100 + dx + 5, 100 + dy)
+    gt[3, l_hip] = np.nan                          # one hip missing: the other one is used
+    ang = metrics.torso_angle(gt)
+    assert ang[0] == pytest.approx(0) and 80 < ang[1] < 90 and ang[2] > 170
+    assert 30 < ang[3] < 60
+    correct = np.full((4, sk.NUM_JOINTS), np.nan)
+    correct[:, [neck, r_hip]] = [[1, 1], [1, 0], [0, 0], [1, 1]]
+    rep = metrics.pck_by_orientation(correct, gt)
+    assert rep["upright"] == {"persons": 1, "pck": 100.0}
+    assert rep["sideways"] == {"persons": 1, "pck": 50.0}
+    assert rep["inverted"] == {"persons": 1, "pck": 0.0}
+    assert rep["tilted"] == {"persons": 1, "pck": 100.0}
 
 
 def _person(peak, joints_centre, half=50.0):
@@ -276,3 +299,21 @@ def test_stage_loss_sums_stages_and_weighs_peaks():
     assert stage_loss((miss_peak, miss_peak), t, w) == pytest.approx(2 * one.item())
     assert stage_loss((miss_peak,), t, w, positive_weight=10.0) == pytest.approx(11 * one.item())
     assert stage_loss((miss_peak,), t, torch.tensor([[0.0, 1.0]])) == 0   # masked joint
+
+
+def test_teacher_pck_tool(tmp_path, capsys):
+    """tools/teacher_pck.py: a third-party teacher on LSP crops (reference for distillation)."""
+    import importlib.util
+    from pathlib import Path
+    spec = importlib.util.spec_from_file_location(
+        "teacher_pck", Path(__file__).resolve().parents[1] / "tools" / "teacher_pck.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    assert tool.main([str(tmp_path / "none.pb"), "--data", str(tmp_path)]) == 2
+    assert "not found" in capsys.readouterr().err
+    teacher = shared_path("teachers", "efficientpose", "EfficientPoseRT.pb")
+    lsp = shared_path("data", "lsp")
+    assert tool.main([str(teacher), "--data", str(lsp), "--format", "lsp", "--limit", "3"]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last.startswith("teacher PCK@0.2 gt-centre: ")
+    assert float(last.split(":")[-1]) > 50      # it finds these (training-half) LSP poses

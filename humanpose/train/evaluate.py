@@ -15,7 +15,10 @@ detector peak (a detected person's ``centre``) within 0.3 x their size of the an
 Before session 5 the end-to-end pose was matched by that peak too (a correct pose whose peak lay
 a little further off counted as a miss); ``pck_end_to_end_peak_match`` still reports that figure.
 PCK: a joint is correct within 0.2 x the torso diameter, here the distance from the left
-shoulder to the right hip (the usual "shoulder to opposite hip" LSP definition).
+shoulder to the right hip (the usual "shoulder to opposite hip" LSP definition).  The report
+also splits PCK by the annotated torso's orientation (upright within 30 deg of the vertical,
+tilted, sideways, inverted beyond 120 deg): LSP-extended is full of gymnasts and free runners
+upside down.
 """
 from __future__ import annotations
 
@@ -31,7 +34,7 @@ import numpy as np
 from ..estimator.pipeline import person_extent
 from ..skeleton import JOINT_LABELS, NUM_JOINTS
 from .datasets import DatasetError, PoseSet, person_box, read_lsp_dir, splits
-from .metrics import TORSO_DEFINITION, pck_correct, pck_summary
+from .metrics import TORSO_DEFINITION, pck_by_orientation, pck_correct, pck_summary
 
 DETECTION_RADIUS = 0.3
 
@@ -82,8 +85,9 @@ def evaluate(estimator, data: PoseSet, progress: bool = True) -> dict:
         if by_peak is not None:
             detected[i] = True
             pred_peak[i] = res.persons[by_peak].joints[:, :2]
-    pck_gt, per_gt = pck_summary(pck_correct(pred_gt, data.joints))
-    pck_e2e, per_e2e = pck_summary(pck_correct(pred_e2e, data.joints))
+    ok_gt, ok_e2e = pck_correct(pred_gt, data.joints), pck_correct(pred_e2e, data.joints)
+    pck_gt, per_gt = pck_summary(ok_gt)
+    pck_e2e, per_e2e = pck_summary(ok_e2e)
     pck_peak, _ = pck_summary(pck_correct(pred_peak, data.joints))
     cfg = estimator.config
     return {
@@ -91,6 +95,8 @@ def evaluate(estimator, data: PoseSet, progress: bool = True) -> dict:
         "pck_gt_centre": round(pck_gt, 2),
         "per_joint_end_to_end": {j: round(float(v), 2) for j, v in zip(JOINT_LABELS, per_e2e)},
         "per_joint_gt_centre": {j: round(float(v), 2) for j, v in zip(JOINT_LABELS, per_gt)},
+        "by_orientation_end_to_end": pck_by_orientation(ok_e2e, data.joints),
+        "by_orientation_gt_centre": pck_by_orientation(ok_gt, data.joints),
         "n_images": n,
         "detector_recall": round(100.0 * detected.mean(), 2),
         "found_end_to_end": round(100.0 * matched.mean(), 2),
@@ -115,6 +121,10 @@ def format_report(rep: dict) -> str:
     lines = [f"{'joint':<12} {'end-to-end':>10} {'gt-centre':>10}"]
     for j in JOINT_LABELS:
         lines.append(f"{j:<12} {rep['per_joint_end_to_end'][j]:>10.1f} {rep['per_joint_gt_centre'][j]:>10.1f}")
+    pct = lambda v: "-" if v is None else f"{v:.1f}"  # noqa: E731
+    lines.append("by torso orientation (persons) end-to-end / gt-centre:  " + "  ".join(
+        f"{k} ({v['persons']}) {pct(v['pck'])} / {pct(rep['by_orientation_gt_centre'][k]['pck'])}"
+        for k, v in rep["by_orientation_end_to_end"].items()))
     lines.append(f"images: {rep['n_images']}  detector recall: {rep['detector_recall']:.1f} % "
                  f"({rep['detections_per_image']:.2f} detections/image at threshold "
                  f"{rep['person_threshold']:g}; pose found for {rep['found_end_to_end']:.1f} %)  "

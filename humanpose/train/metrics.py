@@ -33,3 +33,31 @@ def pck_summary(correct: np.ndarray) -> tuple[float, np.ndarray]:
     """Mean PCK over all evaluated joints (percent) and per joint (percent)."""
     per_joint = np.nanmean(correct, axis=0) * 100.0
     return float(np.nanmean(correct) * 100.0), per_joint
+
+
+ORIENTATIONS = (("upright", 0, 30), ("tilted", 30, 60), ("sideways", 60, 120), ("inverted", 120, 181))
+
+
+def torso_angle(gt: np.ndarray) -> np.ndarray:
+    """(N,14,2) ground truth -> (N,) angle in degrees (0..180) between the image's downward
+    vertical and the neck-to-hips vector (0 = upright, 180 = upside down; NaN when the neck or
+    both hips are missing)."""
+    neck = gt[:, JOINT_INDEX["neck"]]
+    hips = gt[:, [JOINT_INDEX["r_hip"], JOINT_INDEX["l_hip"]]]
+    ok = np.isfinite(hips[..., 0])
+    n = ok.sum(1)
+    hip = np.where(n[:, None] > 0, np.nansum(np.where(ok[..., None], hips, 0.0), 1)
+                   / np.maximum(n, 1)[:, None], np.nan)
+    v = hip - neck
+    return np.abs(np.degrees(np.arctan2(v[:, 0], v[:, 1])))
+
+
+def pck_by_orientation(correct: np.ndarray, gt: np.ndarray) -> dict:
+    """PCK (percent) and person count per torso orientation (see ORIENTATIONS)."""
+    ang = torso_angle(gt)
+    out = {}
+    for name, lo, hi in ORIENTATIONS:
+        m = (ang >= lo) & (ang < hi) & np.isfinite(correct).any(1)
+        out[name] = {"persons": int(m.sum()),
+                     "pck": round(float(np.nanmean(correct[m]) * 100.0), 2) if m.any() else None}
+    return out
