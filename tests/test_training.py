@@ -124,6 +124,34 @@ def test_augmented_sample_targets_follow_the_image():
         assert d < 6
 
 
+def test_rotation_augmentation_settings(tmp_path):
+    """Default ±40°: an upright person never ends upside down; rotation_any_prob=1 turns some
+    over; rotation_prob=0 keeps the torso's angle; the recipe keys are checked."""
+    from humanpose.train.trainer import TrainConfig
+    img = np.zeros((288, 288, 3), np.uint8)
+
+    def _recipe(text: str):
+        (tmp_path / "recipe.yml").write_text(text)
+        return tmp_path / "recipe.yml"
+    joints = np.full((14, 2), 144.0)
+    joints[:, 1] = np.linspace(60, 230, 14)            # head at the top, ankles at the bottom
+    joints[:, 0] += np.linspace(-20, 20, 14)
+
+    def angles(**kw):
+        rng = np.random.default_rng(1)
+        return np.array([metrics.torso_angle(pose_sample(img, joints, 128, rng, **kw)[3][None])[0]
+                         for _ in range(60)])
+    upright = metrics.torso_angle(joints[None])[0]
+    assert angles().max() <= upright + 40 + 1e-6
+    assert angles(rotation_any_prob=1.0).max() > 120
+    assert np.allclose(angles(rotation_prob=0.0), upright)
+    with pytest.raises(ValueError, match="rotation_any_prob"):
+        TrainConfig.load(_recipe("kind: pose\nrotation_any_prob: 1.5\n"))
+    with pytest.raises(ValueError, match="rotation must be"):
+        TrainConfig.load(_recipe("kind: pose\nrotation: 270\n"))
+    assert TrainConfig.load(_recipe("kind: pose\nrotation_any_prob: 0.25\n")).rotation_any_prob == 0.25
+
+
 def test_person_scene_targets():
     rng = np.random.default_rng(0)
     imgs = np.full((3, 288, 288, 3), 100, np.uint8)

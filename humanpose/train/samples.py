@@ -2,7 +2,8 @@
 
 Pose samples: the person is scaled so its size (larger side of the joint box) is a random
 fraction of the crop (0.3-0.95, or 1.1-2.0 "zoomed" around the upper body so that waist-up,
-truncated framing is covered), rotated ±40°, flipped with left/right swap, translated and
+truncated framing is covered), rotated (±40° 60 % of the time by default; optionally, with
+``rotation_any_prob``, anywhere around the circle, for upside-down gymnasts), flipped with left/right swap, translated and
 colour-jittered.  Person-detector samples ("scenes") place 1 to 3 people at random scales and
 positions on a background crop.
 """
@@ -64,8 +65,12 @@ def _warp_joints(joints: np.ndarray, m: np.ndarray) -> np.ndarray:
 
 
 def pose_sample(image: np.ndarray, joints: np.ndarray, size: int, rng: np.random.Generator,
-                augment: bool = True, centre_sigma: float = 0.06):
+                augment: bool = True, centre_sigma: float = 0.06, rotation: float = 40.0,
+                rotation_prob: float = 0.6, rotation_any_prob: float = 0.0):
     """One pose-net training sample from a cached crop.
+
+    Rotation: with probability ``rotation_any_prob`` a uniform angle in ±180°, else with
+    probability ``rotation_prob`` a uniform angle in ±``rotation`` degrees, else none.
 
     Returns (input float32 (4,size,size), targets (15,size/8,size/8), weights (15,),
     joints (14,2) in crop pixels).
@@ -82,7 +87,10 @@ def pose_sample(image: np.ndarray, joints: np.ndarray, size: int, rng: np.random
                 centre = up.mean(0)
         else:
             frac = rng.uniform(0.3, 0.95)
-        angle = rng.uniform(-40, 40) if rng.random() < 0.6 else 0.0
+        if rotation_any_prob and rng.random() < rotation_any_prob:
+            angle = rng.uniform(-180.0, 180.0)
+        else:
+            angle = rng.uniform(-rotation, rotation) if rng.random() < rotation_prob else 0.0
         shift = rng.normal(0, 0.04 * size, 2)
         flip = rng.random() < 0.5
     scale = frac * size / max(psize, 8.0)

@@ -44,6 +44,9 @@ class TrainConfig:
     lr: float = 1e-3
     weight_decay: float = 0.0
     positive_weight: float = 0.0           # extra loss weight on target peaks: w = 1 + k * target
+    rotation: float = 40.0                 # pose: rotate by up to ± this many degrees ...
+    rotation_prob: float = 0.6             # ... with this probability
+    rotation_any_prob: float = 0.0         # pose: or, with this probability, by any angle (±180)
     threads: int = 2
     device: str = "auto"                   # cpu | cuda | auto
     run_dir: str = "~/.cache/humanpose/runs/pose"
@@ -64,6 +67,11 @@ class TrainConfig:
         cfg = cls(**data)
         if cfg.kind not in ("pose", "person"):
             raise ValueError(f"{path}: kind {cfg.kind!r} is not allowed; allowed: pose, person")
+        for key in ("rotation_prob", "rotation_any_prob"):
+            if not 0.0 <= float(getattr(cfg, key)) <= 1.0:
+                raise ValueError(f"{path}: {key} must be a probability in 0..1, not {getattr(cfg, key)!r}")
+        if not 0.0 <= float(cfg.rotation) <= 180.0:
+            raise ValueError(f"{path}: rotation must be 0..180 degrees, not {cfg.rotation!r}")
         return cfg
 
 
@@ -88,8 +96,10 @@ class Batches:
         size = int(rng.choice(cfg.sizes))
         n = len(c["images"])
         if cfg.kind == "pose":
-            xs, ts, ws, _ = zip(*(pose_sample(c["images"][i], c["joints"][i], size, rng)
-                               for i in rng.integers(0, n, cfg.batch_size)))
+            xs, ts, ws, _ = zip(*(pose_sample(c["images"][i], c["joints"][i], size, rng,
+                                          rotation=cfg.rotation, rotation_prob=cfg.rotation_prob,
+                                          rotation_any_prob=cfg.rotation_any_prob)
+                                for i in rng.integers(0, n, cfg.batch_size)))
             return (torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ts)),
                     torch.from_numpy(np.stack(ws)))
         width = int(round(size * rng.uniform(1.0, 1.8) / STRIDE)) * STRIDE
