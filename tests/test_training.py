@@ -300,16 +300,22 @@ def _person(peak, joints_centre, half=50.0):
 
 
 def test_eval_matches_the_person_by_its_pose_and_reports_the_peak_match_apart():
-    """End-to-end matching: the person whose estimated pose is centred nearest the annotation,
-    within 0.3 x size; the detector peak is judged on its own (detector_recall)."""
+    """End-to-end matching: the person whose joints lie nearest the annotated ones (median
+    distance within 0.3 x size); the detector peak is judged on its own (detector_recall)."""
+    from humanpose.train.datasets import person_box
     from humanpose.train.evaluate import match
-    centre, size = np.array([300.0, 200.0]), 200.0
-    off_peak = _person((300, 200 + 0.4 * size), (302, 198))      # right pose, peak 0.4 x size off
-    assert match([off_peak], centre, size) == (0, None)
-    other = _person((300, 200), (300 + 0.35 * size, 200))         # peak right, pose elsewhere
-    assert match([other], centre, size) == (None, 0)
-    assert match([other, off_peak], centre, size) == (1, 0)
-    assert match([], centre, size) == (None, None)
+    gt = _person((0, 0), (300, 200)).joints[:, :2]
+    gt[3] = np.nan                                                # a missing joint is ignored
+    centre, size = person_box(gt)
+    off_peak = _person(centre + (0, 0.4 * size), centre + 2)      # right pose, peak 0.4 x size off
+    assert match([off_peak], gt) == (0, None)
+    wild = _person(centre, centre)
+    wild.joints[:4, :2] += 3 * size                               # 4 wild joints: box moves, median not
+    assert match([wild], gt) == (0, 0)
+    other = _person(centre, centre + (0.35 * size, 0))            # peak right, pose elsewhere
+    assert match([other], gt) == (None, 0)
+    assert match([other, off_peak], gt) == (1, 0)
+    assert match([], gt) == (None, None)
 
 
 def test_eval_cli_errors(tmp_path, capsys):
