@@ -149,6 +149,8 @@ def test_rotation_augmentation_settings(tmp_path):
         TrainConfig.load(_recipe("kind: pose\nrotation_any_prob: 1.5\n"))
     with pytest.raises(ValueError, match="rotation must be"):
         TrainConfig.load(_recipe("kind: pose\nrotation: 270\n"))
+    with pytest.raises(ValueError, match="rotation_prob must be a probability"):
+        TrainConfig.load(_recipe("kind: pose\nrotation_prob: often\n"))
     assert TrainConfig.load(_recipe("kind: pose\nrotation_any_prob: 0.25\n")).rotation_any_prob == 0.25
 
 

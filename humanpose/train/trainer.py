@@ -67,11 +67,12 @@ class TrainConfig:
         cfg = cls(**data)
         if cfg.kind not in ("pose", "person"):
             raise ValueError(f"{path}: kind {cfg.kind!r} is not allowed; allowed: pose, person")
-        for key in ("rotation_prob", "rotation_any_prob"):
-            if not 0.0 <= float(getattr(cfg, key)) <= 1.0:
-                raise ValueError(f"{path}: {key} must be a probability in 0..1, not {getattr(cfg, key)!r}")
-        if not 0.0 <= float(cfg.rotation) <= 180.0:
-            raise ValueError(f"{path}: rotation must be 0..180 degrees, not {cfg.rotation!r}")
+        for key, hi, what in (("rotation", 180.0, "0..180 degrees"),
+                              ("rotation_prob", 1.0, "a probability in 0..1"),
+                              ("rotation_any_prob", 1.0, "a probability in 0..1")):
+            value = getattr(cfg, key)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= hi:
+                raise ValueError(f"{path}: {key} must be {what}, not {value!r}")
         return cfg
 
 
