@@ -46,13 +46,14 @@ def match(persons, joints: np.ndarray) -> tuple[int | None, int | None]:
     is further than DETECTION_RADIUS x the annotated person's size."""
     centre, size = person_box(joints)
     ok = np.isfinite(joints[:, 0])
-    by = []
-    for dist in (lambda p: float(np.median(np.linalg.norm(p.joints[ok, :2] - joints[ok], axis=1))),
-                 lambda p: float(np.linalg.norm(np.asarray(p.centre)[:2] - centre))):
-        d = [dist(p) for p in persons]
-        k = int(np.argmin(d)) if d else None
-        by.append(k if k is not None and d[k] <= DETECTION_RADIUS * size else None)
-    return by[0], by[1]
+    by_pose = [float(np.median(np.linalg.norm(p.joints[ok, :2] - joints[ok], axis=1))) for p in persons]
+    by_peak = [float(np.linalg.norm(np.asarray(p.centre)[:2] - centre)) for p in persons]
+    return _nearest(by_pose, DETECTION_RADIUS * size), _nearest(by_peak, DETECTION_RADIUS * size)
+
+
+def _nearest(d: list[float], limit: float) -> int | None:
+    k = int(np.argmin(d)) if d else None
+    return k if k is not None and d[k] <= limit else None
 
 
 def evaluate(estimator, data: PoseSet, progress: bool = True) -> dict:
@@ -71,7 +72,7 @@ def evaluate(estimator, data: PoseSet, progress: bool = True) -> dict:
         img = cv2.imread(str(data.images[i]), cv2.IMREAD_COLOR)
         if img is None:
             raise DatasetError(f"cannot read image {data.images[i]}")
-        centre, size = person_box(data.joints[i])
+        centre, _ = person_box(data.joints[i])
         t0 = time.perf_counter()
         res = estimator.estimate(img, frame_index=i, keep_maps=False, centres=centre[None])
         t1 = time.perf_counter()

@@ -44,10 +44,8 @@ def torso_angle(gt: np.ndarray) -> np.ndarray:
     both hips are missing)."""
     neck = gt[:, JOINT_INDEX["neck"]]
     hips = gt[:, [JOINT_INDEX["r_hip"], JOINT_INDEX["l_hip"]]]
-    ok = np.isfinite(hips[..., 0])
-    n = ok.sum(1)
-    hip = np.where(n[:, None] > 0, np.nansum(np.where(ok[..., None], hips, 0.0), 1)
-                   / np.maximum(n, 1)[:, None], np.nan)
+    with np.errstate(invalid="ignore"):     # both hips missing: 0 / 0 = NaN
+        hip = np.nansum(hips, 1) / np.isfinite(hips).sum(1)
     v = hip - neck
     return np.abs(np.degrees(np.arctan2(v[:, 0], v[:, 1])))
 

@@ -4,8 +4,8 @@ Pose samples: the person is scaled so its size (larger side of the joint box) is
 fraction of the crop (0.3-0.95, or 1.1-2.0 "zoomed" around the upper body so that waist-up,
 truncated framing is covered), rotated (±40° 60 % of the time by default; optionally, with
 ``rotation_any_prob``, anywhere around the circle, for upside-down gymnasts), flipped with
-left/right swap, translated and colour-jittered.  Person-detector samples ("scenes") place 1 to 3 people at random scales and
-positions on a background crop.
+left/right swap, translated and colour-jittered.  Person-detector samples ("scenes") place 1 to
+3 people at random scales and positions on a background crop.
 """
 from __future__ import annotations
 
