@@ -353,3 +353,40 @@ def test_teacher_pck_tool(tmp_path, capsys):
     last = capsys.readouterr().out.strip().splitlines()[-1]
     assert last.startswith("teacher PCK@0.2 gt-centre: ")
     assert float(last.split(":")[-1]) > 50      # it finds these (training-half) LSP poses
+
+
+def test_init_grows_more_stages_from_the_last_one(tmp_path, capsys):
+    """A recipe asking for more stages than its init keeps the init's weights (the earlier
+    stages' beliefs unchanged) and starts each added stage as a copy of the last one."""
+    from humanpose.nets import build_model
+    from humanpose.store import save_weights
+    from humanpose.train.trainer import TrainConfig, initial_model
+    torch.manual_seed(0)
+    small = build_model("cpm_compact", "pose", stages=3, feat=16).eval()
+    init = save_weights(small, tmp_path / "small.safetensors", "cpm_compact",
+                        kwargs={"stages": 3, "feat": 16})
+    grown, kwargs = initial_model(TrainConfig(init=str(init), arch_kwargs={"stages": 5}))
+    assert kwargs == {"stages": 5, "feat": 16} and grown.num_stages == 5
+    grown.eval()
+    x = torch.rand(2, 4, 64, 64) - 0.5
+    with torch.no_grad():
+        before, after = small(x), grown(x)
+    assert len(after) == 5
+    for b, a in zip(before, after[:3]):
+        assert torch.equal(a, b)
+    for i in (2, 3):                                  # stages 4 and 5 = copies of stage 3
+        for (ka, va), (kb, vb) in zip(grown.stages[i].state_dict().items(),
+                                      small.stages[1].state_dict().items()):
+            assert ka == kb and torch.equal(va, vb)
+    assert not torch.equal(after[3], after[2])        # ...fed stage 3's beliefs, not stage 2's
+    same, kw = initial_model(TrainConfig(init=str(init), arch_kwargs={"stages": 3, "feat": 16}))
+    assert same.num_stages == 3 and kw == {"stages": 3, "feat": 16}
+    for bad, match in (({"feat": 32}, "feat"), ({"stages": 2}, "cannot be grown")):
+        with pytest.raises(ValueError, match=match):
+            initial_model(TrainConfig(init=str(init), arch_kwargs=bad))
+    recipe = tmp_path / "r.yml"                      # the command: one line, exit 2, nothing written
+    recipe.write_text(f"kind: pose\ninit: {init}\narch_kwargs: {{feat: 32}}\n"
+                      f"run_dir: {tmp_path / 'run'}\n")
+    assert cli.main(["train", str(recipe), "--no-progress"]) == 2
+    assert "only 'stages' can grow" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()

@@ -167,6 +167,46 @@ def validate_person(model, val, boxsize: int, device, threshold: float = 0.3) ->
             "val_peaks_per_image": round(peaks / len(val), 3)}
 
 
+def initial_model(cfg: TrainConfig) -> tuple[torch.nn.Module, dict]:
+    """The net to train and its architecture kwargs: new (random), or the ``init`` weights.
+
+    With ``init`` the net is the init file's architecture; a recipe whose ``arch_kwargs`` ask
+    for more ``stages`` of the same ``cpm_compact`` net (everything else equal) grows it: the
+    init's weights are kept and every added refinement stage starts as a copy of its last one
+    (which then refines the last stage's beliefs instead of the one before's).  Any other
+    difference between the recipe's arch_kwargs and the init's is an error naming the key.
+    """
+    if not cfg.init:
+        return build_model(cfg.arch, cfg.kind, **cfg.arch_kwargs), dict(cfg.arch_kwargs)
+    model = load_model(_path(cfg.init), kind=cfg.kind)
+    meta = read_metadata(_path(cfg.init))
+    have = json.loads(meta.get("kwargs", "{}"))
+    if not cfg.arch_kwargs:
+        return model, have
+    want = dict(have, **cfg.arch_kwargs)
+    differ = sorted(k for k in want if want[k] != have.get(k) and k != "stages")
+    if differ:
+        raise ValueError(f"arch_kwargs {differ} differ from the init weights' "
+                         f"({ {k: have.get(k) for k in differ} }); only 'stages' can grow")
+    grow_to, stages_now = int(want.get("stages", model.num_stages)), model.num_stages
+    if grow_to == stages_now:
+        return model, have
+    if meta["arch"] != "cpm_compact" or grow_to < stages_now or stages_now < 2:
+        raise ValueError(f"arch_kwargs: stages {grow_to} cannot be grown from the init's "
+                         f"{meta['arch']} with {stages_now} stages (only more stages of a "
+                         "cpm_compact net with at least 2)")
+    grown = build_model(meta["arch"], meta["kind"], **want)
+    state = grown.state_dict()
+    state.update(model.state_dict())
+    last = f"stages.{stages_now - 2}."
+    for i in range(stages_now - 1, grow_to - 1):
+        for key, value in model.state_dict().items():
+            if key.startswith(last):
+                state[f"stages.{i}." + key[len(last):]] = value.clone()
+    grown.load_state_dict(state)
+    return grown, want
+
+
 def train(cfg: TrainConfig, progress: bool = True) -> dict:
     from tqdm import tqdm
     torch.set_num_threads(cfg.threads)
@@ -177,6 +217,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
         raise RuntimeError("device: cuda requested but CUDA is not available")
     if cfg.init and not _path(cfg.init).is_file():
         raise FileNotFoundError(f"init: weight file {cfg.init} not found")
+    model, arch_kwargs = initial_model(cfg)   # before anything is written: a bad net stops here
     run_dir = _path(cfg.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
@@ -188,12 +229,6 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
     train_cache = build_crop_cache(train_set, cache_dir / f"train_{cache_key(train_set)}.npz", progress)
     val_cache = build_crop_cache(val_set, cache_dir / f"val_{cache_key(val_set)}.npz", progress)
 
-    if cfg.init:
-        model = load_model(_path(cfg.init), kind=cfg.kind).train()
-        arch_kwargs = json.loads(read_metadata(_path(cfg.init)).get("kwargs", "{}"))
-    else:
-        model = build_model(cfg.arch, cfg.kind, **cfg.arch_kwargs)
-        arch_kwargs = cfg.arch_kwargs
     # channels-last: the same maths, about 1.3-1.6x faster convolutions on the CPU (measured)
     model.to(device, memory_format=torch.channels_last).train()
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -286,7 +321,7 @@ def main(args) -> int:
         cfg.steps = args.steps
     try:
         res = train(cfg, progress=not args.no_progress)
-    except (OSError, DatasetError, ModelError, RuntimeError) as exc:   # missing data / init / CUDA
+    except (OSError, ValueError, DatasetError, ModelError, RuntimeError) as exc:  # data, init, CUDA
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"trained {cfg.kind} to step {res['step']}; best validation: {res['best']}; "
