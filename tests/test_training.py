@@ -198,8 +198,15 @@ def test_tiny_training_lowers_loss(tmp_path):
     losses = [float(r.split(",")[1]) for r in rows]
     assert res["step"] == 40 and losses[-1] < losses[0]
     assert (tmp_path / "run" / "best.safetensors").exists()
+    from humanpose.store import load_model, read_metadata
+    final = tmp_path / "run" / "final.safetensors"      # the weights at the schedule's last step
+    assert int(read_metadata(final)["step"]) == 40
+    ck = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
+    for k, v in load_model(final).state_dict().items():
+        assert torch.equal(v, ck["model"][k]), k
     cfg.steps = 44
     assert train(cfg, progress=False)["step"] == 44      # resumed from last.pt, not from 0
+    assert int(read_metadata(final)["step"]) == 44
 
 
 def test_split_is_fixed_whatever_the_training_seed(tmp_path):

@@ -51,7 +51,8 @@ class TrainConfig:
     device: str = "auto"                   # cpu | cuda | auto
     run_dir: str = "~/.cache/humanpose/runs/pose"
     cache_dir: str = "~/.cache/humanpose/cache"
-    init: str = ""                         # weight file to start from (e.g. the shipped weights)
+    init: str = ""                         # weight file to start from (e.g. the shipped weights);
+                                           # arch_kwargs may then only add stages (initial_model)
     checkpoint_every: int = 200
     val_every: int = 1000
     val_boxsize: int = 192
@@ -288,6 +289,10 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
                     save_weights(model, run_dir / "best.safetensors", cfg.arch,
                                  extra={"step": step, metric: best, "train_hours": val["train_hours"]},
                                  kwargs=arch_kwargs)
+                if step == cfg.steps:    # the end of the schedule (lr at its floor), whatever best is
+                    save_weights(model, run_dir / "final.safetensors", cfg.arch,
+                                 extra={"step": step, metric: val[metric],
+                                        "train_hours": val["train_hours"]}, kwargs=arch_kwargs)
                 bar.write(f"step {step}: {val} (best {best})")
             if step % 20 == 0 or val:
                 writer.writerow([step, f"{running:.5f}", f"{lr_at(step):.6f}",
@@ -324,6 +329,9 @@ def main(args) -> int:
     except (OSError, ValueError, DatasetError, ModelError, RuntimeError) as exc:  # data, init, CUDA
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    run_dir = _path(cfg.run_dir)
+    final = run_dir / "final.safetensors"
     print(f"trained {cfg.kind} to step {res['step']}; best validation: {res['best']}; "
-          f"weights: {_path(cfg.run_dir) / 'best.safetensors'}")
+          f"weights: {run_dir / 'best.safetensors'}"
+          + (f" (and at the last step: {final})" if res["step"] >= cfg.steps and final.exists() else ""))
     return 0
