@@ -187,8 +187,9 @@ def initial_model(cfg: TrainConfig) -> tuple[torch.nn.Module, dict]:
     want = dict(have, **cfg.arch_kwargs)
     differ = sorted(k for k in want if want[k] != have.get(k) and k != "stages")
     if differ:
-        raise ValueError(f"arch_kwargs {differ} differ from the init weights' "
-                         f"({ {k: have.get(k) for k in differ} }); only 'stages' can grow")
+        theirs = {k: have.get(k) for k in differ}
+        raise ValueError(f"arch_kwargs {differ} differ from the init weights' ({theirs}); "
+                         "only 'stages' can grow")
     grow_to, stages_now = int(want.get("stages", model.num_stages)), model.num_stages
     if grow_to == stages_now:
         return model, have
