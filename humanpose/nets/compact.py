@@ -12,6 +12,8 @@ kernels.  About 0.4 GMAC per 192x192 crop for the 3-stage pose net.
 """
 from __future__ import annotations
 
+import copy
+
 import torch
 from torch import nn
 import torch.nn.functional as F
@@ -71,6 +73,18 @@ class CompactCPM(nn.Module):
         self.stage1 = Stage(feat, self.num_maps, feat, dilations=(1, 2))
         self.stages = nn.ModuleList(
             Stage(feat + self.num_maps + extra, self.num_maps, feat) for _ in range(stages - 1))
+
+    def grown(self, stages: int) -> "CompactCPM":
+        """A copy of this net with ``stages`` stages: the added refinement stages start as copies
+        of the last one (which then refine the last stage's beliefs), all else is unchanged."""
+        if stages < self.num_stages or self.num_stages < 2:
+            raise ValueError(f"stages {stages} cannot be grown from a net with {self.num_stages} "
+                             "(only more stages, from a net with at least 2)")
+        net = copy.deepcopy(self)
+        for _ in range(stages - self.num_stages):
+            net.stages.append(copy.deepcopy(self.stages[-1]))
+        net.num_stages = stages
+        return net
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         feats = self.front(x)

@@ -172,9 +172,8 @@ def initial_model(cfg: TrainConfig) -> tuple[torch.nn.Module, dict]:
     """The net to train and its architecture kwargs: new (random), or the ``init`` weights.
 
     With ``init`` the net is the init file's architecture; a recipe whose ``arch_kwargs`` ask
-    for more ``stages`` of the same ``cpm_compact`` net (everything else equal) grows it: the
-    init's weights are kept and every added refinement stage starts as a copy of its last one
-    (which then refines the last stage's beliefs instead of the one before's).  Any other
+    for more ``stages`` of the same ``cpm_compact`` net (everything else equal) grows it
+    (:meth:`CompactCPM.grown`: added stages start as copies of the last one).  Any other
     difference between the recipe's arch_kwargs and the init's is an error naming the key.
     """
     if not cfg.init:
@@ -190,23 +189,15 @@ def initial_model(cfg: TrainConfig) -> tuple[torch.nn.Module, dict]:
         theirs = {k: have.get(k) for k in differ}
         raise ValueError(f"arch_kwargs {differ} differ from the init weights' ({theirs}); "
                          "only 'stages' can grow")
-    grow_to, stages_now = int(want.get("stages", model.num_stages)), model.num_stages
-    if grow_to == stages_now:
+    stages = int(want.get("stages", model.num_stages))
+    if stages == model.num_stages:
         return model, have
-    if meta["arch"] != "cpm_compact" or grow_to < stages_now or stages_now < 2:
-        raise ValueError(f"arch_kwargs: stages {grow_to} cannot be grown from the init's "
-                         f"{meta['arch']} with {stages_now} stages (only more stages of a "
-                         "cpm_compact net with at least 2)")
-    grown = build_model(meta["arch"], meta["kind"], **want)
-    state = grown.state_dict()
-    state.update(model.state_dict())
-    last = f"stages.{stages_now - 2}."
-    for i in range(stages_now - 1, grow_to - 1):
-        for key, value in model.state_dict().items():
-            if key.startswith(last):
-                state[f"stages.{i}." + key[len(last):]] = value.clone()
-    grown.load_state_dict(state)
-    return grown, want
+    if meta["arch"] != "cpm_compact":
+        raise ValueError(f"arch_kwargs: stages can only be grown on a cpm_compact net, not {meta['arch']}")
+    try:
+        return model.grown(stages), want
+    except ValueError as exc:
+        raise ValueError(f"arch_kwargs: {exc}") from exc
 
 
 def train(cfg: TrainConfig, progress: bool = True) -> dict:
