@@ -388,12 +388,51 @@ def test_init_grows_more_stages_from_the_last_one(tmp_path, capsys):
     assert not torch.equal(after[3], after[2])        # ...fed stage 3's beliefs, not stage 2's
     same, kw = initial_model(TrainConfig(init=str(init), arch_kwargs={"stages": 3, "feat": 16}))
     assert same.num_stages == 3 and kw == {"stages": 3, "feat": 16}
-    for bad, match in (({"feat": 32}, "feat"), ({"stages": 2}, "cannot be grown")):
+    for bad, match in (({"feat": 8}, "cannot be widened"), ({"stages": 2}, "cannot be grown"),
+                       ({"width": 2}, "width")):
         with pytest.raises(ValueError, match=match):
             initial_model(TrainConfig(init=str(init), arch_kwargs=bad))
     recipe = tmp_path / "r.yml"                      # the command: one line, exit 2, nothing written
-    recipe.write_text(f"kind: pose\ninit: {init}\narch_kwargs: {{feat: 32}}\n"
+    recipe.write_text(f"kind: pose\ninit: {init}\narch_kwargs: {{width: 2}}\n"
                       f"run_dir: {tmp_path / 'run'}\n")
     assert cli.main(["train", str(recipe), "--no-progress"]) == 2
-    assert "only 'stages' can grow" in capsys.readouterr().err
+    assert "only 'stages' and 'feat' can grow" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_init_widens_feat_keeping_what_the_net_computes(tmp_path):
+    """A recipe asking for more ``feat`` channels than its init widens the net (Net2WiderNet):
+    the same beliefs in eval and in training mode, the old channels' weights kept, and a
+    gradient step that no longer moves a channel and its copy alike."""
+    from humanpose.nets import build_model
+    from humanpose.store import save_weights
+    from humanpose.train.trainer import TrainConfig, initial_model
+    torch.manual_seed(0)
+    small = build_model("cpm_compact", "pose", stages=3, feat=16)
+    x = torch.rand(4, 4, 64, 64) - 0.5
+    small.train()
+    with torch.no_grad():
+        small(x)                                     # BatchNorm statistics that are not 0 / 1
+    small.eval()
+    init = save_weights(small, tmp_path / "small.safetensors", "cpm_compact",
+                        kwargs={"stages": 3, "feat": 16})
+    wide, kwargs = initial_model(TrainConfig(init=str(init), arch_kwargs={"feat": 24, "stages": 4}))
+    assert kwargs == {"stages": 4, "feat": 24} and wide.num_stages == 4
+    assert wide.front.body[-1][0].out_channels == 24
+    assert all(s.body[0][0].out_channels == 24 and s.out.in_channels == 24
+               for s in [wide.stage1, *wide.stages])
+    assert torch.equal(wide.front.body[-1][0].weight[:16], small.front.body[-1][0].weight)
+    wide.eval()
+    with torch.no_grad():
+        before, after = small(x), wide(x)
+    for b, a in zip(before, after[:3]):
+        assert torch.allclose(a, b, atol=1e-5)
+    assert not torch.allclose(after[3], after[2])   # the added stage refines stage 3's beliefs
+    small.train(), wide.train()
+    a, b = small(x)[-1], wide(x)[2]
+    assert torch.allclose(a, b, atol=1e-5)
+    b.pow(2).mean().backward()                       # copies of a channel get different gradients
+    grad = wide.front.body[-1][0].weight.grad
+    src = [c for c in range(16) if torch.equal(wide.front.body[-1][0].weight[16].detach(),
+                                               small.front.body[-1][0].weight[c].detach())]
+    assert len(src) == 1 and not torch.allclose(grad[16], grad[src[0]])

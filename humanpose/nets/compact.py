@@ -77,6 +77,8 @@ class CompactCPM(nn.Module):
     def grown(self, stages: int) -> "CompactCPM":
         """A copy of this net with ``stages`` stages: the added refinement stages start as copies
         of the last one (which then refine the last stage's beliefs), all else is unchanged."""
+        if stages == self.num_stages:
+            return copy.deepcopy(self)
         if stages < self.num_stages or self.num_stages < 2:
             raise ValueError(f"stages {stages} cannot be grown from a net with {self.num_stages} "
                              "(only more stages, from a net with at least 2)")
@@ -84,6 +86,38 @@ class CompactCPM(nn.Module):
         for _ in range(stages - self.num_stages):
             net.stages.append(copy.deepcopy(self.stages[-1]))
         net.num_stages = stages
+        return net
+
+    def widened(self, feat: int, seed: int = 0) -> "CompactCPM":
+        """A copy of this net with ``feat`` channels (shared features and every stage's width)
+        computing the same function (Net2WiderNet, Chen et al. 2016): each added channel copies
+        a random existing one, together with its BatchNorm statistics, and the layers reading
+        the copies get the original's weights split between them in random shares that sum to
+        one, so the copies receive different gradients and grow apart in training."""
+        old = self.front.body[-1][0].out_channels
+        if feat < old:
+            raise ValueError(f"feat {feat} cannot be widened from a net with feat {old} (only more)")
+        net = copy.deepcopy(self)
+        if feat == old:
+            return net
+        gen = torch.Generator().manual_seed(seed)
+
+        def split() -> tuple[torch.Tensor, torch.Tensor]:
+            src = torch.cat([torch.arange(old), torch.randint(0, old, (feat - old,), generator=gen)])
+            share = torch.rand(feat, generator=gen) + 0.5
+            return src, share / torch.zeros(old).index_add_(0, src, share)[src]
+
+        feats, feats_share = split()
+        _widen_conv_bn(net.front.body[-1], feats, None, None)
+        for stage in [net.stage1, *net.stages]:
+            rest = stage.body[0][0].in_channels - old       # beliefs (+ centre map) channels
+            src = torch.cat([feats, old + torch.arange(rest)])
+            share = torch.cat([feats_share, torch.ones(rest)])
+            for layer in stage.body:
+                out, out_share = split()
+                _widen_conv_bn(layer, out, src, share)
+                src, share = out, out_share
+            stage.out = _widened_conv(stage.out, None, src, share)
         return net
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -96,3 +130,35 @@ class CompactCPM(nn.Module):
             parts = [feats, beliefs[-1]] + ([centre] if centre is not None else [])
             beliefs.append(stage(torch.cat(parts, 1)))
         return tuple(beliefs)
+
+
+def _widened_conv(conv: nn.Conv2d, out: torch.Tensor | None, src: torch.Tensor | None,
+                  share: torch.Tensor | None) -> nn.Conv2d:
+    """``conv`` with output channels ``out`` (indices of the old ones) and input channels
+    ``src`` (indices of the old inputs) weighted by ``share``; None keeps that side as it is."""
+    w = conv.weight.detach()
+    b = None if conv.bias is None else conv.bias.detach()
+    if out is not None:
+        w, b = w[out], (None if b is None else b[out])
+    if src is not None:
+        w = w[:, src] * share[None, :, None, None]
+    new = nn.Conv2d(w.shape[1], w.shape[0], conv.kernel_size, stride=conv.stride,
+                    padding=conv.padding, dilation=conv.dilation, bias=b is not None)
+    with torch.no_grad():
+        new.weight.copy_(w)
+        if b is not None:
+            new.bias.copy_(b)
+    return new
+
+
+def _widen_conv_bn(layer: nn.Sequential, out: torch.Tensor, src: torch.Tensor | None,
+                   share: torch.Tensor | None) -> None:
+    """Widen a :func:`conv_bn` block in place to output channels ``out``."""
+    conv, bn = layer[0], layer[1]
+    layer[0] = _widened_conv(conv, out, src, share)
+    new = nn.BatchNorm2d(len(out), eps=bn.eps, momentum=bn.momentum)
+    with torch.no_grad():
+        for name in ("weight", "bias", "running_mean", "running_var"):
+            getattr(new, name).copy_(getattr(bn, name)[out])
+        new.num_batches_tracked.copy_(bn.num_batches_tracked)
+    layer[1] = new

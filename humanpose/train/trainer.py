@@ -172,9 +172,10 @@ def initial_model(cfg: TrainConfig) -> tuple[torch.nn.Module, dict]:
     """The net to train and its architecture kwargs: new (random), or the ``init`` weights.
 
     With ``init`` the net is the init file's architecture; a recipe whose ``arch_kwargs`` ask
-    for more ``stages`` of the same ``cpm_compact`` net (everything else equal) grows it
-    (:meth:`CompactCPM.grown`: added stages start as copies of the last one).  Any other
-    difference between the recipe's arch_kwargs and the init's is an error naming the key.
+    for a bigger ``cpm_compact`` net of the same design grows it without changing what it
+    computes: more ``stages`` (:meth:`CompactCPM.grown`: added stages start as copies of the
+    last one) and / or more ``feat`` channels (:meth:`CompactCPM.widened`, Net2WiderNet).  Any
+    other difference between the recipe's arch_kwargs and the init's is an error naming the key.
     """
     if not cfg.init:
         return build_model(cfg.arch, cfg.kind, **cfg.arch_kwargs), dict(cfg.arch_kwargs)
@@ -184,18 +185,21 @@ def initial_model(cfg: TrainConfig) -> tuple[torch.nn.Module, dict]:
     if not cfg.arch_kwargs:
         return model, have
     want = dict(have, **cfg.arch_kwargs)
-    differ = sorted(k for k in want if want[k] != have.get(k) and k != "stages")
+    growable = ("stages", "feat")
+    differ = sorted(k for k in want if want[k] != have.get(k) and k not in growable)
     if differ:
         theirs = {k: have.get(k) for k in differ}
         raise ValueError(f"arch_kwargs {differ} differ from the init weights' ({theirs}); "
-                         "only 'stages' can grow")
-    stages = int(want.get("stages", model.num_stages))
-    if stages == model.num_stages:
+                         "only 'stages' and 'feat' can grow")
+    if all(want.get(k) == have.get(k) for k in growable):
         return model, have
     if meta["arch"] != "cpm_compact":
-        raise ValueError(f"arch_kwargs: stages can only be grown on a cpm_compact net, not {meta['arch']}")
+        raise ValueError(f"arch_kwargs: stages / feat can only be grown on a cpm_compact net, "
+                         f"not {meta['arch']}")
     try:
-        return model.grown(stages), want
+        if "feat" in want:
+            model = model.widened(int(want["feat"]), seed=cfg.seed)
+        return model.grown(int(want.get("stages", model.num_stages))), want
     except ValueError as exc:
         raise ValueError(f"arch_kwargs: {exc}") from exc
 
