@@ -59,7 +59,8 @@ def test_same_joints_on_torch_and_opencv():
     with torch.no_grad():
         person.stages[-1].out.bias.add_(5.0)   # always some persons
     cfg = from_dict({"model": {"framework": "torch", "device": "cpu"},
-                     "estimator": {"boxsize": 64, "person_threshold": 0.0, "max_persons": 3},
+                     "estimator": {"boxsize": 64, "person_threshold": 0.0, "max_persons": 3,
+                                   "min_pose_score": 0.0},   # untrained nets: keep every detection
                      "tracking": {"enabled": False}})
     est = PoseEstimator(cfg, person, pose)
     frame = np.random.default_rng(3).integers(0, 256, (90, 150, 3), dtype=np.uint8)

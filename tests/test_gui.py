@@ -73,7 +73,8 @@ def video(tmp_path_factory) -> Path:
 
 def make_cfg(tmp_path: Path, **estimator):
     return from_dict({"model": {"framework": "torch", "device": "cpu"},
-                      "estimator": {"boxsize": 64, "max_persons": 2, **estimator},
+                      "estimator": {"boxsize": 64, "max_persons": 2,
+                                    "min_pose_score": 0.0, **estimator},   # untrained nets: keep all
                       "gui": {"display_fps": 30.0},
                       "output": {"directory": str(tmp_path / "out")}})
 
@@ -259,6 +260,12 @@ def test_boxsize_reaches_estimator_while_playing(qtbot, open_window, video, nets
     qtbot.waitUntil(lambda: win.estimator.estimator.config.estimator.rescale is not was,
                     timeout=5000)
     assert win.cfg.estimator.rescale is not was and rec.built == 1
+    win.controls.estimator.threshold.setValue(0.35)
+    win.controls.estimator.pose_score.setValue(0.25)
+    qtbot.waitUntil(lambda: win.estimator.estimator.config.estimator.min_pose_score == 0.25,
+                    timeout=5000)
+    assert win.estimator.estimator.config.estimator.person_threshold == 0.35
+    assert win.cfg.estimator.min_pose_score == 0.25 and rec.built == 1
 
 
 def test_street_people(qtbot, open_window, tmp_path):
@@ -376,6 +383,7 @@ def test_settings_are_remembered_between_runs(qtbot, open_window, video, tmp_pat
     win = open_window("", settings_path=ini)
     win.controls.estimator.boxsize.setValue(256)
     win.controls.estimator.threshold.setValue(0.55)
+    win.controls.estimator.pose_score.setValue(0.3)
     win.controls.estimator.kalman.setChecked(False)
     win.controls.estimator.flip.setChecked(True)
     win.controls.estimator.rescale.setChecked(False)
@@ -384,10 +392,12 @@ def test_settings_are_remembered_between_runs(qtbot, open_window, video, tmp_pat
 
     cfg = apply_settings(make_cfg(tmp_path), open_settings(str(ini)))
     assert cfg.estimator.boxsize == 256 and cfg.estimator.person_threshold == 0.55
+    assert cfg.estimator.min_pose_score == 0.3
     assert cfg.tracking.smoothing is False and cfg.gui.view == "heatmap"
     win2 = open_window("", cfg=cfg, settings_path=ini)
     assert win2.controls.estimator.boxsize.value() == 256
     assert win2.controls.estimator.threshold.value() == pytest.approx(0.55)
+    assert win2.controls.estimator.pose_score.value() == pytest.approx(0.3)
     assert not win2.controls.estimator.kalman.isChecked()
     assert cfg.estimator.flip_test and win2.controls.estimator.flip.isChecked()
     assert cfg.estimator.rescale is False and not win2.controls.estimator.rescale.isChecked()

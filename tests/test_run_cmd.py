@@ -42,7 +42,8 @@ def nets():
 
 def make_cfg(tracking: bool = True) -> Config:
     return from_dict({"model": {"framework": "torch", "device": "cpu"},
-                      "estimator": {"boxsize": 64, "max_persons": 2, "person_threshold": 0.0},
+                      "estimator": {"boxsize": 64, "max_persons": 2, "person_threshold": 0.0,
+                                    "min_pose_score": 0.0},   # untrained nets: keep all
                       "tracking": {"enabled": tracking}})
 
 

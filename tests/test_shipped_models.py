@@ -73,3 +73,27 @@ def test_lsp_training_images_pose_is_mostly_right(estimator):
         preds.append(estimator.estimate(img, centres=c[None]).persons[0].joints[:, :2])
     pck, _ = pck_summary(pck_correct(np.array(preds), data.joints))
     assert pck > 40.0
+
+
+def test_min_pose_score_drops_false_detections_and_only_them(estimator):
+    """vtest.avi frame 152: the detector also fires on the street furniture (a lamp post, the
+    bollards); the pose net finds no person there and its joints score low.  With the default
+    estimator.min_pose_score those detections are gone, every person kept scores at least that,
+    and every person that scores at least that is still there."""
+    from humanpose.estimator.pipeline import PoseEstimator
+    cap = cv2.VideoCapture(str(shared_path("media", "vtest.avi")))
+    cap.set(cv2.CAP_PROP_POS_FRAMES, 152)
+    ok, frame = cap.read()
+    cap.release()
+    assert ok
+    t = estimator.config.estimator.min_pose_score
+    assert t > 0
+    keep_all = PoseEstimator(config.set_value(estimator.config, "estimator.min_pose_score", 0.0))
+    every = keep_all.estimate(frame).persons
+    kept = estimator.estimate(frame).persons
+    score = lambda p: float(p.joints[:, 2].mean())     # noqa: E731
+    assert any(score(p) < t for p in every), "no low-scoring detection on this frame any more"
+    assert all(score(p) >= t for p in kept)
+    centres = [tuple(np.round(p.centre, 3)) for p in kept]
+    assert all(tuple(np.round(p.centre, 3)) in centres for p in every if score(p) >= t)
+    assert len(kept) < len(every)

@@ -26,7 +26,9 @@ track, total):
    *duplicates* (detector mode only): two detections whose joints lie on the same places (median
    joint distance under DUPLICATE_DISTANCE x the smaller person's size, see :func:`duplicates`)
    are one person seen twice (a tall person can give two centre peaks); the one whose detected
-   centre is further from the centre of its joints is dropped;
+   centre is further from the centre of its joints is dropped; so is a detection whose joints'
+   mean score is below ``estimator.min_pose_score`` (the pose net finds no person there: a
+   false detection on a bollard, a lamp post or a crowd in the background);
 5. *track*: optional tracking ids and Kalman smoothing (:class:`tracking.Tracker`).
 """
 from __future__ import annotations
@@ -309,6 +311,16 @@ class PoseEstimator:
             model = dataclasses.replace(self._cfg.model, framework=framework, device=device)
             self._cfg = dataclasses.replace(self._cfg, model=model)
 
+    def set_person_threshold(self, value: float) -> None:
+        """Minimum person-centre peak (0..1; a bad value raises ConfigError, nothing changes)."""
+        with self._lock:
+            self._cfg = set_value(self._cfg, "estimator.person_threshold", float(value))
+
+    def set_min_pose_score(self, value: float) -> None:
+        """Minimum mean joint score of a detected person (0..1; 0 keeps every detection)."""
+        with self._lock:
+            self._cfg = set_value(self._cfg, "estimator.min_pose_score", float(value))
+
     def set_flip_test(self, on: bool) -> None:
         """Also run the pose net on mirrored crops and average (twice the pose time)."""
         with self._lock:
@@ -428,7 +440,12 @@ class PoseEstimator:
             last = stage_maps[-1]
             all_joints = [cr.joints(last[n, :NUM_JOINTS], (fh, fw)) for n, cr in enumerate(crops)]
             frame_centres = (centres + 0.5) / (sx, sy) - 0.5
-            drop = set() if detector_off else duplicates(all_joints, frame_centres)
+            drop = set()
+            if not detector_off:
+                drop = {n for n, j in enumerate(all_joints) if j[:, 2].mean() < est.min_pose_score}
+                keep = [n for n in range(len(all_joints)) if n not in drop]
+                drop |= {keep[k] for k in duplicates([all_joints[n] for n in keep],
+                                                      frame_centres[keep])}
             for n, (cr, (_, _, cval)) in enumerate(zip(crops, peaks)):
                 if n in drop:
                     continue

@@ -230,6 +230,7 @@ class MainWindow(QMainWindow):
         est.framework.setCurrentText(cfg.model.framework)
         est.device.setCurrentText(cfg.model.device)
         est.threshold.setValue(cfg.estimator.person_threshold)
+        est.pose_score.setValue(cfg.estimator.min_pose_score)
         est.flip.setChecked(cfg.estimator.flip_test)
         est.rescale.setChecked(cfg.estimator.rescale)
         est.tracking.setChecked(cfg.tracking.enabled)
@@ -276,6 +277,7 @@ class MainWindow(QMainWindow):
         e.framework.currentTextChanged.connect(self._on_backend)
         e.device.currentTextChanged.connect(self._on_backend)
         e.threshold.valueChanged.connect(self._on_threshold)
+        e.pose_score.valueChanged.connect(self._on_pose_score)
         e.flip.toggled.connect(self._on_flip)
         e.rescale.toggled.connect(self._on_rescale)
         e.tracking.toggled.connect(self._on_tracking)
@@ -554,6 +556,10 @@ class MainWindow(QMainWindow):
     def _on_threshold(self, value: float) -> None:
         self._set_cfg("estimator.person_threshold", round(float(value), 2))
         self.estimator.set_person_threshold(round(float(value), 2))
+
+    def _on_pose_score(self, value: float) -> None:
+        self._set_cfg("estimator.min_pose_score", round(float(value), 2))
+        self.estimator.set_min_pose_score(round(float(value), 2))
 
     def _on_flip(self, on: bool) -> None:
         self._set_cfg("estimator.flip_test", bool(on))

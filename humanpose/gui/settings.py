@@ -24,6 +24,7 @@ APPLICATION = "humanpose"
 REMEMBERED: dict[str, type] = {
     "estimator.boxsize": int,
     "estimator.person_threshold": float,
+    "estimator.min_pose_score": float,
     "estimator.flip_test": bool,
     "estimator.rescale": bool,
     "model.framework": str,

@@ -326,6 +326,9 @@ class EstimatorWorker(QObject):
     def set_person_threshold(self, value: float) -> None:
         self._request(person_threshold=float(value))
 
+    def set_min_pose_score(self, value: float) -> None:
+        self._request(min_pose_score=float(value))
+
     def set_flip_test(self, on: bool) -> None:
         self._request(flip_test=bool(on))
 
@@ -416,7 +419,8 @@ class EstimatorWorker(QObject):
         changed = False
         steps = (("boxsize", lambda v: self.estimator.set_boxsize(v)),
                  ("backend", self._set_backend),
-                 ("person_threshold", self._set_threshold),
+                 ("person_threshold", lambda v: self._set_estimator_value("person_threshold", v)),
+                 ("min_pose_score", lambda v: self._set_estimator_value("min_pose_score", v)),
                  ("flip_test", lambda v: self.estimator.set_flip_test(v) or v),
                  ("rescale", lambda v: self.estimator.set_rescale(v) or v),
                  ("tracking", lambda v: self.estimator.set_tracking(*v) or v))
@@ -445,13 +449,14 @@ class EstimatorWorker(QObject):
             self.ready.emit(est.backend_name + (f" ({note})" if note else ""))
         return est.backend_name
 
-    def _set_threshold(self, value: float) -> float:
+    def _set_estimator_value(self, name: str, value: float) -> float:
+        """estimator.<name> = value: through the estimator's setter if it has one, else a new
+        estimator with the same (already loaded) models and the new value."""
         est = self.estimator
-        if hasattr(est, "set_person_threshold"):
-            est.set_person_threshold(value)
+        if hasattr(est, f"set_{name}"):
+            getattr(est, f"set_{name}")(value)
             return value
-        # no setter: a new estimator with the same (already loaded) models and the new value
         from ..config import set_value
-        cfg = set_value(est.config, "estimator.person_threshold", value)
+        cfg = set_value(est.config, f"estimator.{name}", value)
         self.estimator = type(est)(cfg, est.person_model, est.pose_model)
         return value
