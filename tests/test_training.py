@@ -152,6 +152,14 @@ def test_rotation_augmentation_settings(tmp_path):
     with pytest.raises(ValueError, match="rotation_prob must be a probability"):
         TrainConfig.load(_recipe("kind: pose\nrotation_prob: often\n"))
     assert TrainConfig.load(_recipe("kind: pose\nrotation_any_prob: 0.25\n")).rotation_any_prob == 0.25
+    with pytest.raises(ValueError, match="person_scale must be"):
+        TrainConfig.load(_recipe("kind: person\nperson_scale: [0.5, 0.2]\n"))
+    with pytest.raises(ValueError, match="person_scale must be"):
+        TrainConfig.load(_recipe("kind: person\nperson_scale: 0.5\n"))
+    with pytest.raises(ValueError, match="cover_prob must be a probability"):
+        TrainConfig.load(_recipe("kind: person\ncover_prob: 2\n"))
+    cfg = TrainConfig.load(_recipe("kind: person\nperson_scale: [0.12, 0.9]\ncover_prob: 0.5\n"))
+    assert cfg.person_scale == [0.12, 0.9] and cfg.cover_prob == 0.5
 
 
 def test_person_scene_targets():
@@ -165,6 +173,31 @@ def test_person_scene_targets():
         u = from_map(argmax_subpixel(t[:, int(c[1] // 8):int(c[1] // 8) + 1, :])[:, :2])
         assert np.isfinite(u).all()
     assert t.max() > 0.9
+
+
+def test_person_scene_centres_stay_on_rotated_small_and_covering_people():
+    """Every target centre lies on its person: each cached person is a red disc at the centre
+    of its joint box on grey, and the scene must be red at every returned centre, whether the
+    person was rotated, shrunk to 0.12 of the scene or enlarged as the covering background."""
+    import cv2
+    imgs = np.full((4, 288, 288, 3), 100, np.uint8)
+    joints = np.tile(np.array([[120.0, 80.0], [168.0, 210.0]]), (4, 7, 1))   # centre (144, 145)
+    for im in imgs:
+        cv2.circle(im, (144, 145), 40, (0, 0, 255), -1)
+    rng = np.random.default_rng(1)
+    seen = 0
+    for _ in range(60):
+        x, t, centres = person_scene(imgs, joints, 128, 192, rng, person_scale=(0.12, 0.9),
+                                     rotation=40.0, rotation_prob=0.5, rotation_any_prob=0.5,
+                                     cover_prob=0.5)
+        img = ((x.transpose(1, 2, 0) + 0.5) * 256.0).astype(int)
+        for cx, cy in centres:
+            b, g, r = img[int(round(cy)), int(round(cx))]
+            assert r > g + 40 and r > b + 40, (cx, cy, (b, g, r))
+            seen += 1
+        for cx, cy in centres:        # and the target peaks there
+            assert t[0, int(cy // 8), int(cx // 8)] > 0.5
+    assert seen > 90
 
 
 def test_pck_arithmetic():
@@ -269,6 +302,7 @@ def test_eval_cli_end_to_end(tmp_path, capsys):
     for key in ("pck_end_to_end", "pck_gt_centre", "per_joint_end_to_end", "n_images",
                 "detector_recall", "found_end_to_end", "pck_end_to_end_peak_match",
                 "by_orientation_end_to_end", "by_orientation_gt_centre",
+                "detector_recall_by_orientation", "shrink",
                 "detections_per_image", "seconds_per_image_end_to_end"):
         assert key in rep
     assert rep["n_images"] == 3 and 0 <= rep["pck_gt_centre"] <= 100
@@ -330,6 +364,35 @@ def test_eval_matches_the_person_by_its_pose_and_reports_the_peak_match_apart():
 def test_eval_cli_errors(tmp_path, capsys):
     assert cli.main(["eval", "--data", str(tmp_path)]) == 2
     assert "joints.mat not found" in capsys.readouterr().err
+    _fake_lsp(tmp_path / "lsp", n=2)
+    assert cli.main(["eval", "--data", str(tmp_path / "lsp"), "--shrink", "0"]) == 2
+    assert "--shrink must be in (0, 1], not 0.0" in capsys.readouterr().err
+
+
+def test_eval_shrink_moves_the_joints_with_the_picture():
+    """--shrink: the image scaled into a grey canvas, the annotation following it."""
+    import cv2
+    from humanpose.train.evaluate import shrunk
+    from humanpose.train.metrics import rate_by_orientation
+    img = np.zeros((200, 300, 3), np.uint8)
+    joints = np.array([[40.0, 30.0], [250.0, 170.0], [150.0, 100.0]] + [[np.nan, np.nan]] * 11)
+    for x, y in joints[:3]:
+        cv2.circle(img, (int(x), int(y)), 6, (255, 255, 255), -1)
+    out, moved = shrunk(img, joints, 0.4, np.random.default_rng(3))
+    assert out.shape == img.shape and np.isnan(moved[3:]).all()
+    for x, y in moved[:3]:
+        assert out[int(round(y)), int(round(x))].min() > 200
+    assert (out == 128).all(-1).mean() > 0.8                  # the rest is the grey canvas
+    box = moved[:3].max(0) - moved[:3].min(0)
+    assert box == pytest.approx((joints[:3].max(0) - joints[:3].min(0)) * 0.4, abs=1.0)
+    # detector recall split by orientation: upright found, inverted missed
+    gt = np.full((2, 14, 2), np.nan)
+    gt[:, sk.JOINT_INDEX["neck"]] = (0, 0)
+    gt[0, sk.JOINT_INDEX["r_hip"]] = (0, 50)
+    gt[1, sk.JOINT_INDEX["r_hip"]] = (0, -50)
+    rep = rate_by_orientation(np.array([True, False]), gt)
+    assert rep["upright"] == {"persons": 1, "rate": 100.0}
+    assert rep["inverted"] == {"persons": 1, "rate": 0.0} and rep["tilted"]["rate"] is None
 
 
 def test_stage_loss_sums_stages_and_weighs_peaks():

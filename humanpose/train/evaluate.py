@@ -20,6 +20,12 @@ shoulder to the right hip (the usual "shoulder to opposite hip" LSP definition).
 also splits PCK by the annotated torso's orientation (upright within 30 deg of the vertical,
 tilted, sideways, inverted beyond 120 deg): LSP-extended is full of gymnasts and free runners
 upside down.
+
+``--shrink F`` (0 < F < 1) asks how the estimator does on *small* people, as in street videos:
+each image is scaled by F and pasted, at a position drawn from a fixed seed, on a grey canvas
+of the original size (not on another image: LSP images are full of large people, who would
+stand behind the small one).  The annotated joints move with it, so both modes and the
+detector recall are measured on the small person.
 """
 from __future__ import annotations
 
@@ -34,7 +40,8 @@ import numpy as np
 
 from ..skeleton import JOINT_LABELS, NUM_JOINTS
 from .datasets import DatasetError, PoseSet, person_box, read_lsp_dir, splits
-from .metrics import TORSO_DEFINITION, pck_by_orientation, pck_correct, pck_summary
+from .metrics import (TORSO_DEFINITION, pck_by_orientation, pck_correct, pck_summary,
+                      rate_by_orientation)
 
 DETECTION_RADIUS = 0.3
 
@@ -56,10 +63,32 @@ def _nearest(d: list[float], limit: float) -> int | None:
     return k if k is not None and d[k] <= limit else None
 
 
-def evaluate(estimator, data: PoseSet, progress: bool = True) -> dict:
-    """Run both modes over ``data``; returns the JSON-able report."""
+def shrunk(img: np.ndarray, joints: np.ndarray, factor: float,
+           rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """``img`` scaled by ``factor`` and pasted at a random position on a grey canvas of its
+    size; returns (the composite, ``joints`` moved with it)."""
+    h, w = img.shape[:2]
+    out = np.full_like(img, 128)
+    sw, sh = max(1, round(w * factor)), max(1, round(h * factor))
+    ox, oy = int(rng.integers(0, w - sw + 1)), int(rng.integers(0, h - sh + 1))
+    out[oy:oy + sh, ox:ox + sw] = cv2.resize(img, (sw, sh), interpolation=cv2.INTER_AREA)
+    kx, ky = sw / w, sh / h
+    return out, joints * (kx, ky) + (ox + 0.5 * kx - 0.5, oy + 0.5 * ky - 0.5)
+
+
+def _read(path) -> np.ndarray:
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if img is None:
+        raise DatasetError(f"cannot read image {path}")
+    return img
+
+
+def evaluate(estimator, data: PoseSet, progress: bool = True, shrink: float = 1.0) -> dict:
+    """Run both modes over ``data`` (each image shrunk as :func:`shrunk` does when ``shrink``
+    < 1); returns the JSON-able report."""
     from tqdm import tqdm
     n = len(data)
+    gt = data.joints.copy()
     pred_gt = np.full((n, NUM_JOINTS, 2), np.nan)
     pred_e2e = np.full((n, NUM_JOINTS, 2), np.nan)
     pred_peak = np.full((n, NUM_JOINTS, 2), np.nan)    # matched by the detector peak (< session 5)
@@ -69,10 +98,10 @@ def evaluate(estimator, data: PoseSet, progress: bool = True) -> dict:
     rescaled = 0   # of those, re-estimated on a rescaled crop (estimator.rescale)
     t_gt = t_e2e = 0.0
     for i in tqdm(range(n), desc="eval", disable=not progress):
-        img = cv2.imread(str(data.images[i]), cv2.IMREAD_COLOR)
-        if img is None:
-            raise DatasetError(f"cannot read image {data.images[i]}")
-        centre, _ = person_box(data.joints[i])
+        img = _read(data.images[i])
+        if shrink < 1.0:
+            img, gt[i] = shrunk(img, data.joints[i], shrink, np.random.default_rng(i))
+        centre, _ = person_box(gt[i])
         t0 = time.perf_counter()
         res = estimator.estimate(img, frame_index=i, keep_maps=False, centres=centre[None])
         t1 = time.perf_counter()
@@ -83,27 +112,28 @@ def evaluate(estimator, data: PoseSet, progress: bool = True) -> dict:
         t_e2e += t2 - t1
         found += len(res.persons)
         rescaled += sum(p.rescaled for p in res.persons)
-        by_pose, by_peak = match(res.persons, data.joints[i])
+        by_pose, by_peak = match(res.persons, gt[i])
         if by_pose is not None:       # a miss stays NaN: every joint wrong
             matched[i] = True
             pred_e2e[i] = res.persons[by_pose].joints[:, :2]
         if by_peak is not None:
             detected[i] = True
             pred_peak[i] = res.persons[by_peak].joints[:, :2]
-    ok_gt, ok_e2e = pck_correct(pred_gt, data.joints), pck_correct(pred_e2e, data.joints)
+    ok_gt, ok_e2e = pck_correct(pred_gt, gt), pck_correct(pred_e2e, gt)
     pck_gt, per_gt = pck_summary(ok_gt)
     pck_e2e, per_e2e = pck_summary(ok_e2e)
-    pck_peak, _ = pck_summary(pck_correct(pred_peak, data.joints))
+    pck_peak, _ = pck_summary(pck_correct(pred_peak, gt))
     cfg = estimator.config
     return {
         "pck_end_to_end": round(pck_e2e, 2),
         "pck_gt_centre": round(pck_gt, 2),
         "per_joint_end_to_end": {j: round(float(v), 2) for j, v in zip(JOINT_LABELS, per_e2e)},
         "per_joint_gt_centre": {j: round(float(v), 2) for j, v in zip(JOINT_LABELS, per_gt)},
-        "by_orientation_end_to_end": pck_by_orientation(ok_e2e, data.joints),
-        "by_orientation_gt_centre": pck_by_orientation(ok_gt, data.joints),
+        "by_orientation_end_to_end": pck_by_orientation(ok_e2e, gt),
+        "by_orientation_gt_centre": pck_by_orientation(ok_gt, gt),
         "n_images": n,
         "detector_recall": round(100.0 * detected.mean(), 2),
+        "detector_recall_by_orientation": rate_by_orientation(detected, gt),
         "found_end_to_end": round(100.0 * matched.mean(), 2),
         "pck_end_to_end_peak_match": round(pck_peak, 2),
         "detections_per_image": round(found / max(n, 1), 3),
@@ -113,6 +143,7 @@ def evaluate(estimator, data: PoseSet, progress: bool = True) -> dict:
         "boxsize": cfg.estimator.boxsize,
         "flip_test": cfg.estimator.flip_test,
         "rescale": cfg.estimator.rescale,
+        "shrink": shrink,
         "rescaled_fraction_end_to_end": round(rescaled / max(found, 1), 3),
         "backend": estimator.backend_name,
         "person_model": cfg.model.person_model,
@@ -130,12 +161,16 @@ def format_report(rep: dict) -> str:
     lines.append("by torso orientation (persons) end-to-end / gt-centre:  " + "  ".join(
         f"{k} ({v['persons']}) {pct(v['pck'])} / {pct(rep['by_orientation_gt_centre'][k]['pck'])}"
         for k, v in rep["by_orientation_end_to_end"].items()))
+    if "detector_recall_by_orientation" in rep:
+        lines.append("detector recall by torso orientation:  " + "  ".join(
+            f"{k} {pct(v['rate'])} %" for k, v in rep["detector_recall_by_orientation"].items()))
     lines.append(f"images: {rep['n_images']}  detector recall: {rep['detector_recall']:.1f} % "
                  f"({rep['detections_per_image']:.2f} detections/image at threshold "
                  f"{rep['person_threshold']:g}; pose found for {rep['found_end_to_end']:.1f} %)  "
                  f"s/image: {rep['seconds_per_image_end_to_end']:.3f} (end-to-end)  "
                  f"boxsize: {rep['boxsize']}{'  flip test' if rep.get('flip_test') else ''}"
-                 f"{'  rescale' if rep.get('rescale') else ''}  "
+                 f"{'  rescale' if rep.get('rescale') else ''}"
+                 f"{'  shrink %g' % rep['shrink'] if rep.get('shrink', 1.0) < 1.0 else ''}  "
                  f"backend: {rep['backend']}")
     lines.append(f"PCK@0.2 end-to-end: {rep['pck_end_to_end']:.1f}  gt-centre: {rep['pck_gt_centre']:.1f}")
     return "\n".join(lines)
@@ -155,6 +190,9 @@ def add_arguments(p) -> None:
     p.add_argument("--rescale", action=argparse.BooleanOptionalAction, default=None,
                    help="re-estimate persons far from the box's size on a crop cut to fit them "
                         "(estimator.rescale)")
+    p.add_argument("--shrink", type=float, default=1.0, metavar="F",
+                   help="small people: scale each image by F (0 < F <= 1) and paste it on a "
+                        "grey canvas of its size (see the module doc)")
     p.add_argument("--limit", type=int, help="evaluate only the first N images")
     p.add_argument("--json", help="write the report as JSON here")
     p.add_argument("--no-progress", action="store_true")
@@ -169,6 +207,8 @@ def main(args) -> int:
             data = splits(Path(args.data).parent)[1]
         else:
             data = read_lsp_dir(args.data, args.format)
+        if not 0.0 < args.shrink <= 1.0:
+            raise ValueError(f"--shrink must be in (0, 1], not {args.shrink}")
         if args.limit:
             data = data.subset(np.arange(min(args.limit, len(data))))
         from ..estimator.pipeline import PoseEstimator
@@ -176,7 +216,7 @@ def main(args) -> int:
     except (ConfigError, ModelError, DatasetError, OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    rep = evaluate(estimator, data, progress=not args.no_progress)
+    rep = evaluate(estimator, data, progress=not args.no_progress, shrink=args.shrink)
     rep["data"] = str(args.data) + (" (validation split)" if args.split == "val" else "")
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)

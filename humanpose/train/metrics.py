@@ -59,3 +59,15 @@ def pck_by_orientation(correct: np.ndarray, gt: np.ndarray) -> dict:
         out[name] = {"persons": int(m.sum()),
                      "pck": round(float(np.nanmean(correct[m]) * 100.0), 2) if m.any() else None}
     return out
+
+
+def rate_by_orientation(hit: np.ndarray, gt: np.ndarray) -> dict:
+    """Percent of persons with ``hit`` (N,) bool (e.g. found by the detector) and person count
+    per torso orientation (see ORIENTATIONS)."""
+    ang = torso_angle(gt)
+    out = {}
+    for name, lo, hi in ORIENTATIONS:
+        m = (ang >= lo) & (ang < hi)
+        out[name] = {"persons": int(m.sum()),
+                     "rate": round(float(np.mean(hit[m]) * 100.0), 2) if m.any() else None}
+    return out

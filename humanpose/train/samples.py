@@ -5,7 +5,8 @@ fraction of the crop (0.3-0.95, or 1.1-2.0 "zoomed" around the upper body so tha
 truncated framing is covered), rotated (±40° 60 % of the time by default; optionally, with
 ``rotation_any_prob``, anywhere around the circle, for upside-down gymnasts), flipped with
 left/right swap, translated and colour-jittered.  Person-detector samples ("scenes") place 1 to
-3 people at random scales and positions on a background crop.
+3 people at random scales (``person_scale``), rotations (the same rotation keys; the person
+recipes before session 8 had none) and positions on a background crop.
 """
 from __future__ import annotations
 
@@ -117,46 +118,122 @@ def _feather_mask(h: int, w: int) -> np.ndarray:
     return np.clip((1.0 - r) / 0.25, 0, 1).astype(np.float32)[..., None]
 
 
+def _rotate_patch(patch: np.ndarray, alpha: np.ndarray, centre: np.ndarray, angle: float):
+    """Rotate a pasted patch and its mask by ``angle`` degrees about the patch centre onto a
+    canvas that holds all of it; returns (patch, mask, ``centre`` in the new patch)."""
+    h, w = patch.shape[:2]
+    a = np.deg2rad(angle)
+    cos, sin = abs(np.cos(a)), abs(np.sin(a))
+    nw, nh = int(np.ceil(w * cos + h * sin)), int(np.ceil(w * sin + h * cos))
+    m = cv2.getRotationMatrix2D(((w - 1) / 2.0, (h - 1) / 2.0), angle, 1.0)
+    m[:, 2] += ((nw - w) / 2.0, (nh - h) / 2.0)
+    out = cv2.warpAffine(patch, m, (nw, nh), flags=cv2.INTER_LINEAR, borderValue=(128, 128, 128))
+    mask = cv2.warpAffine(np.ascontiguousarray(alpha[..., 0]), m, (nw, nh), flags=cv2.INTER_LINEAR)
+    return out, mask[..., None], m[:, :2] @ centre + m[:, 2]
+
+
+def _scene_angle(rng: np.random.Generator, rotation: float, rotation_prob: float,
+                 rotation_any_prob: float) -> float:
+    """A person's rotation in a scene: any angle with probability ``rotation_any_prob``, else
+    ±``rotation`` with probability ``rotation_prob``, else 0 (no random draw when both are 0,
+    so that recipes without rotation reproduce their scenes)."""
+    if rotation_any_prob and rng.random() < rotation_any_prob:
+        return float(rng.uniform(-180.0, 180.0))
+    if rotation_prob and rng.random() < rotation_prob:
+        return float(rng.uniform(-rotation, rotation))
+    return 0.0
+
+
 def person_scene(images: np.ndarray, joints: np.ndarray, height: int, width: int,
-                 rng: np.random.Generator, sigma: float = 1.5, max_people: int = 3):
+                 rng: np.random.Generator, sigma: float = 1.5, max_people: int = 3,
+                 person_scale: tuple[float, float] = (0.25, 0.9), rotation: float = 0.0,
+                 rotation_prob: float = 0.0, rotation_any_prob: float = 0.0,
+                 cover_prob: float = 0.0):
     """One person-detector sample: (input (3,H,W), target (1,H/8,W/8), centres (K,2) pixels).
 
     A random cached crop is the background (its annotated person, if inside, is a positive);
-    0-2 more people are pasted with a feathered elliptical mask at random scales / positions.
+    0-2 more people are pasted with a feathered elliptical mask.  Every person's size (larger
+    side of its joint box) is a uniform fraction ``person_scale`` of the scene height, and it
+    is rotated about its centre as :func:`_scene_angle` draws.  With probability
+    ``cover_prob`` the background is instead a crop enlarged to cover the whole scene (its
+    person, 0.45-1.1 x the scene height and often cut by the border, is a positive if its
+    centre is inside) and 1-3 people are pasted on it: small people then stand on a real
+    background instead of a small picture on grey.  A person whose centre a later paste
+    hides is no longer a target (before session 8 it stayed one).
     """
+    rot = (rotation, rotation_prob, rotation_any_prob)
     n = len(images)
+    if cover_prob and rng.random() < cover_prob:
+        k = int(rng.integers(n))
+        ck, _ = person_box(joints[k])
+        side = images.shape[2]
+        scale = max(width, height) / side * rng.uniform(1.0, 1.4)
+        # the person's centre where the enlarged crop still covers the whole scene
+        pos = np.array([rng.uniform(w - scale * (side - c), scale * c)
+                        for w, c in ((width, ck[0]), (height, ck[1]))])
+        m = np.array([[scale, 0.0, pos[0] - scale * ck[0]], [0.0, scale, pos[1] - scale * ck[1]]])
+        scene = cv2.warpAffine(images[k], m, (width, height), flags=cv2.INTER_LINEAR,
+                               borderMode=cv2.BORDER_CONSTANT, borderValue=(128, 128, 128))
+        if rng.random() < 0.5:
+            scene = scene[:, ::-1].copy()
+            pos[0] = width - 1 - pos[0]
+        return _paste_people(scene, [pos], images, joints, height, width, rng, sigma,
+                             1 + int(rng.integers(0, max_people)), person_scale, rot)
     base = int(rng.integers(n))
     c0, s0 = person_box(joints[base])
-    frac = rng.uniform(0.25, 0.9)
+    frac = rng.uniform(*person_scale)
     scale = frac * height / max(s0, 8.0)
     shift = (rng.uniform(-0.45, 0.45) * width, rng.uniform(-0.3, 0.3) * height)
-    m = np.array([[scale, 0.0, (width - 1) / 2.0 + shift[0] - scale * c0[0]],
-                  [0.0, scale, (height - 1) / 2.0 + shift[1] - scale * c0[1]]])
+    a = np.deg2rad(_scene_angle(rng, *rot))
+    r = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]]) * scale
+    t = np.array([(width - 1) / 2.0 + shift[0], (height - 1) / 2.0 + shift[1]]) - r @ c0
+    m = np.hstack([r, t[:, None]])
     scene = cv2.warpAffine(images[base], m, (width, height), flags=cv2.INTER_LINEAR,
                            borderMode=cv2.BORDER_CONSTANT, borderValue=(128, 128, 128))
+    c = m[:, :2] @ c0 + m[:, 2]
     if rng.random() < 0.5:
         scene = scene[:, ::-1].copy()
-        c = np.array([width - 1 - (m[0, 0] * c0[0] + m[0, 2]), m[1, 1] * c0[1] + m[1, 2]])
-    else:
-        c = m[:, :2] @ c0 + m[:, 2]
-    centres = [c]
-    for _ in range(int(rng.integers(0, max_people))):
+        c = np.array([width - 1 - c[0], c[1]])
+    return _paste_people(scene, [c], images, joints, height, width, rng, sigma,
+                         int(rng.integers(0, max_people)), person_scale, rot)
+
+
+def _covered(c: np.ndarray, alpha: np.ndarray, px: int, py: int) -> bool:
+    """Whether a patch pasted at (px, py) with mask ``alpha`` hides the point ``c``."""
+    x, y = int(round(c[0])) - px, int(round(c[1])) - py
+    return 0 <= y < alpha.shape[0] and 0 <= x < alpha.shape[1] and alpha[y, x, 0] > 0.5
+
+
+def _paste_people(scene, centres, images, joints, height, width, rng, sigma, count,
+                  person_scale, rot):
+    """Paste ``count`` random people on ``scene`` (see :func:`person_scene`); returns the
+    sample."""
+    n = len(images)
+    for _ in range(count):
         k = int(rng.integers(n))
         ck, sk = person_box(joints[k])
         half = 0.6 * sk + 6
         x0, y0 = int(max(0, ck[0] - half)), int(max(0, ck[1] - half * 1.1))
         x1, y1 = int(min(images.shape[2], ck[0] + half)), int(min(images.shape[1], ck[1] + half * 1.1))
         patch = images[k, y0:y1, x0:x1]
-        f = rng.uniform(0.25, 0.9) * height / max(sk, 8.0)
+        f = rng.uniform(*person_scale) * height / max(sk, 8.0)
         ph, pw = max(4, int(patch.shape[0] * f)), max(4, int(patch.shape[1] * f))
         if ph >= height or pw >= width:
             continue
         patch = cv2.resize(patch, (pw, ph), interpolation=cv2.INTER_AREA)
-        px, py = int(rng.integers(0, width - pw)), int(rng.integers(0, height - ph))
         alpha = _feather_mask(ph, pw)
+        pc = np.array([(ck[0] - x0) * f, (ck[1] - y0) * f])     # the person's centre in the patch
+        angle = _scene_angle(rng, *rot)
+        if angle:
+            patch, alpha, pc = _rotate_patch(patch, alpha, pc, angle)
+            ph, pw = patch.shape[:2]
+            if ph >= height or pw >= width:
+                continue
+        px, py = int(rng.integers(0, width - pw)), int(rng.integers(0, height - ph))
         region = scene[py:py + ph, px:px + pw].astype(np.float32)
         scene[py:py + ph, px:px + pw] = (alpha * patch + (1 - alpha) * region).astype(np.uint8)
-        centres.append(np.array([px + (ck[0] - x0) * f, py + (ck[1] - y0) * f]))
+        centres = [c for c in centres if not _covered(c, alpha, px, py)]   # hidden: no target
+        centres.append(np.array([px + pc[0], py + pc[1]]))
     scene = colour_jitter(scene, rng)
     centres = np.array([c for c in centres if 0 <= c[0] < width and 0 <= c[1] < height]).reshape(-1, 2)
     h8, w8 = height // STRIDE, width // STRIDE

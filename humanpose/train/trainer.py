@@ -44,9 +44,12 @@ class TrainConfig:
     lr: float = 1e-3
     weight_decay: float = 0.0
     positive_weight: float = 0.0           # extra loss weight on target peaks: w = 1 + k * target
-    rotation: float = 40.0                 # pose: rotate by up to ± this many degrees ...
+    rotation: float = 40.0                 # rotate a person by up to ± this many degrees ...
     rotation_prob: float = 0.6             # ... with this probability
-    rotation_any_prob: float = 0.0         # pose: or, with this probability, by any angle (±180)
+    rotation_any_prob: float = 0.0         # or, with this probability, by any angle (±180)
+    person_scale: list = field(default_factory=lambda: [0.25, 0.9])   # person: a person's size
+                                           # as a fraction of the scene height, uniform in this range
+    cover_prob: float = 0.0                # person: scenes on a background that covers them (samples)
     threads: int = 2
     device: str = "auto"                   # cpu | cuda | auto
     run_dir: str = "~/.cache/humanpose/runs/pose"
@@ -70,10 +73,17 @@ class TrainConfig:
             raise ValueError(f"{path}: kind {cfg.kind!r} is not allowed; allowed: pose, person")
         for key, hi, what in (("rotation", 180.0, "0..180 degrees"),
                               ("rotation_prob", 1.0, "a probability in 0..1"),
-                              ("rotation_any_prob", 1.0, "a probability in 0..1")):
+                              ("rotation_any_prob", 1.0, "a probability in 0..1"),
+                              ("cover_prob", 1.0, "a probability in 0..1")):
             value = getattr(cfg, key)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= hi:
                 raise ValueError(f"{path}: {key} must be {what}, not {value!r}")
+        ps = cfg.person_scale
+        if (not isinstance(ps, list) or len(ps) != 2
+                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in ps)
+                or not 0.0 < ps[0] <= ps[1] <= 1.0):
+            raise ValueError(f"{path}: person_scale must be [low, high] with 0 < low <= high <= 1, "
+                             f"not {ps!r}")
         return cfg
 
 
@@ -105,7 +115,11 @@ class Batches:
             return (torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ts)),
                     torch.from_numpy(np.stack(ws)))
         width = int(round(size * rng.uniform(1.0, 1.8) / STRIDE)) * STRIDE
-        xs, ts, _ = zip(*(person_scene(c["images"], c["joints"], size, width, rng)
+        xs, ts, _ = zip(*(person_scene(c["images"], c["joints"], size, width, rng,
+                                       person_scale=tuple(cfg.person_scale), rotation=cfg.rotation,
+                                       rotation_prob=cfg.rotation_prob,
+                                       rotation_any_prob=cfg.rotation_any_prob,
+                                       cover_prob=cfg.cover_prob)
                           for _ in range(cfg.batch_size)))
         t = torch.from_numpy(np.stack(ts))
         return torch.from_numpy(np.stack(xs)), t, torch.ones(t.shape[:2])
