@@ -156,10 +156,27 @@ def test_rotation_augmentation_settings(tmp_path):
         TrainConfig.load(_recipe("kind: person\nperson_scale: [0.5, 0.2]\n"))
     with pytest.raises(ValueError, match="person_scale must be"):
         TrainConfig.load(_recipe("kind: person\nperson_scale: 0.5\n"))
+    with pytest.raises(ValueError, match="lowres_prob must be a probability"):
+        TrainConfig.load(_recipe("kind: pose\nlowres_prob: -0.1\n"))
     with pytest.raises(ValueError, match="cover_prob must be a probability"):
         TrainConfig.load(_recipe("kind: person\ncover_prob: 2\n"))
     cfg = TrainConfig.load(_recipe("kind: person\nperson_scale: [0.12, 0.9]\ncover_prob: 0.5\n"))
     assert cfg.person_scale == [0.12, 0.9] and cfg.cover_prob == 0.5
+
+
+def test_pose_sample_low_resolution_blurs_the_input_not_the_targets():
+    import cv2
+    img = (np.indices((288, 288)).sum(0) % 2 * 255).astype(np.uint8)[..., None].repeat(3, 2)
+    joints = np.full((14, 2), 144.0)
+    joints[:, 1] = np.linspace(60, 230, 14)
+
+    def sample(p):
+        return pose_sample(img, joints, 128, np.random.default_rng(5), lowres_prob=p)
+    sharp, blurred = sample(0.0), sample(1.0)
+    detail = [cv2.Laplacian(s[0][0], cv2.CV_32F).var() for s in (sharp, blurred)]
+    assert detail[1] < 0.2 * detail[0]
+    assert np.array_equal(sharp[1], blurred[1]) and np.allclose(sharp[3], blurred[3])
+    assert np.array_equal(sharp[0][3], blurred[0][3])              # the centre map too
 
 
 def test_person_scene_targets():

@@ -17,6 +17,7 @@ from ..estimator.maps import STRIDE, centre_map, gaussian_maps, to_map
 from ..skeleton import BACKGROUND, FLIP_PAIRS, JOINT_INDEX, NUM_JOINTS, NUM_MAPS
 from .datasets import person_box
 
+LOWRES_RANGE = (0.15, 0.6)   # pose samples: resolution factor of the low-resolution augmentation
 UPPER = [JOINT_INDEX[n] for n in ("head_top", "neck", "r_shoulder", "l_shoulder", "r_hip", "l_hip")]
 
 
@@ -67,11 +68,15 @@ def _warp_joints(joints: np.ndarray, m: np.ndarray) -> np.ndarray:
 
 def pose_sample(image: np.ndarray, joints: np.ndarray, size: int, rng: np.random.Generator,
                 augment: bool = True, centre_sigma: float = 0.06, rotation: float = 40.0,
-                rotation_prob: float = 0.6, rotation_any_prob: float = 0.0):
+                rotation_prob: float = 0.6, rotation_any_prob: float = 0.0,
+                lowres_prob: float = 0.0):
     """One pose-net training sample from a cached crop.
 
     Rotation: with probability ``rotation_any_prob`` a uniform angle in ±180°, else with
     probability ``rotation_prob`` a uniform angle in ±``rotation`` degrees, else none.
+    Low resolution: with probability ``lowres_prob`` the crop is shrunk by a factor in
+    LOWRES_RANGE and enlarged back, as the pipeline's rescale pass enlarges a small, far person
+    (a 30-100 px pedestrian) to the box; the targets stay sharp.
 
     Returns (input float32 (4,size,size), targets (15,size/8,size/8), weights (15,),
     joints (14,2) in crop pixels).
@@ -102,6 +107,10 @@ def pose_sample(image: np.ndarray, joints: np.ndarray, size: int, rng: np.random
     if flip:
         crop = crop[:, ::-1]
         j = flip_joints(j, size)
+    if augment and lowres_prob and rng.random() < lowres_prob:
+        k = rng.uniform(*LOWRES_RANGE)
+        small = cv2.resize(crop, (max(8, round(size * k)),) * 2, interpolation=cv2.INTER_AREA)
+        crop = cv2.resize(small, (size, size), interpolation=cv2.INTER_LINEAR)
     if augment:
         crop = colour_jitter(crop, rng)
     targets, weights = pose_targets(j, size)

@@ -47,6 +47,7 @@ class TrainConfig:
     rotation: float = 40.0                 # rotate a person by up to ± this many degrees ...
     rotation_prob: float = 0.6             # ... with this probability
     rotation_any_prob: float = 0.0         # or, with this probability, by any angle (±180)
+    lowres_prob: float = 0.0               # pose: blur a sample to low resolution (small, far people)
     person_scale: list = field(default_factory=lambda: [0.25, 0.9])   # person: a person's size
                                            # as a fraction of the scene height, uniform in this range
     cover_prob: float = 0.0                # person: scenes on a background that covers them (samples)
@@ -74,7 +75,8 @@ class TrainConfig:
         for key, hi, what in (("rotation", 180.0, "0..180 degrees"),
                               ("rotation_prob", 1.0, "a probability in 0..1"),
                               ("rotation_any_prob", 1.0, "a probability in 0..1"),
-                              ("cover_prob", 1.0, "a probability in 0..1")):
+                              ("cover_prob", 1.0, "a probability in 0..1"),
+                              ("lowres_prob", 1.0, "a probability in 0..1")):
             value = getattr(cfg, key)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= hi:
                 raise ValueError(f"{path}: {key} must be {what}, not {value!r}")
@@ -110,7 +112,8 @@ class Batches:
         if cfg.kind == "pose":
             xs, ts, ws, _ = zip(*(pose_sample(c["images"][i], c["joints"][i], size, rng,
                                           rotation=cfg.rotation, rotation_prob=cfg.rotation_prob,
-                                          rotation_any_prob=cfg.rotation_any_prob)
+                                          rotation_any_prob=cfg.rotation_any_prob,
+                                          lowres_prob=cfg.lowres_prob)
                                 for i in rng.integers(0, n, cfg.batch_size)))
             return (torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ts)),
                     torch.from_numpy(np.stack(ws)))
