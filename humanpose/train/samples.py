@@ -55,10 +55,12 @@ def colour_jitter(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def _affine(centre, scale, angle_deg, out_size, shift=(0.0, 0.0)) -> np.ndarray:
-    """2x3 matrix mapping source pixel coords so that ``centre`` lands on the output centre."""
+    """2x3 matrix mapping source pixel coords so that ``centre`` lands on the output centre
+    (plus ``shift``); ``out_size`` is a side or (width, height)."""
+    w, h = (out_size, out_size) if np.isscalar(out_size) else out_size
     a = np.deg2rad(angle_deg)
     r = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]]) * scale
-    t = np.array([(out_size - 1) / 2.0 + shift[0], (out_size - 1) / 2.0 + shift[1]]) - r @ centre
+    t = np.array([(w - 1) / 2.0 + shift[0], (h - 1) / 2.0 + shift[1]]) - r @ centre
     return np.hstack([r, t[:, None]])
 
 
@@ -193,10 +195,7 @@ def person_scene(images: np.ndarray, joints: np.ndarray, height: int, width: int
     frac = rng.uniform(*person_scale)
     scale = frac * height / max(s0, 8.0)
     shift = (rng.uniform(-0.45, 0.45) * width, rng.uniform(-0.3, 0.3) * height)
-    a = np.deg2rad(_scene_angle(rng, *rot))
-    r = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]]) * scale
-    t = np.array([(width - 1) / 2.0 + shift[0], (height - 1) / 2.0 + shift[1]]) - r @ c0
-    m = np.hstack([r, t[:, None]])
+    m = _affine(c0, scale, _scene_angle(rng, *rot), (width, height), shift)
     scene = cv2.warpAffine(images[base], m, (width, height), flags=cv2.INTER_LINEAR,
                            borderMode=cv2.BORDER_CONSTANT, borderValue=(128, 128, 128))
     c = m[:, :2] @ c0 + m[:, 2]
