@@ -188,6 +188,11 @@ def load(path: str | Path | None = None) -> Config:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    except UnicodeDecodeError as exc:   # a video or image given where the YAML belongs
+        raise ConfigError(f"{path}: not a YAML text file (a config is UTF-8 text; to open a "
+                          f"video or image, pass it as the source)") from exc
+    except OSError as exc:              # a folder, no permission...
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from exc
     try:
         cfg = from_dict(data)
     except ConfigError as exc:

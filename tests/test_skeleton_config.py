@@ -59,6 +59,15 @@ def test_bad_config_names_key_value_and_allowed(tmp_path, text, words):
         assert w in str(err.value)
 
 
+def test_config_that_is_not_a_yaml_text_file_is_named(tmp_path):
+    video = tmp_path / "clip.avi"
+    video.write_bytes(b"RIFF\x00\x10\x00\x00AVI LIST\xc0\xff\xfe" * 8)   # binary, not UTF-8
+    with pytest.raises(config.ConfigError, match="clip.avi: not a YAML text file.*as the source"):
+        config.load(video)
+    with pytest.raises(config.ConfigError, match="cannot read config file"):
+        config.load(tmp_path)                                     # a folder
+
+
 def test_set_value_validates():
     cfg = config.set_value(config.Config(), "estimator.boxsize", 128)
     assert cfg.estimator.boxsize == 128 and config.Config().estimator.boxsize == 192
