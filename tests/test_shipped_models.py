@@ -78,8 +78,8 @@ def test_lsp_training_images_pose_is_mostly_right(estimator):
 def test_min_pose_score_drops_false_detections_and_only_them(estimator):
     """vtest.avi frame 216: besides the pedestrians the detector fires on the empty road between
     them; the pose net finds no person there (its joints are strewn over three pedestrians) and
-    they score low (0.26 with the stage-7 weights, 0.33 with stage 8, 0.31 with stage 9; frame 152, the stage-6
-    weights' example of a lamp post, no longer has one).  With the default
+    they score low (0.31 with the stage-9 weights, 0.26-0.33 with stages 7-8; frame 152, the
+    stage-6 weights' example of a lamp post, no longer has one).  With the default
     estimator.min_pose_score that detection is gone, every person kept scores at least that, and
     every person that scores at least that is still there."""
     from humanpose.estimator.pipeline import PoseEstimator
