@@ -472,8 +472,47 @@ def test_init_grows_more_stages_from_the_last_one(tmp_path, capsys):
     recipe.write_text(f"kind: pose\ninit: {init}\narch_kwargs: {{width: 2}}\n"
                       f"run_dir: {tmp_path / 'run'}\n")
     assert cli.main(["train", str(recipe), "--no-progress"]) == 2
-    assert "only 'stages' and 'feat' can grow" in capsys.readouterr().err
+    assert "only 'stages', 'feat' and 'front_blocks' can grow" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_init_deepens_the_front_keeping_what_the_net_computes(tmp_path):
+    """A recipe asking for ``front_blocks`` adds residual blocks to the init's front that start
+    as the identity (the same beliefs in eval and training mode, saved weights kept), then learn:
+    one gradient step moves their BatchNorm scale off 0; fewer blocks than the init is an error."""
+    from humanpose.nets import build_model
+    from humanpose.nets.compact import ResBlock
+    from humanpose.store import load_model, save_weights
+    from humanpose.train.trainer import TrainConfig, initial_model
+    torch.manual_seed(0)
+    small = build_model("cpm_compact", "pose", stages=3, feat=16)
+    x = torch.rand(4, 4, 64, 64) - 0.5
+    small.train()
+    with torch.no_grad():
+        small(x)                                     # BatchNorm statistics that are not 0 / 1
+    init = save_weights(small, tmp_path / "small.safetensors", "cpm_compact",
+                        kwargs={"stages": 3, "feat": 16})
+    deep, kwargs = initial_model(TrainConfig(init=str(init), arch_kwargs={"front_blocks": 2}))
+    assert kwargs == {"stages": 3, "feat": 16, "front_blocks": 2} and deep.front_blocks == 2
+    blocks = [m for m in deep.front.body if isinstance(m, ResBlock)]
+    assert [b.conv.dilation for b in blocks] == [(1, 1), (2, 2)]
+    for mode in ("eval", "train"):
+        small.train(mode == "train"), deep.train(mode == "train")
+        with torch.no_grad():
+            for b, a in zip(small(x), deep(x)):
+                assert torch.equal(a, b), mode
+    deep.train()
+    deep(x)[-1].pow(2).mean().backward()
+    assert all(b.bn.weight.grad.abs().sum() > 0 for b in blocks)
+    saved = save_weights(deep, tmp_path / "deep.safetensors", "cpm_compact", kwargs=kwargs)
+    again = load_model(saved, kind="pose").eval()
+    deep.eval()
+    with torch.no_grad():
+        assert torch.equal(again(x)[-1], deep(x)[-1])
+    more, kw = initial_model(TrainConfig(init=str(saved), arch_kwargs={"front_blocks": 3}))
+    assert kw["front_blocks"] == 3 and more.front_blocks == 3
+    with pytest.raises(ValueError, match="front_blocks 1 cannot be grown"):
+        initial_model(TrainConfig(init=str(saved), arch_kwargs={"front_blocks": 1}))
 
 
 def test_init_widens_feat_keeping_what_the_net_computes(tmp_path):

@@ -191,8 +191,10 @@ def initial_model(cfg: TrainConfig) -> tuple[torch.nn.Module, dict]:
     With ``init`` the net is the init file's architecture; a recipe whose ``arch_kwargs`` ask
     for a bigger ``cpm_compact`` net of the same design grows it without changing what it
     computes: more ``stages`` (:meth:`CompactCPM.grown`: added stages start as copies of the
-    last one) and / or more ``feat`` channels (:meth:`CompactCPM.widened`, Net2WiderNet).  Any
-    other difference between the recipe's arch_kwargs and the init's is an error naming the key.
+    last one), more ``feat`` channels (:meth:`CompactCPM.widened`, Net2WiderNet) and / or more
+    ``front_blocks`` (:meth:`CompactCPM.deepened`: residual blocks that start as the identity).
+    Any other difference between the recipe's arch_kwargs and the init's is an error naming the
+    key.
     """
     if not cfg.init:
         return build_model(cfg.arch, cfg.kind, **cfg.arch_kwargs), dict(cfg.arch_kwargs)
@@ -202,20 +204,23 @@ def initial_model(cfg: TrainConfig) -> tuple[torch.nn.Module, dict]:
     if not cfg.arch_kwargs:
         return model, have
     want = dict(have, **cfg.arch_kwargs)
-    growable = ("stages", "feat")
+    growable = ("stages", "feat", "front_blocks")
+    defaults = {"front_blocks": 0}           # weights saved before front_blocks existed
     differ = sorted(k for k in want if want[k] != have.get(k) and k not in growable)
     if differ:
         theirs = {k: have.get(k) for k in differ}
         raise ValueError(f"arch_kwargs {differ} differ from the init weights' ({theirs}); "
-                         "only 'stages' and 'feat' can grow")
-    if all(want.get(k) == have.get(k) for k in growable):
+                         "only 'stages', 'feat' and 'front_blocks' can grow")
+    if all(want.get(k, defaults.get(k)) == have.get(k, defaults.get(k)) for k in growable):
         return model, have
     if meta["arch"] != "cpm_compact":
-        raise ValueError(f"arch_kwargs: stages / feat can only be grown on a cpm_compact net, "
-                         f"not {meta['arch']}")
+        raise ValueError(f"arch_kwargs: stages / feat / front_blocks can only be grown on a "
+                         f"cpm_compact net, not {meta['arch']}")
     try:
         if "feat" in want:
             model = model.widened(int(want["feat"]), seed=cfg.seed)
+        if "front_blocks" in want:
+            model = model.deepened(int(want["front_blocks"]))
         return model.grown(int(want.get("stages", model.num_stages))), want
     except ValueError as exc:
         raise ValueError(f"arch_kwargs: {exc}") from exc
