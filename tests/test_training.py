@@ -476,22 +476,31 @@ def test_init_grows_more_stages_from_the_last_one(tmp_path, capsys):
     assert not (tmp_path / "run").exists()
 
 
-def test_init_deepens_the_front_keeping_what_the_net_computes(tmp_path):
-    """A recipe asking for ``front_blocks`` adds residual blocks to the init's front that start
-    as the identity (the same beliefs in eval and training mode, saved weights kept), then learn:
-    one gradient step moves their BatchNorm scale off 0; fewer blocks than the init is an error."""
+def _trained_small_init(tmp_path):
+    """A small 3-stage pose net whose BatchNorm statistics are not 0 / 1 (one training-mode
+    pass), in eval mode, its input batch, and its weights saved as an init file."""
     from humanpose.nets import build_model
-    from humanpose.nets.compact import ResBlock
-    from humanpose.store import load_model, save_weights
-    from humanpose.train.trainer import TrainConfig, initial_model
+    from humanpose.store import save_weights
     torch.manual_seed(0)
     small = build_model("cpm_compact", "pose", stages=3, feat=16)
     x = torch.rand(4, 4, 64, 64) - 0.5
     small.train()
     with torch.no_grad():
-        small(x)                                     # BatchNorm statistics that are not 0 / 1
+        small(x)
+    small.eval()
     init = save_weights(small, tmp_path / "small.safetensors", "cpm_compact",
                         kwargs={"stages": 3, "feat": 16})
+    return small, x, init
+
+
+def test_init_deepens_the_front_keeping_what_the_net_computes(tmp_path):
+    """A recipe asking for ``front_blocks`` adds residual blocks to the init's front that start
+    as the identity (the same beliefs in eval and training mode, saved weights kept), then learn:
+    one gradient step moves their BatchNorm scale off 0; fewer blocks than the init is an error."""
+    from humanpose.nets.compact import ResBlock
+    from humanpose.store import load_model, save_weights
+    from humanpose.train.trainer import TrainConfig, initial_model
+    small, x, init = _trained_small_init(tmp_path)
     deep, kwargs = initial_model(TrainConfig(init=str(init), arch_kwargs={"front_blocks": 2}))
     assert kwargs == {"stages": 3, "feat": 16, "front_blocks": 2} and deep.front_blocks == 2
     blocks = [m for m in deep.front.body if isinstance(m, ResBlock)]
@@ -519,18 +528,8 @@ def test_init_widens_feat_keeping_what_the_net_computes(tmp_path):
     """A recipe asking for more ``feat`` channels than its init widens the net (Net2WiderNet):
     the same beliefs in eval and in training mode, the old channels' weights kept, and a
     gradient step that no longer moves a channel and its copy alike."""
-    from humanpose.nets import build_model
-    from humanpose.store import save_weights
     from humanpose.train.trainer import TrainConfig, initial_model
-    torch.manual_seed(0)
-    small = build_model("cpm_compact", "pose", stages=3, feat=16)
-    x = torch.rand(4, 4, 64, 64) - 0.5
-    small.train()
-    with torch.no_grad():
-        small(x)                                     # BatchNorm statistics that are not 0 / 1
-    small.eval()
-    init = save_weights(small, tmp_path / "small.safetensors", "cpm_compact",
-                        kwargs={"stages": 3, "feat": 16})
+    small, x, init = _trained_small_init(tmp_path)
     wide, kwargs = initial_model(TrainConfig(init=str(init), arch_kwargs={"feat": 24, "stages": 4}))
     assert kwargs == {"stages": 4, "feat": 24} and wide.num_stages == 4
     assert wide.front.body[-1][0].out_channels == 24
