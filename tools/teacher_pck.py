@@ -69,6 +69,11 @@ def main(argv: list[str] | None = None) -> int:
     if not teacher.is_file():
         print(f"error: teacher file {teacher} not found", file=sys.stderr)
         return 2
+    if not hasattr(cv2.dnn, "readNetFromTensorflow"):
+        print(f"error: OpenCV {cv2.__version__} cannot read TensorFlow graphs (OpenCV 5 dropped "
+              "the importer); run this tool with OpenCV 4: "
+              "pip install 'opencv-python-headless>=4.9,<5'", file=sys.stderr)
+        return 2
     try:
         data = (splits(Path(args.data).parent)[1] if args.split == "val"
                 else read_lsp_dir(args.data, args.format))
