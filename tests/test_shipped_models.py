@@ -79,8 +79,8 @@ def test_min_pose_score_drops_false_detections_and_only_them(estimator):
     """vtest.avi frame 216: besides the pedestrians the detector fires on the empty road between
     three of them; the pose net finds no person there (its joints are strewn between the
     pedestrians and the lamp post) and they score low (0.33 with the stage-12 weights, 0.32 with
-    stage 11, 0.26-0.33 with stages 7-9; 0.42 with stage 10, whose example was frame 296, a bollard, at 0.39; stage 6
-    had frame 152, a lamp post).  With the default
+    stage 11, 0.26-0.33 with stages 7-9; 0.42 with stage 10, whose example was frame 296, a
+    bollard, at 0.39; stage 6 had frame 152, a lamp post).  With the default
     estimator.min_pose_score that detection is gone, every person kept scores at least that, and
     every person that scores at least that is still there."""
     from humanpose.estimator.pipeline import PoseEstimator
