@@ -152,7 +152,9 @@ def test_rotation_augmentation_settings(tmp_path):
            ("kind: person\nperson_scale: [0.5, 0.2]\n", "person_scale must be"),
            ("kind: person\nperson_scale: 0.5\n", "person_scale must be"),
            ("kind: pose\nlowres_prob: -0.1\n", "lowres_prob must be a probability"),
-           ("kind: person\ncover_prob: 2\n", "cover_prob must be a probability")]
+           ("kind: person\ncover_prob: 2\n", "cover_prob must be a probability"),
+           ("# only a comment\n", "a recipe is a YAML mapping .* not empty"),
+           ("- kind: pose\n", "a recipe is a YAML mapping .* not list")]
     for text, message in bad:
         with pytest.raises(ValueError, match=message):
             TrainConfig.load(_recipe(text))

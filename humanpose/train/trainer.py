@@ -64,7 +64,11 @@ class TrainConfig:
 
     @classmethod
     def load(cls, path: str | Path) -> "TrainConfig":
-        data = yaml.safe_load(Path(path).read_text()) or {}
+        data = yaml.safe_load(Path(path).read_text())
+        if not isinstance(data, dict) or not data:
+            # an empty recipe would otherwise start a long run with every default
+            raise ValueError(f"{path}: a recipe is a YAML mapping of settings (at least `kind: pose` "
+                             f"or `kind: person`), not {type(data).__name__ if data else 'empty'}")
         known = {f.name for f in fields(cls)}
         bad = set(data) - known
         if bad:
