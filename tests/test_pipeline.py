@@ -309,6 +309,16 @@ def test_duplicates_only_merges_coinciding_poses():
     assert duplicates([a, far], np.array([centre, centre])) == set()
     assert duplicates([a, near, a + 1000], np.array([centre, centre + 5, centre + 1000])) == {1}
     assert duplicates([], np.zeros((0, 2))) == set()
+    # a second skeleton that shares five joints (legs, one arm) with a and stretches the other
+    # nine 0.5 x size further out is a wrong one: the smaller (a) is kept, whichever centre is
+    # better placed; sharing four joints (two persons holding hands) is two persons
+    for shared, dropped in ((5, {1}), (4, set())):
+        other = a.copy()
+        other[shared:] = centre + 2.0 * (a[shared:] - centre)
+        other[:shared] += 0.05 * size
+        for centres in (np.array([centre, centre + 5]), np.array([centre + 50, centre])):
+            assert duplicates([a, other], centres) == dropped
+            assert duplicates([other, a], centres[::-1]) == {1 - n for n in dropped}
 
 
 # ---------------------------------------------------------------- input formats

@@ -24,8 +24,8 @@ track, total):
    estimated again (one more batch): the nets are trained on persons of 0.3 to 0.95 of the
    crop, 0.65 on average, and a far or tall person otherwise fills too little or too much of it;
    *duplicates* (detector mode only): two detections whose joints lie on the same places (median
-   joint distance under DUPLICATE_DISTANCE x the smaller person's size, see :func:`duplicates`)
-   are one person seen twice (a tall person can give two centre peaks); the one whose detected
+   joint distance under DUPLICATE_DISTANCE x the smaller person's size, or SHARED_JOINTS joints
+   in common, see :func:`duplicates`) are one person seen twice (a tall person can give two centre peaks); the one whose detected
    centre is further from the centre of its joints is dropped; so is a detection whose joints'
    mean score is below ``estimator.min_pose_score`` (the pose net finds no person there: a
    false detection on a bollard, a lamp post or a crowd in the background);
@@ -52,6 +52,8 @@ BOXSIZE_RANGE = (64, 640)
 PAD_VALUE = 128
 RESCALE_TOLERANCE = 1.25   # rescale a person whose size is off the target by more than this factor
 DUPLICATE_DISTANCE = 0.15  # median joint distance (x person size) under which two persons are one
+SHARED_DISTANCE = 0.1      # joints this close (x person size) are on the same place ...
+SHARED_JOINTS = 5          # ... and two persons sharing this many of them are one person
 
 
 def to_bgr(frame: np.ndarray) -> np.ndarray:
@@ -166,23 +168,40 @@ def person_extent(joints: np.ndarray) -> tuple[np.ndarray, float]:
 
 
 def duplicates(joints: list[np.ndarray], centres: np.ndarray) -> set[int]:
-    """Indices of the persons to drop as duplicates.  Two persons whose (14, 2+) joints lie at a
-    median distance under DUPLICATE_DISTANCE x the smaller one's size are one person; the one
-    kept is the one whose detected centre ((K, 2), frame pixels) is nearest the centre of its
-    joints' box, relative to its size (the better-placed detection)."""
+    """Indices of the persons to drop as duplicates, in two passes.
+
+    1. Two persons whose (14, 2+) joints lie at a median distance under DUPLICATE_DISTANCE x the
+       smaller one's size are one person seen twice; the one kept is the one whose detected
+       centre ((K, 2), frame pixels) is nearest the centre of its joints' box, relative to its
+       size (the better-placed detection).
+    2. Of the rest, two that share SHARED_JOINTS joints (each within SHARED_DISTANCE x the
+       smaller one's size) but not the others are one right skeleton and a wrong one built from
+       its legs or arms: a second detection on the upper body of a lunging player whose head
+       lands elsewhere, or a skeleton spanning two people; the smaller one is kept (the wrong
+       one stretches to parts that are not this person's).
+    """
     extents = [person_extent(j) for j in joints]
     off = [np.linalg.norm(np.asarray(centres[n], float) - c) / max(size, 1.0)
            for n, (c, size) in enumerate(extents)]
-    kept: list[int] = []
+
+    def same(n: int, k: int) -> bool:
+        d = np.linalg.norm(joints[n][:, :2] - joints[k][:, :2], axis=1)
+        size = min(extents[n][1], extents[k][1])
+        return (np.median(d) < DUPLICATE_DISTANCE * size if coinciding
+                else (d < SHARED_DISTANCE * size).sum() >= SHARED_JOINTS)
+
     drop: set[int] = set()
-    for n in sorted(range(len(joints)), key=lambda n: off[n]):
-        for k in kept:
-            d = np.median(np.linalg.norm(joints[n][:, :2] - joints[k][:, :2], axis=1))
-            if d < DUPLICATE_DISTANCE * min(extents[n][1], extents[k][1]):
+    order = sorted(range(len(joints)), key=lambda n: off[n])
+    for coinciding in (True, False):
+        kept: list[int] = []
+        for n in order:
+            if n in drop:
+                continue
+            if any(same(n, k) for k in kept):
                 drop.add(n)
-                break
-        else:
-            kept.append(n)
+            else:
+                kept.append(n)
+        order = sorted(kept, key=lambda n: extents[n][1])
     return drop
 
 
