@@ -24,10 +24,11 @@ track, total):
    estimated again (one more batch): the nets are trained on persons of 0.3 to 0.95 of the
    crop, 0.65 on average, and a far or tall person otherwise fills too little or too much of it;
    *duplicates* (detector mode only): two detections whose joints lie on the same places (median
-   joint distance under DUPLICATE_DISTANCE x the smaller person's size, or SHARED_JOINTS joints
-   in common, see :func:`duplicates`) are one person seen twice (a tall person can give two centre peaks); the one whose detected
-   centre is further from the centre of its joints is dropped; so is a detection whose joints'
-   mean score is below ``estimator.min_pose_score`` (the pose net finds no person there: a
+   joint distance under DUPLICATE_DISTANCE x the smaller person's size, see :func:`duplicates`)
+   are one person seen twice (a tall person can give two centre peaks); the one whose detected
+   centre is further from the centre of its joints is dropped; of two that share SHARED_JOINTS
+   joints but not the rest, one is a wrong skeleton built from the other's limbs, and the larger
+   is dropped; so is a detection whose joints' mean score is below ``estimator.min_pose_score`` (the pose net finds no person there: a
    false detection on a bollard, a lamp post or a crowd in the background);
 5. *track*: optional tracking ids and Kalman smoothing (:class:`tracking.Tracker`).
 """
