@@ -185,25 +185,23 @@ def duplicates(joints: list[np.ndarray], centres: np.ndarray) -> set[int]:
     extents = [person_extent(j) for j in joints]
     off = [np.linalg.norm(np.asarray(centres[n], float) - c) / max(size, 1.0)
            for n, (c, size) in enumerate(extents)]
-
-    def same(n: int, k: int) -> bool:
-        d = np.linalg.norm(joints[n][:, :2] - joints[k][:, :2], axis=1)
-        size = min(extents[n][1], extents[k][1])
-        return (np.median(d) < DUPLICATE_DISTANCE * size if coinciding
-                else (d < SHARED_DISTANCE * size).sum() >= SHARED_JOINTS)
-
     drop: set[int] = set()
-    order = sorted(range(len(joints)), key=lambda n: off[n])
-    for coinciding in (True, False):
+
+    def keep_first(order: list[int], same) -> list[int]:
+        """Walk ``order``; drop each person that ``same(distances, size)`` ties to one kept."""
         kept: list[int] = []
         for n in order:
-            if n in drop:
-                continue
-            if any(same(n, k) for k in kept):
+            if any(same(np.linalg.norm(joints[n][:, :2] - joints[k][:, :2], axis=1),
+                        min(extents[n][1], extents[k][1])) for k in kept):
                 drop.add(n)
             else:
                 kept.append(n)
-        order = sorted(kept, key=lambda n: extents[n][1])
+        return kept
+
+    kept = keep_first(sorted(range(len(joints)), key=lambda n: off[n]),
+                      lambda d, size: np.median(d) < DUPLICATE_DISTANCE * size)
+    keep_first(sorted(kept, key=lambda n: extents[n][1]),
+               lambda d, size: (d < SHARED_DISTANCE * size).sum() >= SHARED_JOINTS)
     return drop
 
 
