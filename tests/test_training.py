@@ -153,6 +153,7 @@ def test_rotation_augmentation_settings(tmp_path):
            ("kind: person\nperson_scale: 0.5\n", "person_scale must be"),
            ("kind: pose\nlowres_prob: -0.1\n", "lowres_prob must be a probability"),
            ("kind: person\ncover_prob: 2\n", "cover_prob must be a probability"),
+           ("kind: person\ndistractor_prob: yes\n", "distractor_prob must be a probability"),
            ("# only a comment\n", "a recipe is a YAML mapping .* not empty"),
            ("- kind: pose\n", "a recipe is a YAML mapping .* not list")]
     for text, message in bad:
@@ -214,6 +215,63 @@ def test_person_scene_centres_stay_on_rotated_small_and_covering_people():
         for cx, cy in centres:        # and the target peaks there
             assert t[0, int(cy // 8), int(cx // 8)] > 0.5
     assert seen > 90
+
+
+def _red_person_cache(n: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    """Cached "people": a red disc at the centre (144, 145) of each joint box, on grey."""
+    imgs = np.full((n, 288, 288, 3), 100, np.uint8)
+    joints = np.tile(np.array([[120.0, 80.0], [168.0, 210.0]]), (n, 7, 1))
+    for im in imgs:
+        cv2.circle(im, (144, 145), 40, (0, 0, 255), -1)
+    return imgs, joints
+
+
+def test_distractors_paint_only_their_mask_and_scramble_the_body():
+    from humanpose.train import samples
+    imgs, joints = _red_person_cache()
+    scene = np.full((128, 192, 3), (30, 160, 60), np.uint8)    # green: unlike any cached pixel
+
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        for paint, mask in (samples._tape(scene, rng), samples._panel_box(scene, 60.0, rng)):
+            assert set(np.unique(mask)) <= {0, 255} and (mask > 0).any()
+            assert (paint[mask > 0] != scene[mask > 0]).any(1).mean() > 0.5   # painted in the mask
+        tape = samples._tape(scene, rng)[1]
+        assert 0 < (tape > 0).mean() < 0.12                       # a thin line, not a block
+        paint, mask = samples._shuffled_person(scene, 80.0, imgs, joints, rng)
+        ys, xs = np.nonzero(mask)
+        cy, cx = np.nonzero((paint != scene).any(2))              # painted: the patch's rectangle,
+        assert len(ys) and ys.min() - 3 <= cy.min() and cy.max() <= ys.max() + 3   # which the
+        assert xs.min() - 3 <= cx.min() and cx.max() <= xs.max() + 3              # mask spans
+        h, w = ys.max() - ys.min() + 1, xs.max() - xs.min() + 1
+        middle = paint[ys.min() + h // 3: ys.min() + 2 * h // 3, xs.min() + w // 3: xs.min() + 2 * w // 3]
+        red = (middle[..., 2] > 200) & (middle[..., 0] < 50)
+        assert red.mean() < 0.8                  # the body's red middle tile moved away ...
+        assert ((paint[..., 2] > 200) & (paint[..., 0] < 50)).sum() > 0.25 * red.size   # ... not lost
+
+
+def test_person_scene_distractors_are_never_targets_and_hide_people():
+    """Distractors add no target, and a person is dropped only where one covers its centre."""
+    from humanpose.train import samples
+    imgs, joints = _red_person_cache()
+    dropped = 0
+    for seed in range(80):
+        rng = np.random.default_rng(seed)
+        scene = np.full((128, 192, 3), (30, 160, 60), np.uint8)
+        c = np.array([96.0, 64.0])
+        out, centres = samples._paste_distractors(scene, [c], imgs, joints, rng, (0.2, 0.9))
+        changed = bool((out[64, 96] != scene[64, 96]).any())
+        if not centres:
+            assert changed            # only a distractor over the centre drops it
+            dropped += 1
+    assert dropped >= 5
+    rng = np.random.default_rng(2)
+    for _ in range(40):
+        x, t, centres = person_scene(imgs, joints, 128, 192, rng, person_scale=(0.12, 0.9),
+                                     distractor_prob=1.0)
+        peaks = np.argwhere(t[0] > 0.5)
+        for cy, cx in peaks:          # every target peak belongs to a returned centre
+            assert np.min(np.hypot(centres[:, 0] / 8 - cx, centres[:, 1] / 8 - cy)) < 2.5
 
 
 def test_pck_arithmetic():

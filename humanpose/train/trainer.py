@@ -51,6 +51,7 @@ class TrainConfig:
     person_scale: list = field(default_factory=lambda: [0.25, 0.9])   # person: a person's size
                                            # as a fraction of the scene height, uniform in this range
     cover_prob: float = 0.0                # person: scenes on a background that covers them (samples)
+    distractor_prob: float = 0.0           # person: scenes with person-free distractors (samples)
     threads: int = 2
     device: str = "auto"                   # cpu | cuda | auto
     run_dir: str = "~/.cache/humanpose/runs/pose"
@@ -80,6 +81,7 @@ class TrainConfig:
                               ("rotation_prob", 1.0, "a probability in 0..1"),
                               ("rotation_any_prob", 1.0, "a probability in 0..1"),
                               ("cover_prob", 1.0, "a probability in 0..1"),
+                              ("distractor_prob", 1.0, "a probability in 0..1"),
                               ("lowres_prob", 1.0, "a probability in 0..1")):
             value = getattr(cfg, key)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= hi:
@@ -126,7 +128,8 @@ class Batches:
                                        person_scale=tuple(cfg.person_scale), rotation=cfg.rotation,
                                        rotation_prob=cfg.rotation_prob,
                                        rotation_any_prob=cfg.rotation_any_prob,
-                                       cover_prob=cfg.cover_prob)
+                                       cover_prob=cfg.cover_prob,
+                                       distractor_prob=cfg.distractor_prob)
                           for _ in range(cfg.batch_size)))
         t = torch.from_numpy(np.stack(ts))
         return torch.from_numpy(np.stack(xs)), t, torch.ones(t.shape[:2])
