@@ -238,6 +238,8 @@ def test_distractors_paint_only_their_mask_and_scramble_the_body():
             assert (paint[mask > 0] != scene[mask > 0]).any(1).mean() > 0.5   # painted in the mask
         tape = samples._tape(scene, rng)[1]
         assert 0 < (tape > 0).mean() < 0.12                       # a thin line, not a block
+        narrow = np.full((128, 96, 3), 100, np.uint8)             # a box wider than the scene
+        assert (samples._panel_box(narrow, 115.0, rng)[1] > 0).any()
         paint, mask = samples._shuffled_person(scene, 80.0, imgs, joints, rng)
         ys, xs = np.nonzero(mask)
         cy, cx = np.nonzero((paint != scene).any(2))              # painted: the patch's rectangle,
@@ -288,6 +290,28 @@ def test_pck_arithmetic():
     mean, per_joint = metrics.pck_summary(c)
     assert mean == pytest.approx(100 * 25 / 27)       # 27 counted, 2 wrong
     assert per_joint[0] == 100 and per_joint[1] == 50
+
+
+def test_a_failing_batch_stops_training_with_its_error_instead_of_hanging():
+    """The batch thread hands its exception to the training loop (it used to die silently
+    and leave the loop waiting for ever)."""
+    import threading
+    from humanpose.train.trainer import Batches, TrainConfig
+    cfg = TrainConfig(kind="pose", batch_size=2, sizes=[64])
+    empty = {"images": np.zeros((0, 96, 96, 3), np.uint8), "joints": np.zeros((0, 14, 2))}
+    batches = Batches(cfg, empty, seed=0)
+    raised: list[BaseException] = []
+
+    def get():
+        try:
+            batches.get()
+        except Exception as exc:
+            raised.append(exc)
+    waiter = threading.Thread(target=get, daemon=True)
+    waiter.start()
+    waiter.join(30)
+    assert not waiter.is_alive(), "the training loop still waits for a batch"
+    assert len(raised) == 1 and "making a training batch failed: ValueError" in str(raised[0])
 
 
 def test_tiny_training_lowers_loss(tmp_path):

@@ -272,7 +272,8 @@ def _panel_box(scene: np.ndarray, size: float, rng: np.random.Generator):
     h, w = scene.shape[:2]
     paint, mask = scene.copy(), np.zeros((h, w), np.uint8)
     bw, bh = size * rng.uniform(0.5, 2.0), size * rng.uniform(0.3, 1.0)
-    x0, y0 = rng.uniform(-0.2 * bw, w - 0.8 * bw), rng.uniform(-0.2 * bh, h - 0.8 * bh)
+    x0 = rng.uniform(-0.2 * bw, max(-0.2 * bw, w - 0.8 * bw))   # at least 0.8 of it inside
+    y0 = rng.uniform(-0.2 * bh, max(-0.2 * bh, h - 0.8 * bh))   # where the scene is big enough
     box = np.array([[x0, y0], [x0 + bw, y0], [x0 + bw, y0 + bh], [x0, y0 + bh]])
     box = (box + rng.normal(0, 0.05 * size, box.shape)).astype(np.int32)
     cv2.fillPoly(paint, [box], _random_colour(rng))

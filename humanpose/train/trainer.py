@@ -136,10 +136,18 @@ class Batches:
 
     def _run(self):
         while not self.stop:
-            self.q.put(self.make())
+            try:
+                item = self.make()
+            except Exception as exc:      # hand it to the training loop instead of hanging it
+                self.q.put(exc)
+                return
+            self.q.put(item)
 
     def get(self):
-        return self.q.get()
+        item = self.q.get()
+        if isinstance(item, Exception):
+            raise RuntimeError(f"making a training batch failed: {item!r}") from item
+        return item
 
 
 def stage_loss(outputs, target, weight, positive_weight: float = 0.0) -> torch.Tensor:
