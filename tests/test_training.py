@@ -151,6 +151,8 @@ def test_rotation_augmentation_settings(tmp_path):
            ("kind: pose\nrotation_prob: often\n", "rotation_prob must be a probability"),
            ("kind: person\nperson_scale: [0.5, 0.2]\n", "person_scale must be"),
            ("kind: person\nperson_scale: 0.5\n", "person_scale must be"),
+           ("kind: pose\npose_scale: [0.4, 1.3]\n", "pose_scale must be"),
+           ("kind: pose\nzoom_prob: 1.2\n", "zoom_prob must be a probability"),
            ("kind: pose\nlowres_prob: -0.1\n", "lowres_prob must be a probability"),
            ("kind: person\ncover_prob: 2\n", "cover_prob must be a probability"),
            ("kind: person\ndistractor_prob: yes\n", "distractor_prob must be a probability"),
@@ -162,6 +164,25 @@ def test_rotation_augmentation_settings(tmp_path):
     assert TrainConfig.load(_recipe("kind: pose\nrotation_any_prob: 0.25\n")).rotation_any_prob == 0.25
     cfg = TrainConfig.load(_recipe("kind: person\nperson_scale: [0.12, 0.9]\ncover_prob: 0.5\n"))
     assert cfg.person_scale == [0.12, 0.9] and cfg.cover_prob == 0.5
+
+
+def test_pose_sample_scale_and_zoom_ranges():
+    """The person's size in the crop follows pose_scale, or zoom_prob's 1.1-2.0."""
+    img = np.full((288, 288, 3), 90, np.uint8)
+    joints = np.column_stack([np.full(14, 144.0), np.linspace(60, 230, 14)])   # 170 px tall
+    rng = np.random.default_rng(0)
+
+    def sizes(**kw):
+        out = []
+        for _ in range(200):
+            j = pose_sample(img, joints, 160, rng, rotation_prob=0.0, **kw)[3]
+            out.append(np.ptp(j, axis=0).max() / 160)
+        return np.array(out)
+    default, narrow = sizes(zoom_prob=0.0), sizes(scale=(0.45, 0.9), zoom_prob=0.0)
+    assert default.min() >= 0.3 - 1e-6 and default.max() <= 0.95 + 1e-6 and default.min() < 0.4
+    assert narrow.min() >= 0.45 - 1e-6 and narrow.max() <= 0.9 + 1e-6 and np.ptp(narrow) > 0.35
+    assert sizes(zoom_prob=1.0).min() >= 1.1 - 1e-6
+    assert 0.1 < (sizes() > 1.0).mean() < 0.3                       # zoom_prob 0.2 by default
 
 
 def test_pose_sample_low_resolution_blurs_the_input_not_the_targets():

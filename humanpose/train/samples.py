@@ -73,8 +73,13 @@ def _warp_joints(joints: np.ndarray, m: np.ndarray) -> np.ndarray:
 def pose_sample(image: np.ndarray, joints: np.ndarray, size: int, rng: np.random.Generator,
                 augment: bool = True, centre_sigma: float = 0.06, rotation: float = 40.0,
                 rotation_prob: float = 0.6, rotation_any_prob: float = 0.0,
-                lowres_prob: float = 0.0):
+                lowres_prob: float = 0.0, scale: tuple[float, float] = (0.3, 0.95),
+                zoom_prob: float = 0.2):
     """One pose-net training sample from a cached crop.
+
+    Scale: the person's size (larger side of its joint box) is a uniform fraction ``scale`` of
+    the crop, or with probability ``zoom_prob`` 1.1-2.0 of it, centred on the upper body
+    (waist-up / truncated framing).
 
     Rotation: with probability ``rotation_any_prob`` a uniform angle in ±180°, else with
     probability ``rotation_prob`` a uniform angle in ±``rotation`` degrees, else none.
@@ -89,22 +94,22 @@ def pose_sample(image: np.ndarray, joints: np.ndarray, size: int, rng: np.random
     frac = 0.65
     angle, shift, flip = 0.0, (0.0, 0.0), False
     if augment:
-        if rng.random() < 0.2:                       # zoom: waist-up / truncated framing
+        if rng.random() < zoom_prob:                 # zoom: waist-up / truncated framing
             frac = rng.uniform(1.1, 2.0)
             up = joints[UPPER]
             up = up[np.isfinite(up[:, 0])]
             if len(up):
                 centre = up.mean(0)
         else:
-            frac = rng.uniform(0.3, 0.95)
+            frac = rng.uniform(*scale)
         if rotation_any_prob and rng.random() < rotation_any_prob:
             angle = rng.uniform(-180.0, 180.0)
         else:
             angle = rng.uniform(-rotation, rotation) if rng.random() < rotation_prob else 0.0
         shift = rng.normal(0, 0.04 * size, 2)
         flip = rng.random() < 0.5
-    scale = frac * size / max(psize, 8.0)
-    m = _affine(centre, scale, angle, size, shift)
+    k = frac * size / max(psize, 8.0)
+    m = _affine(centre, k, angle, size, shift)
     crop = cv2.warpAffine(image, m, (size, size), flags=cv2.INTER_LINEAR,
                           borderMode=cv2.BORDER_CONSTANT, borderValue=(128, 128, 128))
     j = _warp_joints(joints, m)

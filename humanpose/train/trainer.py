@@ -48,6 +48,9 @@ class TrainConfig:
     rotation_prob: float = 0.6             # ... with this probability
     rotation_any_prob: float = 0.0         # or, with this probability, by any angle (±180)
     lowres_prob: float = 0.0               # pose: blur a sample to low resolution (small, far people)
+    pose_scale: list = field(default_factory=lambda: [0.3, 0.95])   # pose: a person's size as a
+                                           # fraction of the crop, uniform in this range, ...
+    zoom_prob: float = 0.2                 # ... or with this probability 1.1-2.0 (waist-up framing)
     person_scale: list = field(default_factory=lambda: [0.25, 0.9])   # person: a person's size
                                            # as a fraction of the scene height, uniform in this range
     cover_prob: float = 0.0                # person: scenes on a background that covers them (samples)
@@ -82,16 +85,18 @@ class TrainConfig:
                               ("rotation_any_prob", 1.0, "a probability in 0..1"),
                               ("cover_prob", 1.0, "a probability in 0..1"),
                               ("distractor_prob", 1.0, "a probability in 0..1"),
-                              ("lowres_prob", 1.0, "a probability in 0..1")):
+                              ("lowres_prob", 1.0, "a probability in 0..1"),
+                              ("zoom_prob", 1.0, "a probability in 0..1")):
             value = getattr(cfg, key)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= hi:
                 raise ValueError(f"{path}: {key} must be {what}, not {value!r}")
-        ps = cfg.person_scale
-        if (not isinstance(ps, list) or len(ps) != 2
-                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in ps)
-                or not 0.0 < ps[0] <= ps[1] <= 1.0):
-            raise ValueError(f"{path}: person_scale must be [low, high] with 0 < low <= high <= 1, "
-                             f"not {ps!r}")
+        for key in ("person_scale", "pose_scale"):
+            ps = getattr(cfg, key)
+            if (not isinstance(ps, list) or len(ps) != 2
+                    or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in ps)
+                    or not 0.0 < ps[0] <= ps[1] <= 1.0):
+                raise ValueError(f"{path}: {key} must be [low, high] with 0 < low <= high <= 1, "
+                                 f"not {ps!r}")
         return cfg
 
 
@@ -119,7 +124,8 @@ class Batches:
             xs, ts, ws, _ = zip(*(pose_sample(c["images"][i], c["joints"][i], size, rng,
                                           rotation=cfg.rotation, rotation_prob=cfg.rotation_prob,
                                           rotation_any_prob=cfg.rotation_any_prob,
-                                          lowres_prob=cfg.lowres_prob)
+                                          lowres_prob=cfg.lowres_prob,
+                                          scale=tuple(cfg.pose_scale), zoom_prob=cfg.zoom_prob)
                                 for i in rng.integers(0, n, cfg.batch_size)))
             return (torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ts)),
                     torch.from_numpy(np.stack(ws)))
