@@ -1,8 +1,9 @@
 """Training samples: augmentation of cached person crops and belief-map targets.
 
 Pose samples: the person is scaled so its size (larger side of the joint box) is a random
-fraction of the crop (0.3-0.95, or 1.1-2.0 "zoomed" around the upper body so that waist-up,
-truncated framing is covered), rotated (±40° 60 % of the time by default; optionally, with
+fraction of the crop (``pose_scale``, 0.3-0.95 by default, or with ``zoom_prob``, 20 % by
+default, 1.1-2.0 "zoomed" around the upper body so that waist-up, truncated framing is
+covered), rotated (±40° 60 % of the time by default; optionally, with
 ``rotation_any_prob``, anywhere around the circle, for upside-down gymnasts), flipped with
 left/right swap, translated and colour-jittered.  Person-detector samples ("scenes") place 1 to
 3 people at random scales (``person_scale``), rotations (the same rotation keys; the person
