@@ -251,7 +251,6 @@ def test_distractors_paint_only_their_mask_and_scramble_the_body():
     from humanpose.train import samples
     imgs, joints = _red_person_cache()
     scene = np.full((128, 192, 3), (30, 160, 60), np.uint8)    # green: unlike any cached pixel
-
     for seed in range(20):
         rng = np.random.default_rng(seed)
         for paint, mask in (samples._tape(scene, rng), samples._panel_box(scene, 60.0, rng)):
