@@ -300,17 +300,13 @@ def _shuffled_person(scene: np.ndarray, size: float, images, joints, rng: np.ran
     painted when the patch would not fit."""
     h, w = scene.shape[:2]
     paint, mask = scene.copy(), np.zeros((h, w), np.uint8)
-    k = int(rng.integers(len(images)))
-    ck, sk = person_box(joints[k])
-    half = 0.6 * sk + 6
-    x0, y0 = int(max(0, ck[0] - half)), int(max(0, ck[1] - half * 1.1))
-    x1, y1 = int(min(images.shape[2], ck[0] + half)), int(min(images.shape[1], ck[1] + half * 1.1))
+    window, _, sk = _person_window(images, joints, int(rng.integers(len(images))))
     f = size / max(sk, 8.0)
-    th, tw = max(2, int((y1 - y0) * f / 3)), max(2, int((x1 - x0) * f / 3))
+    th, tw = max(2, int(window.shape[0] * f / 3)), max(2, int(window.shape[1] * f / 3))
     ph, pw = 3 * th, 3 * tw
     if ph >= h or pw >= w:
         return paint, mask
-    patch = cv2.resize(images[k, y0:y1, x0:x1], (pw, ph), interpolation=cv2.INTER_AREA)
+    patch = cv2.resize(window, (pw, ph), interpolation=cv2.INTER_AREA)
     tiles = [patch[i * th:(i + 1) * th, j * tw:(j + 1) * tw] for i in range(3) for j in range(3)]
     order = rng.permutation(9)
     while order[4] == 4:
@@ -320,6 +316,16 @@ def _shuffled_person(scene: np.ndarray, size: float, images, joints, rng: np.ran
                                                for i in range(3)])
     mask[py:py + ph, px:px + pw] = (255 * _feather_mask(ph, pw)[..., 0]).astype(np.uint8)
     return paint, mask
+
+
+def _person_window(images: np.ndarray, joints: np.ndarray, k: int):
+    """Cached person ``k``'s window (its joint box widened by 0.6 x size + 6 px, 1.1 x that
+    vertically, clipped to the crop): (window view, the person's centre in it, size)."""
+    ck, sk = person_box(joints[k])
+    half = 0.6 * sk + 6
+    x0, y0 = int(max(0, ck[0] - half)), int(max(0, ck[1] - half * 1.1))
+    x1, y1 = int(min(images.shape[2], ck[0] + half)), int(min(images.shape[1], ck[1] + half * 1.1))
+    return images[k, y0:y1, x0:x1], ck - np.array((x0, y0), ck.dtype), sk   # in the joints' dtype
 
 
 def _covered(c: np.ndarray, alpha: np.ndarray, px: int, py: int) -> bool:
@@ -334,19 +340,14 @@ def _paste_people(scene, centres, images, joints, height, width, rng, sigma, cou
     sample."""
     n = len(images)
     for _ in range(count):
-        k = int(rng.integers(n))
-        ck, sk = person_box(joints[k])
-        half = 0.6 * sk + 6
-        x0, y0 = int(max(0, ck[0] - half)), int(max(0, ck[1] - half * 1.1))
-        x1, y1 = int(min(images.shape[2], ck[0] + half)), int(min(images.shape[1], ck[1] + half * 1.1))
-        patch = images[k, y0:y1, x0:x1]
+        patch, centre, sk = _person_window(images, joints, int(rng.integers(n)))
         f = rng.uniform(*person_scale) * height / max(sk, 8.0)
         ph, pw = max(4, int(patch.shape[0] * f)), max(4, int(patch.shape[1] * f))
         if ph >= height or pw >= width:
             continue
         patch = cv2.resize(patch, (pw, ph), interpolation=cv2.INTER_AREA)
         alpha = _feather_mask(ph, pw)
-        pc = np.array([(ck[0] - x0) * f, (ck[1] - y0) * f])     # the person's centre in the patch
+        pc = centre * f                                          # the person's centre in the patch
         angle = _scene_angle(rng, *rot)
         if angle:
             patch, alpha, pc = _rotate_patch(patch, alpha, pc, angle)
