@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -524,6 +525,46 @@ def test_stage_loss_sums_stages_and_weighs_peaks():
     assert stage_loss((miss_peak,), t, w, positive_weight=10.0) == pytest.approx(11 * one.item())
     assert stage_loss((miss_peak,), t, torch.tensor([[0.0, 1.0]])) == 0   # masked joint
 
+
+
+def test_swap_tolerant_loss_forgives_a_limb_labelled_from_the_other_side():
+    """LSP-extended's crowd labels sometimes name an arm or a leg from the viewer's side: the
+    swap-tolerant loss scores the arms and the legs each as labelled or exchanged (cheaper wins)."""
+    from humanpose.skeleton import JOINT_INDEX as J, NUM_MAPS
+    from humanpose.train.trainer import stage_loss
+    g = torch.Generator().manual_seed(0)
+    out = torch.rand(2, NUM_MAPS, 6, 6, generator=g)
+    w = torch.ones(2, NUM_MAPS)
+    plain = stage_loss((out,), out, w, 10.0)
+    assert plain == 0 and stage_loss((out,), out, w, 10.0, swap_tolerant=True) == 0
+    target = out.clone()
+    arms = [J["r_shoulder"], J["r_elbow"], J["r_wrist"], J["l_shoulder"], J["l_elbow"], J["l_wrist"]]
+    target[0, arms] = out[0, arms[3:] + arms[:3]]        # sample 0: both arms labelled swapped
+    assert stage_loss((out,), target, w, 10.0) > 0
+    assert stage_loss((out,), target, w, 10.0, swap_tolerant=True) == pytest.approx(0, abs=1e-7)
+    # only whole groups swap: one swapped wrist (the elbows and shoulders as given) still costs
+    one = out.clone()
+    one[1, [J["r_wrist"], J["l_wrist"]]] = out[1, [J["l_wrist"], J["r_wrist"]]]
+    assert stage_loss((out,), one, w, swap_tolerant=True) > 0
+    # with no swap to gain it is the plain loss, stages summed; masked joints stay masked
+    noisy = out + 0.1 * torch.rand(out.shape, generator=g)
+    assert stage_loss((out, out), noisy, w, 10.0, swap_tolerant=True) == pytest.approx(
+        stage_loss((out, out), noisy, w, 10.0).item(), rel=1e-5)
+    w[:, arms] = 0.0
+    assert stage_loss((out,), target, w, swap_tolerant=True) == pytest.approx(
+        stage_loss((out,), out, w).item(), abs=1e-7)
+
+
+def test_swap_tolerant_is_a_pose_setting(tmp_path):
+    from humanpose.train.trainer import TrainConfig
+    bad = tmp_path / "r.yml"
+    bad.write_text("kind: person\nswap_tolerant: true\n")
+    with pytest.raises(ValueError, match="swap_tolerant is for pose recipes"):
+        TrainConfig.load(bad)
+    bad.write_text("kind: pose\nswap_tolerant: 'yes'\n")
+    with pytest.raises(ValueError, match="swap_tolerant must be true or false"):
+        TrainConfig.load(bad)
+    assert TrainConfig.load(Path(__file__).resolve().parents[1] / "train" / "pose_compact_w.yml").swap_tolerant is True
 
 def test_teacher_pck_tool(tmp_path, capsys):
     """tools/teacher_pck.py: a third-party teacher on LSP crops (reference for distillation)."""

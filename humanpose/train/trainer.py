@@ -24,6 +24,7 @@ from ..config import PROJECT_ROOT
 from ..estimator.maps import STRIDE, argmax_subpixel, find_peaks, from_map
 from ..estimator.pipeline import normalise, pad_to_stride, scale_frame
 from ..nets import build_model
+from ..skeleton import FLIP_PAIRS, flip_permutation
 from ..store import ModelError, load_model, read_metadata, save_weights
 from .datasets import DatasetError, build_crop_cache, cache_key, person_box, splits
 from .metrics import pck_correct, pck_summary
@@ -55,6 +56,10 @@ class TrainConfig:
                                            # as a fraction of the scene height, uniform in this range
     cover_prob: float = 0.0                # person: scenes on a background that covers them (samples)
     distractor_prob: float = 0.0           # person: scenes with person-free distractors (samples)
+    swap_tolerant: bool = False            # pose: each sample's arms and legs count as labelled or
+                                           # with left and right swapped, whichever fits better
+                                           # (LSP-extended's crowd-sourced labels swap them on
+                                           # some people; see stage_loss)
     threads: int = 2
     device: str = "auto"                   # cpu | cuda | auto
     run_dir: str = "~/.cache/humanpose/runs/pose"
@@ -97,6 +102,11 @@ class TrainConfig:
                     or not 0.0 < ps[0] <= ps[1] <= 1.0):
                 raise ValueError(f"{path}: {key} must be [low, high] with 0 < low <= high <= 1, "
                                  f"not {ps!r}")
+        if not isinstance(cfg.swap_tolerant, bool):
+            raise ValueError(f"{path}: swap_tolerant must be true or false, not {cfg.swap_tolerant!r}")
+        if cfg.swap_tolerant and cfg.kind != "pose":
+            raise ValueError(f"{path}: swap_tolerant is for pose recipes (a person map has no "
+                             "left and right)")
         return cfg
 
 
@@ -156,11 +166,24 @@ class Batches:
         return item
 
 
-def stage_loss(outputs, target, weight, positive_weight: float = 0.0) -> torch.Tensor:
+# Limb groups whose left/right labels a swap-tolerant loss may exchange (skeleton indices
+# of FLIP_PAIRS): the arms (shoulder, elbow, wrist) and the legs (hip, knee, ankle).
+SWAP_GROUPS = (FLIP_PAIRS[:3], FLIP_PAIRS[3:])
+
+
+def stage_loss(outputs, target, weight, positive_weight: float = 0.0,
+               swap_tolerant: bool = False) -> torch.Tensor:
     """Weighted squared error summed over every stage (intermediate supervision).
 
     ``positive_weight`` > 0 weighs pixels near the joints more (1 + k * target), which gets a
     small net out of the "all maps zero" start much sooner; the background map keeps weight 1.
+
+    ``swap_tolerant``: per sample, the arms and the legs (``SWAP_GROUPS``) are each scored
+    against their labels as given or with left and right exchanged, whichever costs less over
+    all stages.  LSP-extended was labelled by crowd workers, who sometimes named the limbs from
+    the viewer's side (on the validation split the shipped net and an MPII-trained teacher both
+    fit the swapped labels better on about one person in eight); the plain loss then teaches
+    the net to hedge between the two sides.
     """
     w = weight[:, :, None, None]
     if positive_weight:
@@ -168,7 +191,18 @@ def stage_loss(outputs, target, weight, positive_weight: float = 0.0) -> torch.T
         if target.shape[1] > 1:
             pos[:, -1] = 0.0
         w = w * (1.0 + positive_weight * pos)
-    return sum(((o - target) ** 2 * w).mean() * target.shape[1] for o in outputs)
+    if not swap_tolerant:
+        return sum(((o - target) ** 2 * w).mean() * target.shape[1] for o in outputs)
+    perm = flip_permutation()          # output map j against the label of its mirror joint
+    ts, ws = target[:, perm], w[:, perm]
+    kept = sum(((o - target) ** 2 * w).mean((2, 3)) for o in outputs)       # (B, maps)
+    swapped = sum(((o - ts) ** 2 * ws).mean((2, 3)) for o in outputs)
+    groups = [[j for pair in group for j in pair] for group in SWAP_GROUPS]
+    rest = [j for j in range(target.shape[1]) if not any(j in g for g in groups)]
+    per_sample = kept[:, rest].sum(1)
+    for idx in groups:
+        per_sample = per_sample + torch.minimum(kept[:, idx].sum(1), swapped[:, idx].sum(1))
+    return per_sample.mean()
 
 
 @torch.inference_mode()
@@ -306,7 +340,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
         while step < cfg.steps:
             x, t, w = (a.to(device) for a in batches.get())
             x = x.contiguous(memory_format=torch.channels_last)
-            loss = stage_loss(model(x), t, w, cfg.positive_weight)
+            loss = stage_loss(model(x), t, w, cfg.positive_weight, cfg.swap_tolerant)
             for group in opt.param_groups:
                 group["lr"] = lr_at(step)
             opt.zero_grad(set_to_none=True)
