@@ -530,7 +530,6 @@ def test_stage_loss_sums_stages_and_weighs_peaks():
     assert stage_loss((miss_peak,), t, torch.tensor([[0.0, 1.0]])) == 0   # masked joint
 
 
-
 def test_mirrored_limbs_finds_arms_and_legs_labelled_from_the_other_side():
     from humanpose.train.trainer import mirrored_limbs
     J = sk.JOINT_INDEX
@@ -593,6 +592,7 @@ def test_relabelling_swaps_the_judged_limbs_and_keeps_the_verdict(tmp_path):
     record.write_text('{"flags": [[1, 0], [0')            # cut short
     with pytest.raises(ValueError, match="not a relabelling record"):
         relabel_mirrored_limbs(out, judge, 64, torch.device("cpu"), record)
+
 
 def test_teacher_pck_tool(tmp_path, capsys):
     """tools/teacher_pck.py: a third-party teacher on LSP crops (reference for distillation)."""
