@@ -338,8 +338,9 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
     if cfg.relabel_with:
         flags = relabel_mirrored_limbs(train_cache, _path(cfg.relabel_with), cfg.val_boxsize,
                                        device, run_dir / "relabelled.json")
-        print(f"relabelled: left and right exchanged on {flags[:, 0].sum()} arms and "
-              f"{flags[:, 1].sum()} legs of {len(flags)} persons ({cfg.relabel_with})")
+        counts = " and ".join(f"{n} {g}" for g, n in zip(LIMB_GROUPS, flags.sum(0)))
+        print(f"relabelled: left and right exchanged on {counts} of {len(flags)} persons "
+              f"({cfg.relabel_with})")
 
     # channels-last: the same maths, about 1.3-1.6x faster convolutions on the CPU (measured)
     model.to(device, memory_format=torch.channels_last).train()
