@@ -157,12 +157,17 @@ def test_rotation_augmentation_settings(tmp_path):
            ("kind: person\ncover_prob: 2\n", "cover_prob must be a probability"),
            ("kind: person\ndistractor_prob: yes\n", "distractor_prob must be a probability"),
            ("kind: person\nrelabel_with: models/pose_compact.safetensors\n", "relabel_with is for pose"),
+           ("kind: pose\nrelabel_groups: [arms, hands]\n", "relabel_groups must be .* not \\['arms', 'hands'\\]"),
+           ("kind: pose\nrelabel_groups: []\n", "relabel_groups must be"),
+           ("kind: pose\nrelabel_groups: [legs, legs]\n", "relabel_groups must be"),
+           ("kind: pose\nrelabel_groups: arms\n", "relabel_groups must be a list"),
            ("# only a comment\n", "a recipe is a YAML mapping .* not empty"),
            ("- kind: pose\n", "a recipe is a YAML mapping .* not list")]
     for text, message in bad:
         with pytest.raises(ValueError, match=message):
             TrainConfig.load(_recipe(text))
     assert TrainConfig.load(_recipe("kind: pose\nrotation_any_prob: 0.25\n")).rotation_any_prob == 0.25
+    assert TrainConfig.load(_recipe("kind: pose\nrelabel_groups: [arms]\n")).relabel_groups == ["arms"]
     cfg = TrainConfig.load(_recipe("kind: person\nperson_scale: [0.12, 0.9]\ncover_prob: 0.5\n"))
     assert cfg.person_scale == [0.12, 0.9] and cfg.cover_prob == 0.5
 
@@ -559,7 +564,7 @@ def test_relabelling_swaps_the_judged_limbs_and_keeps_the_verdict(tmp_path):
     """relabel_with: a pose net judges every training person once; the arms / legs it fits far
     better mirrored get their left and right labels exchanged (joints and visibility)."""
     from humanpose.nets import build_model
-    from humanpose.store import save_weights
+    from humanpose.store import save_weights, sha256
     from humanpose.train.trainer import LIMB_GROUPS, relabel_mirrored_limbs
     rng = np.random.default_rng(0)
     joints = np.column_stack([np.full(14, 144.0), np.linspace(60, 230, 14)]) + rng.normal(0, 20, (14, 2))
@@ -573,25 +578,40 @@ def test_relabelling_swaps_the_judged_limbs_and_keeps_the_verdict(tmp_path):
     record = tmp_path / "relabelled.json"
     first = {k: v.copy() for k, v in cache.items()}
     flags = relabel_mirrored_limbs(first, judge, 64, torch.device("cpu"), record)
-    assert flags.shape == (3, 2) and json.loads(record.read_text())["groups"] == list(LIMB_GROUPS)
+    written = json.loads(record.read_text())
+    assert flags.shape == (3, 2) and written["groups"] == list(LIMB_GROUPS)
+    assert written["sha256"] == sha256(judge)
     # a given verdict (the record, read back on a resume: the judge is not run again)
-    record.write_text(json.dumps({"flags": [[1, 0], [0, 1], [0, 0]]}))
+    record.write_text(json.dumps({"sha256": sha256(judge), "flags": [[1, 0], [0, 1], [1, 1]]}))
     out = {k: v.copy() for k, v in cache.items()}
-    assert relabel_mirrored_limbs(out, tmp_path / "gone.safetensors", 64, torch.device("cpu"),
-                                  record).tolist() == [[True, False], [False, True], [False, False]]
+    assert relabel_mirrored_limbs(out, judge, 64, torch.device("cpu"),
+                                  record).tolist() == [[True, False], [False, True], [True, True]]
     perm = sk.flip_permutation()
     arms, legs = perm[:8] + list(range(8, 14)), list(range(8)) + perm[8:14]
     assert np.array_equal(out["joints"][0], cache["joints"][0][arms])
     assert np.array_equal(out["visible"][0], cache["visible"][0][arms])
     assert not out["visible"][0, sk.JOINT_INDEX["l_wrist"]] and out["visible"][0, sk.JOINT_INDEX["r_wrist"]]
     assert np.array_equal(out["joints"][1], cache["joints"][1][legs])
-    assert np.array_equal(out["joints"][2], cache["joints"][2])
-    record.write_text(json.dumps({"flags": [[1, 0]]}))
+    assert np.array_equal(out["joints"][2], cache["joints"][2][perm[:14]])
+    # relabel_groups: [arms]: the legs keep their labels whatever the verdict
+    arms_only = {k: v.copy() for k, v in cache.items()}
+    assert relabel_mirrored_limbs(arms_only, judge, 64, torch.device("cpu"), record,
+                                  ["arms"]).tolist() == [[True, False], [False, False], [True, False]]
+    assert np.array_equal(arms_only["joints"][0], cache["joints"][0][arms])
+    assert np.array_equal(arms_only["joints"][1], cache["joints"][1])
+    assert np.array_equal(arms_only["joints"][2], cache["joints"][2][arms])
+    # the verdict of other weights is not reused
+    other = save_weights(build_model("cpm_compact", "pose", stages=2, feat=16),
+                         tmp_path / "other.safetensors", "cpm_compact", kwargs={"stages": 2, "feat": 16})
+    with pytest.raises(ValueError, match="verdict of other weights .*delete it"):
+        relabel_mirrored_limbs(out, other, 64, torch.device("cpu"), record)
+    record.write_text(json.dumps({"sha256": sha256(judge), "flags": [[1, 0]]}))
     with pytest.raises(ValueError, match="does not match the training set"):
         relabel_mirrored_limbs(out, judge, 64, torch.device("cpu"), record)
-    record.write_text('{"flags": [[1, 0], [0')            # cut short
-    with pytest.raises(ValueError, match="not a relabelling record"):
-        relabel_mirrored_limbs(out, judge, 64, torch.device("cpu"), record)
+    for text in ('{"sha256": "x", "flags": [[1, 0], [0', json.dumps({"flags": [[1, 0]] * 3})):
+        record.write_text(text)                            # cut short / no judge checksum
+        with pytest.raises(ValueError, match="not a relabelling record"):
+            relabel_mirrored_limbs(out, judge, 64, torch.device("cpu"), record)
 
 
 def test_teacher_pck_tool(tmp_path, capsys):

@@ -25,7 +25,7 @@ from ..estimator.maps import STRIDE, argmax_subpixel, find_peaks, from_map
 from ..estimator.pipeline import normalise, pad_to_stride, scale_frame
 from ..nets import build_model
 from ..skeleton import FLIP_PAIRS, NUM_JOINTS, flip_permutation
-from ..store import ModelError, load_model, read_metadata, save_weights
+from ..store import ModelError, load_model, read_metadata, save_weights, sha256
 from .datasets import DatasetError, build_crop_cache, cache_key, person_box, splits
 from .metrics import pck_correct, pck_summary
 from .samples import person_scene, pose_sample
@@ -59,6 +59,8 @@ class TrainConfig:
     relabel_with: str = ""                 # pose: a pose net's weights; before training, an arm or
                                            # a leg whose left/right labels it fits far better
                                            # exchanged is relabelled (relabel_mirrored_limbs)
+    relabel_groups: list = field(default_factory=lambda: ["arms", "legs"])   # which limbs it may
+                                           # relabel (LIMB_GROUPS); the judge rates all of them
     threads: int = 2
     device: str = "auto"                   # cpu | cuda | auto
     run_dir: str = "~/.cache/humanpose/runs/pose"
@@ -104,6 +106,11 @@ class TrainConfig:
         if cfg.relabel_with and cfg.kind != "pose":
             raise ValueError(f"{path}: relabel_with is for pose recipes (a person map has no "
                              "left and right)")
+        groups = cfg.relabel_groups
+        if (not isinstance(groups, list) or not groups or len(set(groups)) != len(groups)
+                or not all(isinstance(g, str) and g in LIMB_GROUPS for g in groups)):
+            raise ValueError(f"{path}: relabel_groups must be a list of distinct names from "
+                             f"{list(LIMB_GROUPS)}, not {groups!r}")
         return cfg
 
 
@@ -220,32 +227,41 @@ def mirrored_limbs(pred: np.ndarray, gt: np.ndarray, min_gain: int = 2) -> np.nd
 
 
 def relabel_mirrored_limbs(cache: dict, weights: str | Path, boxsize: int, device,
-                           record: Path) -> np.ndarray:
-    """Exchange, in ``cache`` (in place), the left/right labels of the arms and legs that the
-    pose net ``weights`` fits far better mirrored (``mirrored_limbs``); returns the (N, 2) flags.
+                           record: Path, groups=tuple(LIMB_GROUPS)) -> np.ndarray:
+    """Exchange, in ``cache`` (in place), the left/right labels of the limbs of ``groups`` (names
+    of ``LIMB_GROUPS``) that the pose net ``weights`` fits far better mirrored
+    (``mirrored_limbs``); returns the (N, len(LIMB_GROUPS)) flags of the limbs exchanged.
 
     LSP-extended was labelled by crowd workers, who sometimes named the limbs from the viewer's
     side: on the validation split the shipped net and an MPII-trained teacher both fit the
     mirrored labels better on about one person in eight.  A fixed judge (not the net being
     trained: a loss that forgives either side lets the net drift to the viewer's side, which
     cost 6 points of validation PCK in 1000 steps) relabels them once.  The flags are kept in
-    ``record`` (JSON) and read back on a resume.
+    ``record`` (JSON, with the judge's sha256: the verdict of other weights is an error) and read
+    back on a resume.
     """
+    digest = sha256(weights)
     if record.exists():
         try:
-            flags = np.array(json.loads(record.read_text())["flags"], bool)
+            data = json.loads(record.read_text())
+            flags, judged_by = np.array(data["flags"], bool), data["sha256"]
         except (ValueError, KeyError, TypeError) as exc:
             raise ValueError(f"{record} is not a relabelling record ({exc!r}): delete it to "
                              "judge again") from exc
+        if judged_by != digest:
+            raise ValueError(f"{record} holds the verdict of other weights (sha256 "
+                             f"{str(judged_by)[:12]}..., not {weights}'s {digest[:12]}...): delete "
+                             "it to judge again")
     else:
         judge = load_model(weights, kind="pose").to(device)
         flags = mirrored_limbs(*predict_crops(judge, cache, boxsize, device))
-        record.write_text(json.dumps({"weights": str(weights), "groups": list(LIMB_GROUPS),
-                                      "relabelled": flags.sum(0).tolist(),
+        record.write_text(json.dumps({"weights": str(weights), "sha256": digest,
+                                      "groups": list(LIMB_GROUPS), "judged": flags.sum(0).tolist(),
                                       "flags": flags.astype(int).tolist()}))
     if flags.shape != (len(cache["joints"]), len(LIMB_GROUPS)):
         raise ValueError(f"{record} does not match the training set ({flags.shape[0]} persons, "
                          f"not {len(cache['joints'])}): delete it to judge again")
+    flags = flags & np.isin(list(LIMB_GROUPS), list(groups))
     for g, pairs in enumerate(LIMB_GROUPS.values()):
         rows = np.flatnonzero(flags[:, g])
         for a, b in pairs:
@@ -337,8 +353,9 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
     val_cache = build_crop_cache(val_set, cache_dir / f"val_{cache_key(val_set)}.npz", progress)
     if cfg.relabel_with:
         flags = relabel_mirrored_limbs(train_cache, _path(cfg.relabel_with), cfg.val_boxsize,
-                                       device, run_dir / "relabelled.json")
-        counts = " and ".join(f"{n} {g}" for g, n in zip(LIMB_GROUPS, flags.sum(0)))
+                                       device, run_dir / "relabelled.json", cfg.relabel_groups)
+        counts = " and ".join(f"{n} {g}" for g, n in zip(LIMB_GROUPS, flags.sum(0))
+                              if g in cfg.relabel_groups)
         print(f"relabelled: left and right exchanged on {counts} of {len(flags)} persons "
               f"({cfg.relabel_with})")
 
