@@ -319,6 +319,18 @@ def test_duplicates_only_merges_coinciding_poses():
         for centres in (np.array([centre, centre + 5]), np.array([centre + 50, centre])):
             assert duplicates([a, other], centres) == dropped
             assert duplicates([other, a], centres[::-1]) == {1 - n for n in dropped}
+    # with joint scores the surer skeleton is kept, whatever its size (messi5.jpg: the whole
+    # lunging player, 0.68, over a detection on his upper body whose legs fall outside its
+    # crop, 0.62); equal scores fall back to the smaller one
+    other = a.copy()
+    other[5:] = centre + 2.0 * (a[5:] - centre)
+    centres = np.array([centre, centre + 5])
+    def scored(j, s):
+        return np.column_stack([j, np.full(NUM_JOINTS, s)])
+    assert duplicates([scored(a, 0.62), scored(other, 0.68)], centres) == {0}
+    assert duplicates([scored(other, 0.68), scored(a, 0.62)], centres[::-1]) == {1}
+    assert duplicates([scored(a, 0.7), scored(other, 0.6)], centres) == {1}
+    assert duplicates([scored(a, 0.65), scored(other, 0.65)], centres) == {1}
 
 
 # ---------------------------------------------------------------- input formats

@@ -179,8 +179,11 @@ def duplicates(joints: list[np.ndarray], centres: np.ndarray) -> set[int]:
     2. Of the rest, two that share SHARED_JOINTS joints (each within SHARED_DISTANCE x the
        smaller one's size) but not the others are one right skeleton and a wrong one built from
        its legs or arms: a second detection on the upper body of a lunging player whose head
-       lands elsewhere, or a skeleton spanning two people; the smaller one is kept (the wrong
-       one stretches to parts that are not this person's).
+       lands elsewhere, or a skeleton spanning two people.  The one whose joints the pose net
+       is surer of (the higher mean score, a third column of ``joints``) is kept: the wrong one
+       has joints on parts that are not this person's, or outside its crop (an upper-body
+       detection whose legs are cut off).  Of two equally sure ones (or without scores) the
+       smaller is kept, as the wrong one stretches further.
     """
     extents = [person_extent(j) for j in joints]
     off = [np.linalg.norm(np.asarray(centres[n], float) - c) / max(size, 1.0)
@@ -200,7 +203,8 @@ def duplicates(joints: list[np.ndarray], centres: np.ndarray) -> set[int]:
 
     kept = keep_first(sorted(range(len(joints)), key=lambda n: off[n]),
                       lambda d, size: np.median(d) < DUPLICATE_DISTANCE * size)
-    keep_first(sorted(kept, key=lambda n: extents[n][1]),
+    sure = [float(np.mean(j[:, 2])) if j.shape[1] > 2 else 0.0 for j in joints]
+    keep_first(sorted(kept, key=lambda n: (-sure[n], extents[n][1])),
                lambda d, size: (d < SHARED_DISTANCE * size).sum() >= SHARED_JOINTS)
     return drop
 
