@@ -154,6 +154,7 @@ def test_rotation_augmentation_settings(tmp_path):
            ("kind: pose\npose_scale: [0.4, 1.3]\n", "pose_scale must be"),
            ("kind: pose\nzoom_prob: 1.2\n", "zoom_prob must be a probability"),
            ("kind: pose\nlowres_prob: -0.1\n", "lowres_prob must be a probability"),
+           ("kind: pose\ntranslation: 0.8\n", "translation must be a fraction of the crop"),
            ("kind: person\ncover_prob: 2\n", "cover_prob must be a probability"),
            ("kind: person\ndistractor_prob: yes\n", "distractor_prob must be a probability"),
            ("kind: person\nrelabel_with: models/pose_compact.safetensors\n", "relabel_with is for pose"),
@@ -189,6 +190,27 @@ def test_pose_sample_scale_and_zoom_ranges():
     assert narrow.min() >= 0.45 - 1e-6 and narrow.max() <= 0.9 + 1e-6 and np.ptp(narrow) > 0.35
     assert sizes(zoom_prob=1.0).min() >= 1.1 - 1e-6
     assert 0.1 < (sizes() > 1.0).mean() < 0.3                       # zoom_prob 0.2 by default
+
+
+def test_pose_sample_translation_moves_the_person_off_the_centre_map():
+    """translation: sd of the person's offset from the crop centre (where the centre map is),
+    as a fraction of the crop side; 0 keeps the person's box centred."""
+    img = np.full((288, 288, 3), 90, np.uint8)
+    joints = np.column_stack([np.linspace(130, 158, 14), np.linspace(60, 230, 14)])
+    rng = np.random.default_rng(0)
+
+    def offsets(t):
+        out = []
+        for _ in range(300):
+            x, _, _, j = pose_sample(img, joints, 160, rng, rotation_prob=0.0, zoom_prob=0.0,
+                                     translation=t)
+            assert np.unravel_index(x[3].argmax(), x[3].shape) in ((79, 79), (79, 80), (80, 79), (80, 80))
+            out.append((j.min(0) + j.max(0)) / 2 - 79.5)
+        return np.array(out) / 160
+    assert np.abs(offsets(0.0)).max() < 1e-3
+    for t in (0.04, 0.12):
+        sd = offsets(t).std(0)
+        assert np.all(np.abs(sd - t) < 0.2 * t), (t, sd)
 
 
 def test_pose_sample_low_resolution_blurs_the_input_not_the_targets():

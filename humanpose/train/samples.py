@@ -75,7 +75,7 @@ def pose_sample(image: np.ndarray, joints: np.ndarray, size: int, rng: np.random
                 augment: bool = True, centre_sigma: float = 0.06, rotation: float = 40.0,
                 rotation_prob: float = 0.6, rotation_any_prob: float = 0.0,
                 lowres_prob: float = 0.0, scale: tuple[float, float] = (0.3, 0.95),
-                zoom_prob: float = 0.2):
+                zoom_prob: float = 0.2, translation: float = 0.04):
     """One pose-net training sample from a cached crop.
 
     Scale: the person's size (larger side of its joint box) is a uniform fraction ``scale`` of
@@ -84,6 +84,9 @@ def pose_sample(image: np.ndarray, joints: np.ndarray, size: int, rng: np.random
 
     Rotation: with probability ``rotation_any_prob`` a uniform angle in ±180°, else with
     probability ``rotation_prob`` a uniform angle in ±``rotation`` degrees, else none.
+    Translation: the person is shifted off the crop centre (and its centre map) by a normal
+    offset of standard deviation ``translation`` x the crop side, as a detected centre is off
+    the person's.
     Low resolution: with probability ``lowres_prob`` the crop is shrunk by a factor in
     LOWRES_RANGE and enlarged back, as the pipeline's rescale pass enlarges a small, far person
     (a 30-100 px pedestrian) to the box; the targets stay sharp.
@@ -107,7 +110,7 @@ def pose_sample(image: np.ndarray, joints: np.ndarray, size: int, rng: np.random
             angle = rng.uniform(-180.0, 180.0)
         else:
             angle = rng.uniform(-rotation, rotation) if rng.random() < rotation_prob else 0.0
-        shift = rng.normal(0, 0.04 * size, 2)
+        shift = rng.normal(0, translation * size, 2)
         flip = rng.random() < 0.5
     k = frac * size / max(psize, 8.0)
     m = _affine(centre, k, angle, size, shift)
