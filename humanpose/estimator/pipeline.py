@@ -28,9 +28,9 @@ track, total):
    are one person seen twice (a tall person can give two centre peaks); the one whose detected
    centre is further from the centre of its joints is dropped; of two that share SHARED_JOINTS
    joints but not the rest, one is a wrong skeleton built from the other's limbs, and the one
-   with the lower mean joint score is dropped (of equal ones the larger); so is a detection whose joints' mean score is below ``estimator.min_pose_score``
-   (the pose net finds no person there: a false detection on a bollard, a lamp post or a crowd
-   in the background);
+   with the lower mean joint score is dropped (of equal ones the larger); so is a detection
+   whose joints' mean score is below ``estimator.min_pose_score`` (the pose net finds no person
+   there: a false detection on a bollard, a lamp post or a crowd in the background);
 5. *track*: optional tracking ids and Kalman smoothing (:class:`tracking.Tracker`).
 """
 from __future__ import annotations
