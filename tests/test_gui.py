@@ -187,7 +187,7 @@ def test_generated_video_views_cache_boxsize_export_plot_close(qtbot, open_windo
     shapes = {}
     for view in VIEWS:
         win.set_view(view)
-        qtbot.waitUntil(lambda: win.image_view.bgr is not None and win.view == view)
+        qtbot.waitUntil(lambda: win.image_view.bgr is not None and win.view == view, timeout=WAIT_MS)
         assert win.tabs.currentIndex() == VIEWS.index(view)
         shapes[view] = win.current_image().shape
         assert win.image_view.bgr.shape == shapes[view]
