@@ -1,7 +1,8 @@
 """Command line: ``python -m humanpose COMMAND ...`` (also the ``humanpose`` console script).
 
 Each command lives in its own module exposing ``add_arguments(parser)`` and ``main(args) -> int``;
-only the chosen command's module is imported, so ``--help`` stays fast.
+only the chosen command's module is imported, so ``--help`` stays fast.  A ``ConfigError`` that
+a command lets through (a bad config file or override) is printed as ``error: ...``, exit status 2.
 """
 from __future__ import annotations
 
@@ -50,8 +51,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     module = importlib.import_module(COMMANDS[args.command][0])
+    from .config import ConfigError
     try:
         return int(module.main(args) or 0)
+    except ConfigError as exc:   # a bad config file or override, whichever command reads it
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -59,6 +59,17 @@ def test_bad_config_names_key_value_and_allowed(tmp_path, text, words):
         assert w in str(err.value)
 
 
+@pytest.mark.parametrize("command", ["run", "bench", "export-onnx", "eval"])
+def test_every_command_reports_a_bad_config_without_traceback(tmp_path, capsys, command):
+    from humanpose.cli import main
+    p = tmp_path / "bad.yml"
+    p.write_text("estimator:\n  boxsise: 128\n")
+    extra = {"run": [str(tmp_path)], "eval": ["--data", str(tmp_path)]}.get(command, [])
+    assert main([command, *extra, "--config", str(p)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "estimator.boxsise" in err and "Traceback" not in err
+
+
 def test_config_that_is_not_a_yaml_text_file_is_named(tmp_path):
     video = tmp_path / "clip.avi"
     video.write_bytes(b"RIFF\x00\x10\x00\x00AVI LIST\xc0\xff\xfe" * 8)   # binary, not UTF-8

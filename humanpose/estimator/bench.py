@@ -215,11 +215,7 @@ def main(args) -> int:
     from .backends import BackendError
     from ..store import ModelError
 
-    try:
-        cfg = config_mod.from_args(args)
-    except config_mod.ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    cfg = config_mod.from_args(args)   # a ConfigError is reported by the cli
     framework = args.framework or cfg.model.framework
     device = args.device or cfg.model.device
     if args.frames < 1:

@@ -164,11 +164,7 @@ def main(args) -> int:
     from .. import config as config_mod
     from ..store import ModelError, load_named
 
-    try:
-        cfg = config_mod.from_args(args)
-    except config_mod.ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    cfg = config_mod.from_args(args)   # a ConfigError is reported by the cli
     models_dir = cfg.resolve(cfg.model.models_dir)
     for name, kind in ((cfg.model.person_model, "person"), (cfg.model.pose_model, "pose")):
         try:
