@@ -162,13 +162,15 @@ def test_rotation_augmentation_settings(tmp_path):
            ("kind: pose\nrelabel_groups: []\n", "relabel_groups must be"),
            ("kind: pose\nrelabel_groups: [legs, legs]\n", "relabel_groups must be"),
            ("kind: pose\nrelabel_groups: arms\n", "relabel_groups must be a list"),
+           ("kind: pose\nrelabel_groups: [arms]\n", "without relabel_with it would do nothing"),
            ("# only a comment\n", "a recipe is a YAML mapping .* not empty"),
            ("- kind: pose\n", "a recipe is a YAML mapping .* not list")]
     for text, message in bad:
         with pytest.raises(ValueError, match=message):
             TrainConfig.load(_recipe(text))
     assert TrainConfig.load(_recipe("kind: pose\nrotation_any_prob: 0.25\n")).rotation_any_prob == 0.25
-    assert TrainConfig.load(_recipe("kind: pose\nrelabel_groups: [arms]\n")).relabel_groups == ["arms"]
+    cfg = TrainConfig.load(_recipe("kind: pose\nrelabel_with: judge.safetensors\nrelabel_groups: [arms]\n"))
+    assert cfg.relabel_groups == ["arms"]
     cfg = TrainConfig.load(_recipe("kind: person\nperson_scale: [0.12, 0.9]\ncover_prob: 0.5\n"))
     assert cfg.person_scale == [0.12, 0.9] and cfg.cover_prob == 0.5
 

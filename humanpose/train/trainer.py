@@ -114,6 +114,9 @@ class TrainConfig:
                 or not all(isinstance(g, str) and g in LIMB_GROUPS for g in groups)):
             raise ValueError(f"{path}: relabel_groups must be a list of distinct names from "
                              f"{list(LIMB_GROUPS)}, not {groups!r}")
+        if "relabel_groups" in data and not cfg.relabel_with:
+            raise ValueError(f"{path}: relabel_groups names the limbs that relabel_with's net may "
+                             "relabel; without relabel_with it would do nothing")
         return cfg
 
 
