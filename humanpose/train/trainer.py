@@ -62,7 +62,8 @@ class TrainConfig:
                                            # a leg whose left/right labels it fits far better
                                            # exchanged is relabelled (relabel_mirrored_limbs)
     relabel_groups: list = field(default_factory=lambda: ["arms", "legs"])   # which limbs it may
-                                           # relabel (LIMB_GROUPS); the judge rates all of them
+                                           # relabel (LIMB_GROUPS; only with relabel_with); the
+                                           # judge rates all of them
     threads: int = 2
     device: str = "auto"                   # cpu | cuda | auto
     run_dir: str = "~/.cache/humanpose/runs/pose"
