@@ -125,15 +125,10 @@ def test_augmented_sample_targets_follow_the_image():
         assert d < 6
 
 
-def test_rotation_augmentation_settings(tmp_path):
+def test_rotation_augmentation_settings():
     """Default ±40°: an upright person never ends upside down; rotation_any_prob=1 turns some
-    over; rotation_prob=0 keeps the torso's angle; the recipe keys are checked."""
-    from humanpose.train.trainer import TrainConfig
+    over; rotation_prob=0 keeps the torso's angle."""
     img = np.zeros((288, 288, 3), np.uint8)
-
-    def _recipe(text: str):
-        (tmp_path / "recipe.yml").write_text(text)
-        return tmp_path / "recipe.yml"
     joints = np.full((14, 2), 144.0)
     joints[:, 1] = np.linspace(60, 230, 14)            # head at the top, ankles at the bottom
     joints[:, 0] += np.linspace(-20, 20, 14)
@@ -146,6 +141,16 @@ def test_rotation_augmentation_settings(tmp_path):
     assert angles().max() <= upright + 40 + 1e-6
     assert angles(rotation_any_prob=1.0).max() > 120
     assert np.allclose(angles(rotation_prob=0.0), upright)
+
+
+def test_recipe_keys_are_checked(tmp_path):
+    """A bad augmentation / relabelling value or a recipe that is not a mapping is a ValueError
+    naming the key; good values load."""
+    from humanpose.train.trainer import TrainConfig
+
+    def _recipe(text: str):
+        (tmp_path / "recipe.yml").write_text(text)
+        return tmp_path / "recipe.yml"
     bad = [("kind: pose\nrotation_any_prob: 1.5\n", "rotation_any_prob"),
            ("kind: pose\nrotation: 270\n", "rotation must be"),
            ("kind: pose\nrotation_prob: often\n", "rotation_prob must be a probability"),
