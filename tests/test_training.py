@@ -467,6 +467,69 @@ def test_eval_cli_end_to_end(tmp_path, capsys):
     assert rep["flip_test"] is True and "flip test" in printed[-2]
     assert rep["rescale"] is False and rep["rescaled_fraction_end_to_end"] == 0
     assert "rescale" not in printed[-2]
+    # which joints were right, per image, agrees with the mean
+    codes = metrics.from_codes(rep["per_image_gt_centre"])
+    assert codes.shape == (3, sk.NUM_JOINTS)
+    assert np.nanmean(codes) * 100 == pytest.approx(rep["pck_gt_centre"], abs=0.01)
+
+    # --compare: the same run again is no different; the PCK line stays the last one
+    args = ["eval", "--data", str(tmp_path / "lsp"), "--config", str(tmp_path / "cfg.yml"),
+            "--no-progress", "--flip-test", "--no-rescale", "--compare", str(out)]
+    assert cli.main(args) == 0
+    printed = capsys.readouterr().out.strip().splitlines()
+    assert printed[-1] == last
+    assert printed[-2] == (f"against {out} (3 images, paired bootstrap): end-to-end +0.00 (95 % "
+                           "interval +0.00 to +0.00)  gt-centre +0.00 (95 % interval +0.00 to +0.00)")
+    # ... on other images (here shrunk ones) it says so and is not compared; the report is printed
+    other = dict(rep, shrink=0.5)
+    (tmp_path / "other.json").write_text(json.dumps(other))
+    assert cli.main(args[:-1] + [str(tmp_path / "other.json")]) == 0
+    printed = capsys.readouterr().out.strip().splitlines()
+    assert printed[-2].startswith("not compared with ") and "shrink differ" in printed[-2]
+    assert printed[-1] == last
+    # a baseline that cannot be compared stops before the evaluation, naming what is wrong
+    old = {k: v for k, v in rep.items() if not k.startswith("per_image")}
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    (tmp_path / "bad.json").write_text(json.dumps(dict(rep, per_image_gt_centre=["1x"] * 3)))
+    (tmp_path / "text.json").write_text("PCK@0.2 end-to-end: 50.0")
+    for name, message in (("missing.json", "missing.json not found"),
+                          ("old.json", "lacks per_image_end_to_end, per_image_gt_centre"),
+                          ("bad.json", "per_image_gt_centre: per-image codes must be strings"),
+                          ("text.json", "is not a JSON report")):
+        assert cli.main(args[:-1] + [str(tmp_path / name)]) == 2
+        captured = capsys.readouterr()
+        assert message in captured.err and "PCK@0.2" not in captured.out
+
+
+def test_paired_difference_of_two_results():
+    """The PCK difference of two results on the same images, with a paired-bootstrap interval."""
+    rng = np.random.default_rng(0)
+    base = (rng.random((400, sk.NUM_JOINTS)) < 0.6).astype(float)
+    base[:, 3] = np.nan                                     # a joint never annotated
+    same = metrics.paired_difference(base, base)
+    assert same == (0.0, 0.0, 0.0)
+    better = base.copy()
+    better[:40, 0] = 1 - better[:40, 0]                     # 40 joints flipped ...
+    won = (better[:40, 0] == 1).sum() - (better[:40, 0] == 0).sum()
+    d, lo, hi = metrics.paired_difference(base, better)
+    assert d == pytest.approx(100 * won / (400 * 13))       # ... exactly their net gain counted
+    assert lo <= d <= hi
+    gain = base.copy()
+    gain[:, 0] = 1.0                                        # a gain on every wrong joint 0: sure
+    d, lo, hi = metrics.paired_difference(base, gain)
+    assert d > 0 and lo > 0
+    noise = base.copy()
+    flip = rng.random(400) < 0.1                            # as many joints won as lost: unsure
+    noise[flip, 1] = 1 - noise[flip, 1]
+    d, lo, hi = metrics.paired_difference(base, noise)
+    assert lo < 0 < hi and abs(d) < hi - lo
+    with pytest.raises(ValueError, match="not on the same images"):
+        metrics.paired_difference(base, base[:-1])
+    codes = metrics.correct_codes(base[:2])
+    assert len(codes[0]) == sk.NUM_JOINTS and codes[0][3] == "-"
+    assert np.array_equal(metrics.from_codes(codes), base[:2], equal_nan=True)
+    with pytest.raises(ValueError, match="differ in length"):
+        metrics.from_codes(["10", "1"])
 
 
 def test_pck_by_torso_orientation():

@@ -26,6 +26,12 @@ each image is scaled by F and pasted, at a position drawn from a fixed seed, on 
 of the original size (not on another image: LSP images are full of large people, who would
 stand behind the small one).  The annotated joints move with it, so both modes and the
 detector recall are measured on the small person.
+
+``--compare BASE.json`` (a report written by ``--json`` for other weights or settings on the
+same images) adds the difference in both modes with its 95 % interval from a paired bootstrap
+over the images: the JSON keeps which joints were correct in each image (``per_image_*``:
+'1' / '0' / '-' for not annotated, in joint order), so two results can be compared image by
+image.  On 500 images a difference of half a point is usually inside that interval.
 """
 from __future__ import annotations
 
@@ -40,8 +46,8 @@ import numpy as np
 
 from ..skeleton import JOINT_LABELS, NUM_JOINTS
 from .datasets import DatasetError, PoseSet, person_box, read_lsp_dir, splits
-from .metrics import (TORSO_DEFINITION, pck_by_orientation, pck_correct, pck_summary,
-                      rate_by_orientation)
+from .metrics import (TORSO_DEFINITION, correct_codes, from_codes, paired_difference,
+                      pck_by_orientation, pck_correct, pck_summary, rate_by_orientation)
 
 DETECTION_RADIUS = 0.3
 
@@ -129,6 +135,8 @@ def evaluate(estimator, data: PoseSet, progress: bool = True, shrink: float = 1.
         "pck_gt_centre": round(pck_gt, 2),
         "per_joint_end_to_end": {j: round(float(v), 2) for j, v in zip(JOINT_LABELS, per_e2e)},
         "per_joint_gt_centre": {j: round(float(v), 2) for j, v in zip(JOINT_LABELS, per_gt)},
+        "per_image_end_to_end": correct_codes(ok_e2e),
+        "per_image_gt_centre": correct_codes(ok_gt),
         "by_orientation_end_to_end": pck_by_orientation(ok_e2e, gt),
         "by_orientation_gt_centre": pck_by_orientation(ok_gt, gt),
         "n_images": n,
@@ -176,6 +184,55 @@ def format_report(rep: dict) -> str:
     return "\n".join(lines)
 
 
+MODES = (("end-to-end", "per_image_end_to_end"), ("gt-centre", "per_image_gt_centre"))
+SAME = ("n_images", "data", "shrink")   # what two reports must share to be compared (data: by name)
+
+
+def _same(key: str, rep: dict):
+    return Path(rep.get(key, "")).name if key == "data" else rep.get(key)
+
+
+def read_baseline(path) -> dict:
+    """A report written by ``eval --json``, checked to hold the per-image results."""
+    try:
+        rep = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"--compare: {path} not found") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"--compare: {path} is not a JSON report ({exc})") from None
+    if not isinstance(rep, dict):
+        raise ValueError(f"--compare: {path} is not a JSON report (not a mapping)")
+    missing = [k for k in SAME + tuple(key for _, key in MODES) if k not in rep]
+    if missing:
+        raise ValueError(f"--compare: {path} lacks {', '.join(missing)}: write it with "
+                         f"`humanpose eval --json` (reports before session 23 lack the per-image results)")
+    for _, key in MODES:
+        try:
+            codes = from_codes(rep[key])
+        except ValueError as exc:
+            raise ValueError(f"--compare: {path}: {key}: {exc}") from None
+        if codes.shape != (rep["n_images"], NUM_JOINTS):
+            raise ValueError(f"--compare: {path}: {key} holds {codes.shape[0]} images x "
+                             f"{codes.shape[-1]} joints, not {rep['n_images']} x {NUM_JOINTS}")
+    return rep
+
+
+def comparison_lines(base: dict, rep: dict, name: str) -> list[str]:
+    """Lines saying how ``rep`` differs from ``base`` in both modes (paired bootstrap)."""
+    differ = [k for k in SAME if _same(k, base) != _same(k, rep)]
+    if differ:
+        return [f"not compared with {name}: its {', '.join(differ)} differ from this run's "
+                f"({', '.join(f'{_same(k, base)} vs {_same(k, rep)}' for k in differ)})"]
+    parts = []
+    for label, key in MODES:
+        try:
+            d, lo, hi = paired_difference(from_codes(base[key]), from_codes(rep[key]))
+        except ValueError as exc:    # e.g. other images under the same name
+            return [f"not compared with {name}: {exc}"]
+        parts.append(f"{label} {d:+.2f} (95 % interval {lo:+.2f} to {hi:+.2f})")
+    return [f"against {name} ({base['n_images']} images, paired bootstrap): " + "  ".join(parts)]
+
+
 def add_arguments(p) -> None:
     p.add_argument("--data", required=True, help="directory with images/*.jpg and joints.mat")
     p.add_argument("--format", choices=("lsp", "lspet"), default="lsp",
@@ -195,6 +252,9 @@ def add_arguments(p) -> None:
                         "grey canvas of its size (see the module doc)")
     p.add_argument("--limit", type=int, help="evaluate only the first N images")
     p.add_argument("--json", help="write the report as JSON here")
+    p.add_argument("--compare", metavar="BASE.json",
+                   help="also print the difference from an earlier --json report on the same "
+                        "images, with its 95 %% interval (paired bootstrap over the images)")
     p.add_argument("--no-progress", action="store_true")
 
 
@@ -211,15 +271,19 @@ def main(args) -> int:
             raise ValueError(f"--shrink must be in (0, 1], not {args.shrink}")
         if args.limit:
             data = data.subset(np.arange(min(args.limit, len(data))))
+        base = read_baseline(args.compare) if args.compare else None
         from ..estimator.pipeline import PoseEstimator
         estimator = PoseEstimator(cfg)
     except (ConfigError, ModelError, DatasetError, OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     rep = evaluate(estimator, data, progress=not args.no_progress, shrink=args.shrink)
-    rep["data"] = str(args.data) + (" (validation split)" if args.split == "val" else "")
+    rep["data"] = str(Path(args.data)) + (" (validation split)" if args.split == "val" else "")
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(rep, indent=2) + "\n")
-    print(format_report(rep))
+    lines = format_report(rep).splitlines()
+    if base is not None:     # before the last line, which stays the PCK line
+        lines[-1:-1] = comparison_lines(base, rep, args.compare)
+    print("\n".join(lines))
     return 0

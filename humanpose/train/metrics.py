@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..skeleton import JOINT_INDEX
+from ..skeleton import JOINT_INDEX, NUM_JOINTS
 
 TORSO = (JOINT_INDEX["l_shoulder"], JOINT_INDEX["r_hip"])
 TORSO_DEFINITION = "torso diameter = distance from the left shoulder to the right hip"
@@ -71,3 +71,37 @@ def rate_by_orientation(hit: np.ndarray, gt: np.ndarray) -> dict:
         out[name] = {"persons": int(m.sum()),
                      "rate": round(float(np.mean(hit[m]) * 100.0), 2) if m.any() else None}
     return out
+
+
+def correct_codes(correct: np.ndarray) -> list[str]:
+    """(N,14) correct array (1 / 0 / NaN) -> one string per image, '1' / '0' / '-' per joint."""
+    return ["".join("-" if np.isnan(v) else str(int(v)) for v in row) for row in correct]
+
+
+def from_codes(codes: list[str]) -> np.ndarray:
+    """The inverse of :func:`correct_codes`."""
+    table = {"1": 1.0, "0": 0.0, "-": np.nan}
+    try:
+        rows = [[table[c] for c in code] for code in codes]
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"per-image codes must be strings of 1, 0 and -, not {exc}") from None
+    if len({len(r) for r in rows}) > 1:
+        raise ValueError("per-image codes differ in length")
+    return np.array(rows, dtype=np.float64).reshape(len(rows), len(rows[0]) if rows else NUM_JOINTS)
+
+
+def paired_difference(base: np.ndarray, new: np.ndarray, rounds: int = 2000,
+                      seed: int = 0) -> tuple[float, float, float]:
+    """PCK of ``new`` minus PCK of ``base`` (percent points) on the same images and joints, and
+    its 95 % interval from a paired bootstrap over the images (both results resampled together,
+    so the differences between images, the bulk of the noise, cancel)."""
+    base, new = np.asarray(base, np.float64), np.asarray(new, np.float64)
+    if base.shape != new.shape or not np.array_equal(np.isnan(base), np.isnan(new)):
+        raise ValueError("the two results are not on the same images and joints")
+    counted = (~np.isnan(base)).sum(1)
+    gain = np.nansum(new, 1) - np.nansum(base, 1)          # per image: joints won minus lost
+    diff = 100.0 * gain.sum() / max(counted.sum(), 1)
+    idx = np.random.default_rng(seed).integers(0, len(gain), size=(rounds, len(gain)))
+    boot = 100.0 * gain[idx].sum(1) / np.maximum(counted[idx].sum(1), 1)
+    lo, hi = np.percentile(boot, [2.5, 97.5])
+    return float(diff), float(lo), float(hi)
