@@ -159,6 +159,7 @@ def test_recipe_keys_are_checked(tmp_path):
            ("kind: pose\npose_scale: [0.4, 1.3]\n", "pose_scale must be"),
            ("kind: pose\nzoom_prob: 1.2\n", "zoom_prob must be a probability"),
            ("kind: pose\nlowres_prob: -0.1\n", "lowres_prob must be a probability"),
+           ("kind: pose\ncut_prob: 1.5\n", "cut_prob must be a probability"),
            ("kind: pose\ntranslation: 0.8\n", "translation must be a fraction of the crop"),
            ("kind: person\ncover_prob: 2\n", "cover_prob must be a probability"),
            ("kind: person\ndistractor_prob: yes\n", "distractor_prob must be a probability"),
@@ -487,6 +488,16 @@ def test_eval_cli_end_to_end(tmp_path, capsys):
     printed = capsys.readouterr().out.strip().splitlines()
     assert printed[-2].startswith("not compared with ") and "shrink differ" in printed[-2]
     assert printed[-1] == last
+    # --waist-up: the upright stick figures cut below the hips; not comparable with whole images
+    assert cli.main(args[:-1] + [str(out), "--waist-up", "--json", str(tmp_path / "wu.json")]) == 0
+    printed = capsys.readouterr().out.strip().splitlines()
+    assert "waist-up" in printed[-3] and "its framing differ" in printed[-2]
+    assert printed[-2].endswith("(whole vs waist-up)")
+    wu = json.loads((tmp_path / "wu.json").read_text())
+    assert wu["framing"] == "waist-up" and wu["waist_up_index"] == [0, 1, 2] and rep["framing"] == "whole"
+    codes = metrics.from_codes(wu["per_image_gt_centre"])
+    ankles = [sk.JOINT_INDEX["r_ankle"], sk.JOINT_INDEX["l_ankle"]]
+    assert np.isnan(codes[:, ankles]).all() and np.isfinite(codes[:, :8]).all()
     # a baseline that cannot be compared stops before the evaluation, naming what is wrong
     old = {k: v for k, v in rep.items() if not k.startswith("per_image")}
     (tmp_path / "old.json").write_text(json.dumps(old))
@@ -613,6 +624,87 @@ def test_eval_shrink_moves_the_joints_with_the_picture():
     rep = rate_by_orientation(np.array([True, False]), gt)
     assert rep["upright"] == {"persons": 1, "rate": 100.0}
     assert rep["inverted"] == {"persons": 1, "rate": 0.0} and rep["tilted"]["rate"] is None
+
+
+def test_eval_waist_up_frames_an_upright_person_as_a_webcam_does():
+    """--waist-up: upright persons only, the image cut from a little above the upper body to a
+    little below the hips, 4:3 around the upper body; the joints cut off are not evaluated."""
+    from humanpose.train import evaluate as ev
+    j = {"head_top": (300, 100), "neck": (300, 150), "r_shoulder": (270, 160), "l_shoulder": (330, 160),
+         "r_elbow": (250, 210), "l_elbow": (350, 210), "r_wrist": (240, 255), "l_wrist": (360, 255),
+         "r_hip": (285, 250), "l_hip": (315, 252), "r_knee": (285, 330), "l_knee": (315, 330),
+         "r_ankle": (285, 410), "l_ankle": (315, 410)}
+    joints = np.array([j[name] for name in sk.JOINTS], float)
+    img = np.zeros((480, 800, 3), np.uint8)
+    img[:, :, 0] = np.arange(800) % 256
+    img[:, :, 1] = np.arange(480)[:, None] % 256
+    torso = np.linalg.norm(joints[[8, 11]].mean(0) - joints[1])
+    assert ev.waist_up_eligible(joints)
+    x0, y0, x1, y1 = ev.waist_up_window(joints, img.shape)
+    assert y0 == round(100 - 0.4 * torso) and y1 == round(252 + 0.3 * torso)
+    assert x1 - x0 == round(4 / 3 * (y1 - y0)) and abs((x0 + x1) / 2 - 300) <= 1
+    cut, moved = ev.waist_up(img, joints)
+    assert cut.shape == (y1 - y0, x1 - x0, 3)
+    assert cut[0, 0, 0] == x0 % 256 and cut[0, 0, 1] == y0 % 256       # the image's pixels, moved
+    lower = [sk.JOINT_INDEX[n] for n in ("r_knee", "l_knee", "r_ankle", "l_ankle")]
+    assert np.isnan(moved[lower]).all()
+    kept = [n for n in range(sk.NUM_JOINTS) if n not in lower]
+    assert np.allclose(moved[kept], joints[kept] - (x0, y0))
+    # near the image's edge the window stays inside it (and no wider than the image)
+    x0, y0, x1, y1 = ev.waist_up_window(joints - (280, 0), img.shape)
+    assert x0 == 0 and x1 == round(4 / 3 * (y1 - y0))
+    assert ev.waist_up_window(joints, (480, 200))[::2] == (0, 200)
+    # upside down, lying, or without a hip: not framed waist-up
+    assert not ev.waist_up_eligible(joints * (1, -1))
+    lying = joints.copy()
+    lying[:, 0], lying[:, 1] = joints[:, 1], joints[:, 0]
+    assert not ev.waist_up_eligible(lying)
+    no_hip = joints.copy()
+    no_hip[sk.JOINT_INDEX["l_hip"]] = np.nan
+    assert not ev.waist_up_eligible(no_hip)
+
+
+def test_pose_sample_frame_edge_cut():
+    """cut_prob: an upright person framed as a webcam frames one, grey below a line under the
+    hips, the joints there untrained; other persons are sampled as before."""
+    from humanpose.train.samples import CUT_RANGE, pose_sample
+    img = np.random.default_rng(0).integers(0, 256, (288, 288, 3)).astype(np.uint8)   # textured
+    joints = np.column_stack([np.full(14, 144.0), np.zeros(14)])
+    for name, y in (("head_top", 40), ("neck", 70), ("r_shoulder", 75), ("l_shoulder", 75),
+                    ("r_elbow", 110), ("l_elbow", 110), ("r_wrist", 140), ("l_wrist", 140),
+                    ("r_hip", 150), ("l_hip", 150), ("r_knee", 200), ("l_knee", 200),
+                    ("r_ankle", 250), ("l_ankle", 250)):
+        joints[sk.JOINT_INDEX[name], 1] = y
+    joints[:, 0] += np.linspace(-10, 10, 14)
+    rng = np.random.default_rng(1)
+    neck, hips = sk.JOINT_INDEX["neck"], [sk.JOINT_INDEX["r_hip"], sk.JOINT_INDEX["l_hip"]]
+    below = []
+    for _ in range(40):
+        x, t, w, j = pose_sample(img, joints, 160, rng, rotation_prob=0.0, cut_prob=1.0,
+                                 lowres_prob=0.0)
+        flat = x[:3].std(axis=2).max(0) < 1e-6                 # rows of one colour: the cut's grey
+        flat[:int(j[neck, 1]) + 1] = False                     # (or the border above the head)
+        edge = int(np.argmax(flat)) if flat.any() else 160     # first grey row below the neck
+        assert flat[edge:].all()                               # grey down to the bottom
+        cut = ~np.isfinite(j[:, 0])
+        assert np.array_equal(w[:sk.NUM_JOINTS], (~cut).astype(np.float32))
+        assert not cut[:8].any() and cut[[sk.JOINT_INDEX["r_ankle"], sk.JOINT_INDEX["l_ankle"]]].all()
+        assert (j[~cut, 1] < edge + 0.5).all()
+        scale = (j[neck, 1] - j[sk.JOINT_INDEX["head_top"], 1]) / 30.0   # crop px per source px
+        hip_y = j[neck, 1] + 80 * scale                                  # the hips, in the crop
+        assert cut[hips].all() == (hip_y > edge - 0.5 + 1e-6)
+        below.append((edge - 0.5 - hip_y) / (80 * scale))              # torso lengths
+    below = np.array(below)
+    assert below.min() > CUT_RANGE[0] - 0.1 and below.max() < CUT_RANGE[1] + 0.1
+    assert np.ptp(below) > 0.4
+    # an upside-down person is never cut; without cut_prob the rng draws as before
+    flipped = joints * (1, -1) + (0, 288)
+    for seed in range(10):
+        x, _, w, j = pose_sample(img, flipped, 160, np.random.default_rng(seed), cut_prob=1.0)
+        assert w.all() and not (x[:3].std(axis=2).max(0)[100:] < 1e-6).all()
+    a = pose_sample(img, joints, 160, np.random.default_rng(3))
+    b = pose_sample(img, joints, 160, np.random.default_rng(3), cut_prob=0.0)
+    assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
 
 
 def test_stage_loss_sums_stages_and_weighs_peaks():

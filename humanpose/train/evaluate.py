@@ -27,6 +27,14 @@ of the original size (not on another image: LSP images are full of large people,
 stand behind the small one).  The annotated joints move with it, so both modes and the
 detector recall are measured on the small person.
 
+``--waist-up`` asks how the estimator does on a person framed as a webcam frames someone at a
+desk: only the persons whose torso is within WAIST_UP_TILT of upright (and whose neck and hips
+are annotated) are evaluated, each on the part of the image that shows them from a little above
+the head (or the raised hands) down to a little below the hips, 4:3 and centred on the upper
+body (:func:`waist_up_window`); the joints cut off are not counted.  Comparing it with the same
+joints on the whole images (``per_image_*`` with ``waist_up_index``) shows what the frame's
+edge costs.
+
 ``--compare BASE.json`` (a report written by ``--json`` for other weights or settings on the
 same images) adds the difference in both modes with its 95 % interval from a paired bootstrap
 over the images: the JSON keeps which joints were correct in each image (``per_image_*``:
@@ -44,12 +52,17 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..skeleton import JOINT_LABELS, NUM_JOINTS
+from ..skeleton import JOINT_INDEX, JOINT_LABELS, NUM_JOINTS
 from .datasets import DatasetError, PoseSet, person_box, read_lsp_dir, splits
 from .metrics import (TORSO_DEFINITION, correct_codes, from_codes, paired_difference,
-                      pck_by_orientation, pck_correct, pck_summary, rate_by_orientation)
+                      pck_by_orientation, pck_correct, pck_summary, rate_by_orientation,
+                      torso_angle)
 
 DETECTION_RADIUS = 0.3
+WAIST_UP_TILT = 45.0      # --waist-up: persons whose torso is within this of upright (degrees)
+WAIST_UP_ABOVE = 0.4      # ... framed from this many torso lengths above the highest upper-body joint
+WAIST_UP_BELOW = 0.3      # ... down to this many below the lower hip, 4:3
+UPPER_BODY = slice(0, 8)  # head top, neck, shoulders, elbows, wrists (the skeleton's first 8)
 
 
 def match(persons, joints: np.ndarray) -> tuple[int | None, int | None]:
@@ -82,6 +95,44 @@ def shrunk(img: np.ndarray, joints: np.ndarray, factor: float,
     return out, joints * (kx, ky) + (ox + 0.5 * kx - 0.5, oy + 0.5 * ky - 0.5)
 
 
+def waist_up_eligible(joints: np.ndarray) -> bool:
+    """Whether ``joints`` (14, 2) can be framed waist-up: neck and hips annotated, torso within
+    WAIST_UP_TILT of upright (head above hips)."""
+    neck, hips = joints[JOINT_INDEX["neck"]], joints[[JOINT_INDEX["r_hip"], JOINT_INDEX["l_hip"]]]
+    if not (np.isfinite(neck).all() and np.isfinite(hips).all()):
+        return False
+    return bool(torso_angle(joints[None])[0] < WAIST_UP_TILT)
+
+
+def waist_up_window(joints: np.ndarray, shape: tuple[int, int]) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1): the part of an image of ``shape`` (h, w) that a webcam would show of
+    the (eligible) person ``joints``: from WAIST_UP_ABOVE torso lengths above the highest of the
+    upper body's joints down to WAIST_UP_BELOW below the lower hip, 4/3 as wide as high (at most
+    the image's width), centred on the upper body and kept inside the image."""
+    h, w = shape[:2]
+    neck, hips = joints[JOINT_INDEX["neck"]], joints[[JOINT_INDEX["r_hip"], JOINT_INDEX["l_hip"]]]
+    torso = float(np.linalg.norm(hips.mean(0) - neck))
+    upper = joints[UPPER_BODY]
+    upper = upper[np.isfinite(upper[:, 0])]
+    y1 = int(min(h, round(hips[:, 1].max() + WAIST_UP_BELOW * torso)))
+    y0 = int(max(0, round(upper[:, 1].min() - WAIST_UP_ABOVE * torso)))
+    width = min(w, int(round(4 / 3 * (y1 - y0))))
+    cx = (upper[:, 0].min() + upper[:, 0].max()) / 2.0
+    x0 = int(np.clip(round(cx - width / 2.0), 0, w - width))
+    return x0, y0, x0 + width, y1
+
+
+def waist_up(img: np.ndarray, joints: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``img`` cut to :func:`waist_up_window`; returns (the cut, ``joints`` in it, NaN where cut
+    off)."""
+    x0, y0, x1, y1 = waist_up_window(joints, img.shape)
+    out = joints - (x0, y0)
+    inside = ((out[:, 0] >= -0.5) & (out[:, 0] <= x1 - x0 - 0.5)
+              & (out[:, 1] >= -0.5) & (out[:, 1] <= y1 - y0 - 0.5))
+    out[~inside] = np.nan
+    return np.ascontiguousarray(img[y0:y1, x0:x1]), out
+
+
 def _read(path) -> np.ndarray:
     img = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if img is None:
@@ -89,10 +140,16 @@ def _read(path) -> np.ndarray:
     return img
 
 
-def evaluate(estimator, data: PoseSet, progress: bool = True, shrink: float = 1.0) -> dict:
+def evaluate(estimator, data: PoseSet, progress: bool = True, shrink: float = 1.0,
+             waist_up_framing: bool = False) -> dict:
     """Run both modes over ``data`` (each image shrunk as :func:`shrunk` does when ``shrink``
-    < 1); returns the JSON-able report."""
+    < 1; with ``waist_up_framing`` only the eligible persons, each image cut as :func:`waist_up`
+    does); returns the JSON-able report."""
     from tqdm import tqdm
+    index = np.arange(len(data))
+    if waist_up_framing:
+        index = np.array([i for i in index if waist_up_eligible(data.joints[i])], int)
+        data = data.subset(index)
     n = len(data)
     gt = data.joints.copy()
     pred_gt = np.full((n, NUM_JOINTS, 2), np.nan)
@@ -105,8 +162,10 @@ def evaluate(estimator, data: PoseSet, progress: bool = True, shrink: float = 1.
     t_gt = t_e2e = 0.0
     for i in tqdm(range(n), desc="eval", disable=not progress):
         img = _read(data.images[i])
+        if waist_up_framing:
+            img, gt[i] = waist_up(img, data.joints[i])
         if shrink < 1.0:
-            img, gt[i] = shrunk(img, data.joints[i], shrink, np.random.default_rng(i))
+            img, gt[i] = shrunk(img, gt[i], shrink, np.random.default_rng(i))
         centre, _ = person_box(gt[i])
         t0 = time.perf_counter()
         res = estimator.estimate(img, frame_index=i, keep_maps=False, centres=centre[None])
@@ -152,6 +211,8 @@ def evaluate(estimator, data: PoseSet, progress: bool = True, shrink: float = 1.
         "flip_test": cfg.estimator.flip_test,
         "rescale": cfg.estimator.rescale,
         "shrink": shrink,
+        "framing": "waist-up" if waist_up_framing else "whole",
+        **({"waist_up_index": index.tolist()} if waist_up_framing else {}),
         "rescaled_fraction_end_to_end": round(rescaled / max(found, 1), 3),
         "backend": estimator.backend_name,
         "person_model": cfg.model.person_model,
@@ -178,17 +239,21 @@ def format_report(rep: dict) -> str:
                  f"s/image: {rep['seconds_per_image_end_to_end']:.3f} (end-to-end)  "
                  f"boxsize: {rep['boxsize']}{'  flip test' if rep.get('flip_test') else ''}"
                  f"{'  rescale' if rep.get('rescale') else ''}"
-                 f"{'  shrink %g' % rep['shrink'] if rep.get('shrink', 1.0) < 1.0 else ''}  "
+                 f"{'  shrink %g' % rep['shrink'] if rep.get('shrink', 1.0) < 1.0 else ''}"
+                 f"{'  waist-up' if rep.get('framing') == 'waist-up' else ''}  "
                  f"backend: {rep['backend']}")
     lines.append(f"PCK@0.2 end-to-end: {rep['pck_end_to_end']:.1f}  gt-centre: {rep['pck_gt_centre']:.1f}")
     return "\n".join(lines)
 
 
 MODES = (("end-to-end", "per_image_end_to_end"), ("gt-centre", "per_image_gt_centre"))
-SAME = ("n_images", "data", "shrink")   # what two reports must share to be compared (data: by name)
+SAME = ("n_images", "data", "shrink", "framing")   # what two reports must share to be compared
+REQUIRED = SAME[:3]              # (data: by name; reports before session 24 have no framing key)
 
 
 def _same(key: str, rep: dict):
+    if key == "framing":
+        return rep.get(key, "whole")
     return Path(rep.get(key, "")).name if key == "data" else rep.get(key)
 
 
@@ -202,7 +267,7 @@ def read_baseline(path) -> dict:
         raise ValueError(f"--compare: {path} is not a JSON report ({exc})") from None
     if not isinstance(rep, dict):
         raise ValueError(f"--compare: {path} is not a JSON report (not a mapping)")
-    missing = [k for k in SAME + tuple(key for _, key in MODES) if k not in rep]
+    missing = [k for k in REQUIRED + tuple(key for _, key in MODES) if k not in rep]
     if missing:
         raise ValueError(f"--compare: {path} lacks {', '.join(missing)}: write it with "
                          f"`humanpose eval --json` (reports before session 23 lack the per-image results)")
@@ -250,6 +315,9 @@ def add_arguments(p) -> None:
     p.add_argument("--shrink", type=float, default=1.0, metavar="F",
                    help="small people: scale each image by F (0 < F <= 1) and paste it on a "
                         "grey canvas of its size (see the module doc)")
+    p.add_argument("--waist-up", action="store_true",
+                   help="webcam framing: only the persons within 45 degrees of upright, each image "
+                        "cut a little below the hips (see the module doc)")
     p.add_argument("--limit", type=int, help="evaluate only the first N images")
     p.add_argument("--json", help="write the report as JSON here")
     p.add_argument("--compare", metavar="BASE.json",
@@ -277,7 +345,8 @@ def main(args) -> int:
     except (ConfigError, ModelError, DatasetError, OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    rep = evaluate(estimator, data, progress=not args.no_progress, shrink=args.shrink)
+    rep = evaluate(estimator, data, progress=not args.no_progress, shrink=args.shrink,
+                   waist_up_framing=args.waist_up)
     rep["data"] = str(Path(args.data)) + (" (validation split)" if args.split == "val" else "")
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)

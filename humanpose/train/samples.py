@@ -22,6 +22,10 @@ from .datasets import person_box
 
 LOWRES_RANGE = (0.15, 0.6)   # pose samples: resolution factor of the low-resolution augmentation
 UPPER = [JOINT_INDEX[n] for n in ("head_top", "neck", "r_shoulder", "l_shoulder", "r_hip", "l_hip")]
+HIPS = [JOINT_INDEX["r_hip"], JOINT_INDEX["l_hip"]]
+CUT_RANGE = (-0.1, 0.8)      # pose samples, frame-edge cut: torso lengths below the lower hip
+CUT_SCALE = (0.5, 1.0)       # ... and the size of what stays in view, a fraction of the crop
+CUT_MAX_TILT = 45.0          # ... for persons whose torso is at most this far from upright (degrees)
 
 
 def flip_joints(joints: np.ndarray, width: int) -> np.ndarray:
@@ -75,12 +79,19 @@ def pose_sample(image: np.ndarray, joints: np.ndarray, size: int, rng: np.random
                 augment: bool = True, centre_sigma: float = 0.06, rotation: float = 40.0,
                 rotation_prob: float = 0.6, rotation_any_prob: float = 0.0,
                 lowres_prob: float = 0.0, scale: tuple[float, float] = (0.3, 0.95),
-                zoom_prob: float = 0.2, translation: float = 0.04):
+                zoom_prob: float = 0.2, translation: float = 0.04, cut_prob: float = 0.0):
     """One pose-net training sample from a cached crop.
 
     Scale: the person's size (larger side of its joint box) is a uniform fraction ``scale`` of
     the crop, or with probability ``zoom_prob`` 1.1-2.0 of it, centred on the upper body
     (waist-up / truncated framing).
+
+    Frame-edge cut: with probability ``cut_prob`` the sample is framed as a webcam frames a
+    person at a desk: everything below a horizontal line CUT_RANGE torso lengths below the lower
+    hip is grey (the frame's edge, as the pipeline pads a crop that reaches past the frame),
+    the joints there are not trained (weight 0), and what stays in view is CUT_SCALE of the
+    crop, centred (the pipeline's rescale pass fits the visible joints to 0.65 of the box).
+    The zoom above instead cuts the person at the crop's edge, with the body going on.
 
     Rotation: with probability ``rotation_any_prob`` a uniform angle in ±180°, else with
     probability ``rotation_prob`` a uniform angle in ±``rotation`` degrees, else none.
@@ -96,9 +107,13 @@ def pose_sample(image: np.ndarray, joints: np.ndarray, size: int, rng: np.random
     """
     centre, psize = person_box(joints)
     frac = 0.65
-    angle, shift, flip = 0.0, (0.0, 0.0), False
+    angle, shift, flip, cut = 0.0, (0.0, 0.0), False, None
     if augment:
-        if rng.random() < zoom_prob:                 # zoom: waist-up / truncated framing
+        view = _cut_view(joints, rng) if cut_prob and rng.random() < cut_prob else None
+        if view is not None:                         # frame-edge cut: see the docstring
+            centre, psize, cut = view
+            frac = rng.uniform(*CUT_SCALE)
+        elif rng.random() < zoom_prob:               # zoom: waist-up / truncated framing
             frac = rng.uniform(1.1, 2.0)
             up = joints[UPPER]
             up = up[np.isfinite(up[:, 0])]
@@ -117,6 +132,10 @@ def pose_sample(image: np.ndarray, joints: np.ndarray, size: int, rng: np.random
     crop = cv2.warpAffine(image, m, (size, size), flags=cv2.INTER_LINEAR,
                           borderMode=cv2.BORDER_CONSTANT, borderValue=(128, 128, 128))
     j = _warp_joints(joints, m)
+    if cut is not None:
+        y = np.nanmax(j[HIPS, 1]) + cut * k          # the frame's edge, crop pixels
+        crop[max(0, int(np.floor(y + 0.5))):] = 128  # rows whose centre lies below it
+        j[j[:, 1] > y] = np.nan
     if flip:
         crop = crop[:, ::-1]
         j = flip_joints(j, size)
@@ -131,6 +150,26 @@ def pose_sample(image: np.ndarray, joints: np.ndarray, size: int, rng: np.random
     x[:3] = crop.transpose(2, 0, 1) / 256.0 - 0.5
     x[3] = centre_map(size, centre_sigma * size)
     return x, targets, weights, j
+
+
+def _cut_view(joints: np.ndarray, rng: np.random.Generator):
+    """A frame-edge cut for :func:`pose_sample`: (centre, size) of what stays in view (the upper
+    body's joints and the cut line, source pixels) and the cut's distance below the lower hip
+    (source pixels); None when a hip or the neck is missing or the torso is more than
+    CUT_MAX_TILT from upright (a frame cuts a seated or standing person below the hips)."""
+    hips, neck = joints[HIPS], joints[JOINT_INDEX["neck"]]
+    if not (np.isfinite(hips).all() and np.isfinite(neck).all()):
+        return None
+    torso = hips.mean(0) - neck
+    if torso[1] <= 0 or np.degrees(np.arctan2(abs(torso[0]), torso[1])) > CUT_MAX_TILT:
+        return None
+    below = rng.uniform(*CUT_RANGE) * float(np.linalg.norm(torso))
+    up = joints[UPPER]
+    up = up[np.isfinite(up[:, 0])]
+    lo, hi = up.min(0), up.max(0)
+    hi[1] = max(hi[1], hips[:, 1].max() + below)
+    lo[1] = min(lo[1], hips[:, 1].max() + below)
+    return (lo + hi) / 2.0, float(max(hi - lo)), below
 
 
 def _feather_mask(h: int, w: int) -> np.ndarray:

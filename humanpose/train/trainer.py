@@ -52,6 +52,8 @@ class TrainConfig:
     pose_scale: list = field(default_factory=lambda: [0.3, 0.95])   # pose: a person's size as a
                                            # fraction of the crop, uniform in this range, ...
     zoom_prob: float = 0.2                 # ... or with this probability 1.1-2.0 (waist-up framing)
+    cut_prob: float = 0.0                  # pose: frame a person as a webcam does, grey below a line
+                                           # under the hips (samples.pose_sample)
     translation: float = 0.04              # pose: sd of the person's offset from the crop centre,
                                            # a fraction of the crop side
     person_scale: list = field(default_factory=lambda: [0.25, 0.9])   # person: a person's size
@@ -96,6 +98,7 @@ class TrainConfig:
                               ("distractor_prob", 1.0, "a probability in 0..1"),
                               ("lowres_prob", 1.0, "a probability in 0..1"),
                               ("zoom_prob", 1.0, "a probability in 0..1"),
+                              ("cut_prob", 1.0, "a probability in 0..1"),
                               ("translation", 0.5, "a fraction of the crop in 0..0.5")):
             value = getattr(cfg, key)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= hi:
@@ -147,6 +150,7 @@ class Batches:
                                           rotation_any_prob=cfg.rotation_any_prob,
                                           lowres_prob=cfg.lowres_prob,
                                           scale=tuple(cfg.pose_scale), zoom_prob=cfg.zoom_prob,
+                                          cut_prob=cfg.cut_prob,
                                           translation=cfg.translation)
                                 for i in rng.integers(0, n, cfg.batch_size)))
             return (torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ts)),
