@@ -707,6 +707,46 @@ def test_pose_sample_frame_edge_cut():
     assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
 
 
+def test_person_scene_webcam_frame():
+    """cut_prob in person scenes: one upright person cut by the scene's bottom edge below the
+    hips, the target at the centre of its joints in view; no upright person, no such scene."""
+    from humanpose.train.samples import CUT_FILL, _cut_scene, person_scene
+    imgs = np.random.default_rng(0).integers(0, 256, (2, 288, 288, 3)).astype(np.uint8)
+    joints = np.zeros((2, sk.NUM_JOINTS, 2))
+    joints[:, :, 0] = 144 + np.linspace(-20, 20, sk.NUM_JOINTS)
+    for name, y in (("head_top", 40), ("neck", 70), ("r_shoulder", 75), ("l_shoulder", 75),
+                    ("r_elbow", 110), ("l_elbow", 110), ("r_wrist", 140), ("l_wrist", 140),
+                    ("r_hip", 150), ("l_hip", 150), ("r_knee", 200), ("l_knee", 200),
+                    ("r_ankle", 250), ("l_ankle", 250)):
+        joints[:, sk.JOINT_INDEX[name], 1] = y
+    rng = np.random.default_rng(4)
+    for _ in range(20):
+        x, t, c = person_scene(imgs, joints, 128, 192, rng, cut_prob=1.0)
+        assert x.shape == (3, 128, 192) and c.shape == (1, 2)
+        peak = np.unravel_index(t[0].argmax(), t[0].shape)
+        assert np.hypot(peak[1] * 8 + 3.5 - c[0, 0], peak[0] * 8 + 3.5 - c[0, 1]) < 8
+    # where the hips land: a marker painted on them in the crop is seen CUT_RANGE torso lengths
+    # (80 px here, times the scale) above the scene's bottom edge
+    marked = np.full_like(imgs, 100)
+    marked[:, 146:155, 140:149] = (0, 0, 255)
+    seen = 0
+    for seed in range(20):
+        scene, centre = _cut_scene(marked, joints, 128, 192, np.random.default_rng(seed))
+        red = (scene[..., 2] > 200) & (scene[..., :2].max(-1) < 60)
+        ys = np.nonzero(red)[0]
+        # the hips lie `below` (-8..64 source px) above the edge, times the scale, which makes
+        # the view (head top at 40 to the cut at 150 + below) CUT_FILL of the height: at most
+        # 1.1 x 128 x 64 / 174 px above the bottom edge
+        assert len(ys) == 0 or 127.5 - CUT_FILL[1] * 128 * 64 / 174 - 2 <= ys.mean() < 128 + 2
+        seen += len(ys) > 0                                  # (below < 0: the hips are cut off)
+    assert seen >= 15
+    # no upright person among the crops: no webcam frame (the usual scene is made instead)
+    upside_down = joints * (1, -1) + (0, 288)
+    assert _cut_scene(imgs, upside_down, 128, 192, np.random.default_rng(4)) is None
+    x, t, c = person_scene(imgs, upside_down, 128, 192, np.random.default_rng(4), cut_prob=1.0)
+    assert x.shape == (3, 128, 192) and len(c) >= 1
+
+
 def test_stage_loss_sums_stages_and_weighs_peaks():
     from humanpose.train.trainer import stage_loss
     t = torch.zeros(1, 2, 4, 4)

@@ -5,11 +5,13 @@ fraction of the crop (``pose_scale``, 0.3-0.95 by default, or with ``zoom_prob``
 default, 1.1-2.0 "zoomed" around the upper body so that waist-up, truncated framing is
 covered), rotated (±40° 60 % of the time by default; optionally, with
 ``rotation_any_prob``, anywhere around the circle, for upside-down gymnasts), flipped with
-left/right swap, translated and colour-jittered.  Person-detector samples ("scenes") place 1 to
-3 people at random scales (``person_scale``), rotations (the same rotation keys; the person
-recipes before session 8 had none) and positions on a background crop, optionally on top of
-person-free distractors (``distractor_prob``: striped tape, boxes, a person's patch cut into
-shuffled tiles) that must stay at 0 in the target.
+left/right swap, translated and colour-jittered; optionally (``cut_prob``) an upright person
+is framed as a webcam frames one at a desk, grey below a line under the hips.  Person-detector
+samples ("scenes") place 1 to 3 people at random scales (``person_scale``), rotations (the same
+rotation keys; the person recipes before session 8 had none) and positions on a background
+crop, optionally on top of person-free distractors (``distractor_prob``: striped tape, boxes, a person's patch cut into
+shuffled tiles) that must stay at 0 in the target, or (``cut_prob``) show one upright person cut
+by the scene's bottom edge below the hips, as a webcam frame does.
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ HIPS = [JOINT_INDEX["r_hip"], JOINT_INDEX["l_hip"]]
 CUT_RANGE = (-0.1, 0.8)      # pose samples, frame-edge cut: torso lengths below the lower hip
 CUT_SCALE = (0.5, 1.0)       # ... and the size of what stays in view, a fraction of the crop
 CUT_MAX_TILT = 45.0          # ... for persons whose torso is at most this far from upright (degrees)
+CUT_FILL = (0.5, 1.1)        # person scenes, webcam frames: the view's size, a fraction of the height
 
 
 def flip_joints(joints: np.ndarray, width: int) -> np.ndarray:
@@ -209,7 +212,7 @@ def person_scene(images: np.ndarray, joints: np.ndarray, height: int, width: int
                  rng: np.random.Generator, sigma: float = 1.5, max_people: int = 3,
                  person_scale: tuple[float, float] = (0.25, 0.9), rotation: float = 0.0,
                  rotation_prob: float = 0.0, rotation_any_prob: float = 0.0,
-                 cover_prob: float = 0.0, distractor_prob: float = 0.0):
+                 cover_prob: float = 0.0, distractor_prob: float = 0.0, cut_prob: float = 0.0):
     """One person-detector sample: (input (3,H,W), target (1,H/8,W/8), centres (K,2) pixels).
 
     A random cached crop is the background (its annotated person, if inside, is a positive);
@@ -223,10 +226,19 @@ def person_scene(images: np.ndarray, joints: np.ndarray, height: int, width: int
     hides is no longer a target (before session 8 it stayed one).  With probability
     ``distractor_prob`` 1-3 :func:`distractors <_paste_distractors>` are drawn on the background
     before the people are pasted (a background person they hide is no longer a target).
+    With probability ``cut_prob`` the scene is instead a webcam frame (:func:`_cut_scene`): one
+    upright person cut by the scene's bottom edge below the hips, the target at the centre of the
+    joints in view.
     """
     rot = (rotation, rotation_prob, rotation_any_prob)
     extra = (images, joints, rng, person_scale, distractor_prob)
     n = len(images)
+    framed = None
+    if cut_prob and rng.random() < cut_prob:
+        framed = _cut_scene(images, joints, height, width, rng)
+    if framed is not None:
+        return _paste_people(framed[0], [framed[1]], images, joints, height, width, rng, sigma,
+                             0, person_scale, rot)
     if cover_prob and rng.random() < cover_prob:
         k = int(rng.integers(n))
         ck, _ = person_box(joints[k])
@@ -259,6 +271,35 @@ def person_scene(images: np.ndarray, joints: np.ndarray, height: int, width: int
     scene, kept = _maybe_distract(scene, [c], *extra)
     return _paste_people(scene, kept, images, joints, height, width, rng, sigma,
                          int(rng.integers(0, max_people)), person_scale, rot)
+
+
+def _cut_scene(images: np.ndarray, joints: np.ndarray, height: int, width: int,
+               rng: np.random.Generator, tries: int = 8):
+    """A webcam frame for the person detector: an upright person (:func:`_cut_view`, drawn
+    among up to ``tries`` cached crops) whose view fills CUT_FILL of the scene height, with the
+    cut line on the scene's bottom edge.  Returns (scene, centre of the box of the joints in
+    view) or None when no drawn person is upright."""
+    for _ in range(tries):
+        k = int(rng.integers(len(images)))
+        view = _cut_view(joints[k], rng)
+        if view is None:
+            continue
+        centre, size, below = view
+        f = rng.uniform(*CUT_FILL) * height / max(size, 8.0)
+        cut_y = np.nanmax(joints[k][HIPS, 1]) + below
+        m = np.array([[f, 0.0, rng.uniform(0.25, 0.75) * width - f * centre[0]],
+                      [0.0, f, height - 0.5 - f * cut_y]])        # the cut on the bottom edge
+        scene = cv2.warpAffine(images[k], m, (width, height), flags=cv2.INTER_LINEAR,
+                               borderMode=cv2.BORDER_CONSTANT, borderValue=(128, 128, 128))
+        j = _warp_joints(joints[k], m)
+        j = j[np.isfinite(j[:, 0]) & (j[:, 0] >= -0.5) & (j[:, 0] <= width - 0.5)
+              & (j[:, 1] >= -0.5) & (j[:, 1] <= height - 0.5)]
+        c = (j.min(0) + j.max(0)) / 2.0
+        if rng.random() < 0.5:
+            scene = scene[:, ::-1].copy()
+            c = np.array([width - 1 - c[0], c[1]])
+        return scene, c
+    return None
 
 
 def _maybe_distract(scene, centres, images, joints, rng, person_scale, prob):

@@ -52,8 +52,9 @@ class TrainConfig:
     pose_scale: list = field(default_factory=lambda: [0.3, 0.95])   # pose: a person's size as a
                                            # fraction of the crop, uniform in this range, ...
     zoom_prob: float = 0.2                 # ... or with this probability 1.1-2.0 (waist-up framing)
-    cut_prob: float = 0.0                  # pose: frame a person as a webcam does, grey below a line
-                                           # under the hips (samples.pose_sample)
+    cut_prob: float = 0.0                  # frame a person as a webcam does, cut below the hips:
+                                           # pose, grey below the line (samples.pose_sample);
+                                           # person, the scene's bottom edge (samples.person_scene)
     translation: float = 0.04              # pose: sd of the person's offset from the crop centre,
                                            # a fraction of the crop side
     person_scale: list = field(default_factory=lambda: [0.25, 0.9])   # person: a person's size
@@ -160,7 +161,7 @@ class Batches:
                                        person_scale=tuple(cfg.person_scale), rotation=cfg.rotation,
                                        rotation_prob=cfg.rotation_prob,
                                        rotation_any_prob=cfg.rotation_any_prob,
-                                       cover_prob=cfg.cover_prob,
+                                       cover_prob=cfg.cover_prob, cut_prob=cfg.cut_prob,
                                        distractor_prob=cfg.distractor_prob)
                           for _ in range(cfg.batch_size)))
         t = torch.from_numpy(np.stack(ts))
