@@ -498,6 +498,7 @@ def test_eval_cli_end_to_end(tmp_path, capsys):
     codes = metrics.from_codes(wu["per_image_gt_centre"])
     ankles = [sk.JOINT_INDEX["r_ankle"], sk.JOINT_INDEX["l_ankle"]]
     assert np.isnan(codes[:, ankles]).all() and np.isfinite(codes[:, :8]).all()
+    assert wu["per_joint_gt_centre"]["R ankle"] is None and "-" in printed[sk.JOINT_INDEX["r_ankle"] + 1]
     # a baseline that cannot be compared stops before the evaluation, naming what is wrong
     old = {k: v for k, v in rep.items() if not k.startswith("per_image")}
     (tmp_path / "old.json").write_text(json.dumps(old))

@@ -192,8 +192,8 @@ def evaluate(estimator, data: PoseSet, progress: bool = True, shrink: float = 1.
     return {
         "pck_end_to_end": round(pck_e2e, 2),
         "pck_gt_centre": round(pck_gt, 2),
-        "per_joint_end_to_end": {j: round(float(v), 2) for j, v in zip(JOINT_LABELS, per_e2e)},
-        "per_joint_gt_centre": {j: round(float(v), 2) for j, v in zip(JOINT_LABELS, per_gt)},
+        "per_joint_end_to_end": _per_joint(per_e2e),
+        "per_joint_gt_centre": _per_joint(per_gt),
         "per_image_end_to_end": correct_codes(ok_e2e),
         "per_image_gt_centre": correct_codes(ok_gt),
         "by_orientation_end_to_end": pck_by_orientation(ok_e2e, gt),
@@ -222,11 +222,17 @@ def evaluate(estimator, data: PoseSet, progress: bool = True, shrink: float = 1.
     }
 
 
+def _per_joint(values: np.ndarray) -> dict:
+    """Per-joint PCK for the JSON: None for a joint never evaluated (JSON has no NaN)."""
+    return {j: round(float(v), 2) if np.isfinite(v) else None for j, v in zip(JOINT_LABELS, values)}
+
+
 def format_report(rep: dict) -> str:
+    pct = lambda v: "-" if v is None else f"{v:.1f}"  # noqa: E731
     lines = [f"{'joint':<12} {'end-to-end':>10} {'gt-centre':>10}"]
     for j in JOINT_LABELS:
-        lines.append(f"{j:<12} {rep['per_joint_end_to_end'][j]:>10.1f} {rep['per_joint_gt_centre'][j]:>10.1f}")
-    pct = lambda v: "-" if v is None else f"{v:.1f}"  # noqa: E731
+        lines.append(f"{j:<12} {pct(rep['per_joint_end_to_end'][j]):>10} "
+                     f"{pct(rep['per_joint_gt_centre'][j]):>10}")
     lines.append("by torso orientation (persons) end-to-end / gt-centre:  " + "  ".join(
         f"{k} ({v['persons']}) {pct(v['pck'])} / {pct(rep['by_orientation_gt_centre'][k]['pck'])}"
         for k, v in rep["by_orientation_end_to_end"].items()))

@@ -1,6 +1,8 @@
 """PCK arithmetic (the standard LSP protocol)."""
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from ..skeleton import JOINT_INDEX, NUM_JOINTS
@@ -30,8 +32,11 @@ def pck_correct(pred: np.ndarray, gt: np.ndarray, alpha: float = 0.2) -> np.ndar
 
 
 def pck_summary(correct: np.ndarray) -> tuple[float, np.ndarray]:
-    """Mean PCK over all evaluated joints (percent) and per joint (percent)."""
-    per_joint = np.nanmean(correct, axis=0) * 100.0
+    """Mean PCK over all evaluated joints (percent) and per joint (percent; NaN for a joint
+    never evaluated, e.g. the ankles of waist-up frames)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)      # a joint never evaluated: NaN
+        per_joint = np.nanmean(correct, axis=0) * 100.0
     return float(np.nanmean(correct) * 100.0), per_joint
 
 
