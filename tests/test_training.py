@@ -973,3 +973,32 @@ def test_init_widens_feat_keeping_what_the_net_computes(tmp_path):
     src = [c for c in range(16) if torch.equal(wide.front.body[-1][0].weight[16].detach(),
                                                small.front.body[-1][0].weight[c].detach())]
     assert len(src) == 1 and not torch.allclose(grad[16], grad[src[0]])
+
+
+def test_average_weights_tool(tmp_path, capsys):
+    """tools/average_weights.py: the mean of two nets of one architecture; other nets refused."""
+    import importlib.util
+    from humanpose.nets import build_model
+    from humanpose.store import load_model, read_metadata, save_weights, sha256
+    spec = importlib.util.spec_from_file_location(
+        "average_weights", __import__("pathlib").Path(__file__).resolve().parents[1] / "tools" / "average_weights.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    kw = {"stages": 2, "feat": 16}
+    paths = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        paths.append(str(save_weights(build_model("cpm_compact", "pose", **kw),
+                                      tmp_path / f"w{seed}.safetensors", "cpm_compact", kwargs=kw)))
+    out = tmp_path / "avg.safetensors"
+    assert tool.average(paths, str(out)) == out
+    a, b, m = (load_model(p).state_dict() for p in paths + [str(out)])
+    for k, v in m.items():
+        if v.is_floating_point():
+            assert torch.allclose(v, (a[k] + b[k]) / 2, atol=1e-6)
+    assert json.loads(read_metadata(out)["averaged"]) == [sha256(p) for p in paths]
+    other = save_weights(build_model("cpm_compact", "pose", stages=3, feat=16),
+                         tmp_path / "other.safetensors", "cpm_compact", kwargs={"stages": 3, "feat": 16})
+    with pytest.raises(ValueError, match="is not the same net"):
+        tool.average([paths[0], str(other)], str(tmp_path / "bad.safetensors"))
+    assert not (tmp_path / "bad.safetensors").exists()
