@@ -56,7 +56,7 @@ from ..skeleton import JOINT_INDEX, JOINT_LABELS, NUM_JOINTS
 from .datasets import DatasetError, PoseSet, person_box, read_lsp_dir, splits
 from .metrics import (TORSO_DEFINITION, correct_codes, from_codes, paired_difference,
                       pck_by_orientation, pck_correct, pck_summary, rate_by_orientation,
-                      torso_angle)
+                      upright)
 
 DETECTION_RADIUS = 0.3
 WAIST_UP_TILT = 45.0      # --waist-up: persons whose torso is within this of upright (degrees)
@@ -98,10 +98,7 @@ def shrunk(img: np.ndarray, joints: np.ndarray, factor: float,
 def waist_up_eligible(joints: np.ndarray) -> bool:
     """Whether ``joints`` (14, 2) can be framed waist-up: neck and hips annotated, torso within
     WAIST_UP_TILT of upright (head above hips)."""
-    neck, hips = joints[JOINT_INDEX["neck"]], joints[[JOINT_INDEX["r_hip"], JOINT_INDEX["l_hip"]]]
-    if not (np.isfinite(neck).all() and np.isfinite(hips).all()):
-        return False
-    return bool(torso_angle(joints[None])[0] < WAIST_UP_TILT)
+    return upright(joints, WAIST_UP_TILT)
 
 
 def waist_up_window(joints: np.ndarray, shape: tuple[int, int]) -> tuple[int, int, int, int]:

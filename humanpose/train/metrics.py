@@ -55,6 +55,13 @@ def torso_angle(gt: np.ndarray) -> np.ndarray:
     return np.abs(np.degrees(np.arctan2(v[:, 0], v[:, 1])))
 
 
+def upright(joints: np.ndarray, max_tilt: float) -> bool:
+    """Whether ``joints`` (14, 2) have the neck and both hips annotated and a torso within
+    ``max_tilt`` degrees of upright (head above hips), as :func:`torso_angle` measures it."""
+    torso = joints[[JOINT_INDEX["neck"], JOINT_INDEX["r_hip"], JOINT_INDEX["l_hip"]]]
+    return bool(np.isfinite(torso).all() and torso_angle(joints[None])[0] <= max_tilt)
+
+
 def pck_by_orientation(correct: np.ndarray, gt: np.ndarray) -> dict:
     """PCK (percent) and person count per torso orientation (see ORIENTATIONS)."""
     ang = torso_angle(gt)

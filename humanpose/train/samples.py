@@ -9,8 +9,8 @@ left/right swap, translated and colour-jittered; optionally (``cut_prob``) an up
 is framed as a webcam frames one at a desk, grey below a line under the hips.  Person-detector
 samples ("scenes") place 1 to 3 people at random scales (``person_scale``), rotations (the same
 rotation keys; the person recipes before session 8 had none) and positions on a background
-crop, optionally on top of person-free distractors (``distractor_prob``: striped tape, boxes, a person's patch cut into
-shuffled tiles) that must stay at 0 in the target, or (``cut_prob``) show one upright person cut
+crop, optionally on top of person-free distractors (``distractor_prob``: striped tape, boxes, a
+person's patch cut into shuffled tiles) that must stay at 0 in the target, or (``cut_prob``) show one upright person cut
 by the scene's bottom edge below the hips, as a webcam frame does.
 """
 from __future__ import annotations
@@ -21,6 +21,7 @@ import numpy as np
 from ..estimator.maps import STRIDE, centre_map, gaussian_maps, to_map
 from ..skeleton import BACKGROUND, FLIP_PAIRS, JOINT_INDEX, NUM_JOINTS, NUM_MAPS
 from .datasets import person_box
+from .metrics import upright
 
 LOWRES_RANGE = (0.15, 0.6)   # pose samples: resolution factor of the low-resolution augmentation
 UPPER = [JOINT_INDEX[n] for n in ("head_top", "neck", "r_shoulder", "l_shoulder", "r_hip", "l_hip")]
@@ -160,13 +161,10 @@ def _cut_view(joints: np.ndarray, rng: np.random.Generator):
     body's joints and the cut line, source pixels) and the cut's distance below the lower hip
     (source pixels); None when a hip or the neck is missing or the torso is more than
     CUT_MAX_TILT from upright (a frame cuts a seated or standing person below the hips)."""
-    hips, neck = joints[HIPS], joints[JOINT_INDEX["neck"]]
-    if not (np.isfinite(hips).all() and np.isfinite(neck).all()):
+    if not upright(joints, CUT_MAX_TILT):
         return None
-    torso = hips.mean(0) - neck
-    if torso[1] <= 0 or np.degrees(np.arctan2(abs(torso[0]), torso[1])) > CUT_MAX_TILT:
-        return None
-    below = rng.uniform(*CUT_RANGE) * float(np.linalg.norm(torso))
+    hips = joints[HIPS]
+    below = rng.uniform(*CUT_RANGE) * float(np.linalg.norm(hips.mean(0) - joints[JOINT_INDEX["neck"]]))
     up = joints[UPPER]
     up = up[np.isfinite(up[:, 0])]
     lo, hi = up.min(0), up.max(0)
