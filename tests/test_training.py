@@ -989,14 +989,17 @@ def test_average_weights_tool(tmp_path, capsys):
     for seed in (0, 1):
         torch.manual_seed(seed)
         paths.append(str(save_weights(build_model("cpm_compact", "pose", **kw),
-                                      tmp_path / f"w{seed}.safetensors", "cpm_compact", kwargs=kw)))
+                                      tmp_path / f"w{seed}.safetensors", "cpm_compact", kwargs=kw,
+                                      extra={"step": 100 * (seed + 1), "val_pck": 50.0 + seed})))
     out = tmp_path / "avg.safetensors"
     assert tool.average(paths, str(out)) == out
     a, b, m = (load_model(p).state_dict() for p in paths + [str(out)])
     for k, v in m.items():
         if v.is_floating_point():
             assert torch.allclose(v, (a[k] + b[k]) / 2, atol=1e-6)
-    assert json.loads(read_metadata(out)["averaged"]) == [sha256(p) for p in paths]
+    meta = read_metadata(out)
+    assert json.loads(meta["averaged"]) == [sha256(p) for p in paths]
+    assert "val_pck" not in meta and "step" not in meta     # the inputs' scores are not the average's
     other = save_weights(build_model("cpm_compact", "pose", stages=3, feat=16),
                          tmp_path / "other.safetensors", "cpm_compact", kwargs={"stages": 3, "feat": 16})
     with pytest.raises(ValueError, match="is not the same net"):

@@ -6,8 +6,10 @@
 
 Every input must be a humanpose weight file with the same arch, kind and arch_kwargs; floating
 tensors are averaged (BatchNorm running statistics too), integer ones (BatchNorm's batch
-counter) are taken from the last file.  The output keeps the last file's metadata and records
-the inputs' sha256 under ``averaged``.
+counter) are taken from the last file.  The output keeps what names the net (format, arch, kind,
+kwargs) and records the inputs' sha256 under ``averaged``; the inputs' training metadata (step,
+validation score, hours) does not describe the average and is left out: measure it with
+``python -m humanpose eval``.
 """
 from __future__ import annotations
 
@@ -37,7 +39,8 @@ def average(paths: list[str], out: str) -> Path:
     for k, v in states[-1].items():
         avg[k] = (sum(s[k].double() for s in states) / len(states)).to(v.dtype) \
             if v.is_floating_point() else v
-    meta = dict(metas[-1], averaged=json.dumps([store.sha256(p) for p in paths]))
+    meta = {k: v for k, v in metas[-1].items() if k in ("format", "arch", "kind", "kwargs")}
+    meta["averaged"] = json.dumps([store.sha256(p) for p in paths])
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     save_file(avg, out, metadata=meta)
     return Path(out)
