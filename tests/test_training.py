@@ -975,7 +975,7 @@ def test_init_widens_feat_keeping_what_the_net_computes(tmp_path):
     assert len(src) == 1 and not torch.allclose(grad[16], grad[src[0]])
 
 
-def test_average_weights_tool(tmp_path, capsys):
+def test_average_weights_tool(tmp_path):
     """tools/average_weights.py: the mean of two nets of one architecture; other nets refused."""
     import importlib.util
     from humanpose.nets import build_model

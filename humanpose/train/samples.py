@@ -10,8 +10,8 @@ is framed as a webcam frames one at a desk, grey below a line under the hips.  P
 samples ("scenes") place 1 to 3 people at random scales (``person_scale``), rotations (the same
 rotation keys; the person recipes before session 8 had none) and positions on a background
 crop, optionally on top of person-free distractors (``distractor_prob``: striped tape, boxes, a
-person's patch cut into shuffled tiles) that must stay at 0 in the target, or (``cut_prob``) show one upright person cut
-by the scene's bottom edge below the hips, as a webcam frame does.
+person's patch cut into shuffled tiles) that must stay at 0 in the target, or (``cut_prob``)
+show one upright person cut by the scene's bottom edge below the hips, as a webcam frame does.
 """
 from __future__ import annotations
 
