@@ -8,7 +8,8 @@ analyses the whole file (so the plot panel is filled), seeks to ``--frame`` and 
 ``screenshot_single.png``, ``screenshot_heatmap.png`` and ``screenshot_multistage.png`` in
 ``--out``: each is the whole window grabbed from the X server's window (``QScreen.grabWindow``),
 with ``QWidget.grab`` as fallback.  Without ``$DISPLAY`` the script starts its own ``Xvfb``
-(``apt-get install xvfb``) and runs under it.
+(``apt-get install xvfb``) and runs under it; with ``QT_QPA_PLATFORM=offscreen`` it needs no X
+server at all and saves ``QWidget.grab`` images (the window's contents, without its frame).
 
 Weights: those of the config (models/manifest.json); ``--person/--pose`` give other files;
 ``--random-weights`` uses untrained nets (timing / layout only: the title says so).
@@ -50,11 +51,13 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def with_display(argv) -> int | None:
     """Re-run this script under a private Xvfb when there is no X display; None = go on here."""
-    if os.environ.get("DISPLAY") or os.environ.get("HUMANPOSE_SCREENSHOT_CHILD"):
+    if (os.environ.get("DISPLAY") or os.environ.get("HUMANPOSE_SCREENSHOT_CHILD")
+            or os.environ.get("QT_QPA_PLATFORM") == "offscreen"):
         return None
     xvfb = shutil.which("Xvfb")
     if not xvfb:
-        sys.exit("no $DISPLAY and no Xvfb: install it (apt-get install -y xvfb) or run under X")
+        sys.exit("no $DISPLAY and no Xvfb: install it (apt-get install -y xvfb), run under X, or "
+                 "set QT_QPA_PLATFORM=offscreen")
     for n in range(90, 120):
         if not Path(f"/tmp/.X11-unix/X{n}").exists() and not Path(f"/tmp/.X{n}-lock").exists():
             break
