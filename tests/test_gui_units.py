@@ -214,6 +214,34 @@ def test_plot_series_angles_and_coordinates():
     assert set(ANGLES) >= {"R elbow", "L elbow", "R knee", "L knee", "R hip", "L hip"}
 
 
+def test_plot_follows_the_main_track_not_the_most_confident_person_of_each_frame(qtbot):
+    from humanpose.gui.plot import PlotPanel, main_track, series
+    items = []
+    for i in range(5):
+        walker, passer = person(0, track_id=3, score=0.6), person(50, track_id=7, score=0.1)
+        walker.joints[4, 1] = 100 + i                # R wrist y: 100, 101, ...
+        passer.joints[4, 1] = 500.0
+        if i == 2:
+            passer.centre_score = 0.9                # the most confident person in frame 2 only
+        items.append((i, result(i, [walker, passer] if i != 4 else [passer])))
+    assert main_track(items) == 3                    # 4 x 0.6 against 1.3
+    _, data = series(items, "coordinates", ["R wrist"])
+    np.testing.assert_allclose(data["R wrist y"][:4], [100, 101, 102, 103])
+    assert np.isnan(data["R wrist y"][4])            # the main person is not in frame 4
+    _, data = series(items, "coordinates", ["R wrist"], person=7)
+    np.testing.assert_allclose(data["R wrist y"], 500.0)
+    # untracked persons (tracking off): the most confident person of each frame, as the views
+    untracked = [(i, result(i, [person(0, score=0.2), person(50, score=0.3 * (i % 2))]))
+                 for i in range(4)]
+    assert main_track(untracked) is None
+    _, data = series(untracked, "coordinates", ["R wrist"])
+    np.testing.assert_allclose(data["R wrist x"], [4, 54, 4, 54])
+    panel = PlotPanel()
+    qtbot.addWidget(panel)
+    panel.set_data(items)
+    assert panel.info.text() == "5 frames · #3"
+
+
 def test_person_selection_and_view_rendering():
     from humanpose.gui.views import ViewOptions, render, select_person
     a, b = person(0, track_id=3, score=0.5), person(50, track_id=7, score=0.9)

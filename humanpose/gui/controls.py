@@ -160,7 +160,9 @@ class DisplayPanel(QGroupBox):
         super().__init__("Display")
         self.person = QComboBox()
         self.person.addItem("most confident", -1)
-        self.person.setToolTip("Person shown in the heatmap and multi-stage views and the plot")
+        self.person.setToolTip("Person shown in the heatmap and multi-stage views and the plot "
+                               "(most confident: in the plot, the person most confident over "
+                               "the whole clip)")
         self.boxes = QCheckBox("Boxes")
         self.scores = QCheckBox("Joint confidences")
         self.blend = QCheckBox("Blend maps over the crop")

@@ -34,14 +34,31 @@ def _angles(joints: np.ndarray, name: str) -> np.ndarray:
     return out
 
 
+def main_track(items) -> int | None:
+    """The track id with the largest summed person score over (index, PoseResult) pairs (the
+    clip's main person), or None when no person has a track id (tracking off)."""
+    totals: dict[int, float] = {}
+    for _, result in items:
+        for p in (result.persons if result is not None else ()):
+            if p.track_id >= 0:
+                totals[p.track_id] = totals.get(p.track_id, 0.0) + float(p.centre_score)
+    return max(totals, key=lambda t: (totals[t], -t)) if totals else None
+
+
 def series(items, mode: str, names: list[str], person: int = AUTO,
            joint_threshold: float = 0.1) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """(times, {curve name: values}) from (index, PoseResult) pairs; NaN where not found.
 
+    ``person`` AUTO follows one person through time: the ``main_track`` when persons are tracked
+    (a curve that jumped between persons, whichever is the most confident in each frame, would
+    not describe anyone), else the most confident person of each frame.
     mode "angles": names are keys of skeleton.ANGLES (degrees, as skeleton.joint_angle);
     "coordinates": names are joint labels and each gives two curves "<name> x" and "<name> y"
     (frame pixels).  Joints scored below ``joint_threshold`` count as missing.
     """
+    if person == AUTO:
+        track = main_track(items)
+        person = AUTO if track is None else track
     times = np.array([r.timestamp for _, r in items], dtype=np.float64)
     joints = np.full((len(items), NUM_JOINTS, 3), np.nan)
     for n, (_, result) in enumerate(items):
@@ -154,7 +171,8 @@ class PlotPanel(QWidget):
                                        pen=pg.mkPen(PENS[n % len(PENS)], width=2))
                 self.curves[name] = curve
             curve.setData(times, values, connect="finite")
-        self.info.setText(f"{len(times)} frames")
+        track = main_track(self._items) if self.person == AUTO else None
+        self.info.setText(f"{len(times)} frames" + (f" · #{track}" if track is not None else ""))
 
     def set_cursor(self, seconds: float) -> None:
         self.cursor.setValue(seconds)
