@@ -169,6 +169,8 @@ def test_recipe_keys_are_checked(tmp_path):
            ("kind: pose\nrelabel_groups: [legs, legs]\n", "relabel_groups must be"),
            ("kind: pose\nrelabel_groups: arms\n", "relabel_groups must be a list"),
            ("kind: pose\nrelabel_groups: [arms]\n", "without relabel_with it would do nothing"),
+           ("kind: pose\nloaders: 0\n", "loaders must be a whole number >= 1, not 0"),
+           ("kind: pose\nloaders: 2.5\n", "loaders must be a whole number"),
            ("# only a comment\n", "a recipe is a YAML mapping .* not empty"),
            ("- kind: pose\n", "a recipe is a YAML mapping .* not list")]
     for text, message in bad:
@@ -370,6 +372,30 @@ def test_a_failing_batch_stops_training_with_its_error_instead_of_hanging():
     assert len(raised) == 1 and "making a training batch failed: ValueError" in str(raised[0])
 
 
+def test_worker_processes_make_distinct_batches_and_report_errors():
+    """``loaders: N`` (N > 1): N forked processes make the batches, each from its own random
+    stream (two workers copying one stream would feed the net every batch twice), and a
+    worker's failure stops training with its error, as the thread's does."""
+    from humanpose.train.trainer import Batches, TrainConfig
+    rng = np.random.default_rng(0)
+    cache = {"images": rng.integers(0, 255, (6, 96, 96, 3), dtype=np.uint8),
+             "joints": np.tile(np.linspace(30, 66, 14)[:, None], (6, 1, 2)).astype(np.float32)}
+    cfg = TrainConfig(kind="pose", batch_size=3, sizes=[64], loaders=2)
+    batches = Batches(cfg, cache, seed=0)
+    try:
+        got = [batches.get() for _ in range(4)]
+    finally:
+        batches.close()
+    x, t, w = got[0]
+    assert x.shape == (3, 4, 64, 64) and t.shape == (3, 15, 8, 8) and w.shape == (3, 15)
+    assert not torch.equal(got[0][0], got[1][0])     # worker 0's first batch, worker 1's first
+    empty = {"images": np.zeros((0, 96, 96, 3), np.uint8), "joints": np.zeros((0, 14, 2))}
+    batches = Batches(cfg, empty, seed=0)
+    with pytest.raises(RuntimeError, match="making a training batch failed"):
+        batches.get()
+    batches.close()
+
+
 def test_tiny_training_lowers_loss(tmp_path):
     """A real (tiny) training run on generated LSP data: the loss goes down, checkpoints resume."""
     from humanpose.train.trainer import TrainConfig, train
@@ -391,7 +417,7 @@ def test_tiny_training_lowers_loss(tmp_path):
     ck = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
     for k, v in load_model(final).state_dict().items():
         assert torch.equal(v, ck["model"][k]), k
-    cfg.steps = 44
+    cfg.steps, cfg.loaders = 44, 2                       # the rest with two worker processes
     assert train(cfg, progress=False)["step"] == 44      # resumed from last.pt, not from 0
     assert int(read_metadata(final)["step"]) == 44
 

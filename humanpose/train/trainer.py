@@ -68,6 +68,9 @@ class TrainConfig:
                                            # relabel (LIMB_GROUPS; only with relabel_with); the
                                            # judge rates all of them
     threads: int = 2
+    loaders: int = 1                       # batch makers: 1 = a background thread (CPU runs, where
+                                           # the net is the bottleneck); N > 1 = N worker processes
+                                           # (a GPU waits for batches otherwise)
     device: str = "auto"                   # cpu | cuda | auto
     run_dir: str = "~/.cache/humanpose/runs/pose"
     cache_dir: str = "~/.cache/humanpose/cache"
@@ -111,6 +114,8 @@ class TrainConfig:
                     or not 0.0 < ps[0] <= ps[1] <= 1.0):
                 raise ValueError(f"{path}: {key} must be [low, high] with 0 < low <= high <= 1, "
                                  f"not {ps!r}")
+        if isinstance(cfg.loaders, bool) or not isinstance(cfg.loaders, int) or cfg.loaders < 1:
+            raise ValueError(f"{path}: loaders must be a whole number >= 1, not {cfg.loaders!r}")
         if cfg.relabel_with and cfg.kind != "pose":
             raise ValueError(f"{path}: relabel_with is for pose recipes (a person map has no "
                              "left and right)")
@@ -131,13 +136,21 @@ def _path(p: str) -> Path:
 
 
 class Batches:
-    """Background thread producing augmented batches (cv2 releases the GIL)."""
+    """Augmented batches made beside the training loop: by one background thread (cv2 releases
+    the GIL), or with ``cfg.loaders`` > 1 by that many worker processes (forked: they share the
+    crop cache), each with its own random stream."""
 
     def __init__(self, cfg: TrainConfig, cache: dict, seed: int):
-        self.cfg, self.cache = cfg, cache
+        self.cfg, self.cache, self.seed = cfg, cache, seed
         self.rng = np.random.default_rng(seed)
-        self.q: queue.Queue = queue.Queue(maxsize=4)
         self.stop = False
+        if cfg.loaders > 1:
+            loader = torch.utils.data.DataLoader(
+                _BatchStream(self), batch_size=None, num_workers=cfg.loaders, prefetch_factor=4,
+                multiprocessing_context="fork", worker_init_fn=_seed_worker)
+            self.workers = iter(loader)
+            return
+        self.q: queue.Queue = queue.Queue(maxsize=4)
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
 
@@ -177,10 +190,37 @@ class Batches:
             self.q.put(item)
 
     def get(self):
+        if self.cfg.loaders > 1:
+            try:
+                return next(self.workers)
+            except Exception as exc:      # a worker's error, re-raised here by the DataLoader
+                raise RuntimeError(f"making a training batch failed: {exc!r}") from exc
         item = self.q.get()
         if isinstance(item, Exception):
             raise RuntimeError(f"making a training batch failed: {item!r}") from item
         return item
+
+    def close(self):
+        self.stop = True
+        if self.cfg.loaders > 1:
+            del self.workers              # shuts the worker processes down
+
+
+class _BatchStream(torch.utils.data.IterableDataset):
+    """Endless batches from one worker process (see :class:`Batches`)."""
+
+    def __init__(self, batches: Batches):
+        self.batches = batches
+
+    def __iter__(self):
+        while True:
+            yield self.batches.make()
+
+
+def _seed_worker(worker_id: int) -> None:
+    """Worker k draws from its own stream (the run's seed, then k), not a copy of the parent's."""
+    b = torch.utils.data.get_worker_info().dataset.batches
+    b.rng = np.random.default_rng([b.seed, worker_id])
 
 
 def stage_loss(outputs, target, weight, positive_weight: float = 0.0) -> torch.Tensor:
@@ -438,12 +478,12 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
                 bar.write(f"step {step}: {val} (best {best})")
             if step % 20 == 0 or val:
                 writer.writerow([step, f"{running:.5f}", f"{lr_at(step):.6f}",
-                                 f"{time.time() - t0:.0f}", json.dumps(val) if val else ""])
+                                 f"{time.time() - t0:.1f}", json.dumps(val) if val else ""])
                 log.flush()
             if step % cfg.checkpoint_every == 0:
                 save_checkpoint()
     finally:
-        batches.stop = True
+        batches.close()
         save_checkpoint()
         log.close()
         bar.close()
