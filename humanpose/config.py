@@ -54,6 +54,10 @@ class EstimatorConfig:
     rescale_fraction: float = _opt(0.65, lo=0.2, hi=1.0,
                                    doc="the person's size (larger side of the joints' box) "
                                        "as a fraction of the box that rescale aims at")
+    scale_search: float = _opt(0.0, lo=0.0, hi=0.5,
+                               doc="also estimate each person on crops zoomed by 1 - and 1 + "
+                                   "this and average the belief maps (CPM's scale search; "
+                                   "0 = off, three times the pose time)")
 
 
 @dataclass
@@ -204,12 +208,14 @@ def load(path: str | Path | None = None) -> Config:
 def from_args(args) -> Config:
     """The config of a command: ``args.config``, else humanpose.yml when present, else the
     defaults; then the command-line overrides ``--boxsize``, ``--flip-test``,
-    ``--rescale / --no-rescale``, ``--framework``, ``--device`` where the command has them
+    ``--scale-search``, ``--rescale / --no-rescale``, ``--framework``, ``--device`` where the
+    command has them
     (validated like the file)."""
     path = getattr(args, "config", None)
     cfg = load(path) if path or DEFAULT_CONFIG.exists() else Config()
     for key, value in (("estimator.boxsize", getattr(args, "boxsize", None)),
                        ("estimator.flip_test", getattr(args, "flip_test", None)),
+                       ("estimator.scale_search", getattr(args, "scale_search", None)),
                        ("estimator.rescale", getattr(args, "rescale", None)),
                        ("model.framework", getattr(args, "framework", None)),
                        ("model.device", getattr(args, "device", None))):

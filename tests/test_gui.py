@@ -255,6 +255,11 @@ def test_boxsize_reaches_estimator_while_playing(qtbot, open_window, video, nets
     win.controls.estimator.flip.setChecked(True)
     qtbot.waitUntil(lambda: win.estimator.estimator.config.estimator.flip_test, timeout=5000)
     assert win.cfg.estimator.flip_test and rec.built == 1
+    win.controls.estimator.scale_search.setChecked(True)
+    qtbot.waitUntil(lambda: win.estimator.estimator.config.estimator.scale_search == 0.15,
+                    timeout=5000)
+    wait_result(qtbot, win)                       # frames still come with the zoomed crops
+    assert win.cfg.estimator.scale_search == 0.15 and rec.built == 1
     was = win.estimator.estimator.config.estimator.rescale
     win.controls.estimator.rescale.setChecked(not was)
     qtbot.waitUntil(lambda: win.estimator.estimator.config.estimator.rescale is not was,
@@ -386,6 +391,7 @@ def test_settings_are_remembered_between_runs(qtbot, open_window, video, tmp_pat
     win.controls.estimator.pose_score.setValue(0.3)
     win.controls.estimator.kalman.setChecked(False)
     win.controls.estimator.flip.setChecked(True)
+    win.controls.estimator.scale_search.setChecked(True)
     win.controls.estimator.rescale.setChecked(False)
     win.set_view("heatmap")
     win.close()
@@ -400,6 +406,7 @@ def test_settings_are_remembered_between_runs(qtbot, open_window, video, tmp_pat
     assert win2.controls.estimator.pose_score.value() == pytest.approx(0.3)
     assert not win2.controls.estimator.kalman.isChecked()
     assert cfg.estimator.flip_test and win2.controls.estimator.flip.isChecked()
+    assert cfg.estimator.scale_search == 0.15 and win2.controls.estimator.scale_search.isChecked()
     assert cfg.estimator.rescale is False and not win2.controls.estimator.rescale.isChecked()
     assert win2.tabs.currentIndex() == VIEWS.index("heatmap")
 

@@ -264,6 +264,48 @@ def test_rescale_re_estimates_a_small_person_on_a_crop_that_fits_it():
     np.testing.assert_allclose(p.centre, plain.centre)      # the detected centre is kept
 
 
+def test_scale_search_maps_zoomed_crops_back_onto_the_person():
+    """scale_search: each person estimated again on crops zoomed by 1 -/+ d (one more batch of
+    two per person, after rescale's); their maps, resampled onto the crop's grid, put the joints
+    where the crop alone puts them (the oracle's joints scale with the person, so a zoom or an
+    offset mapped wrongly by as little as a cell moves them by 8 crop pixels)."""
+    centre, sigma = (321.3, 238.6), 6.0        # small: rescale's crop and the zooms stay inside
+    frame = blob_frame(480, 640, [centre], sigma=sigma)
+    expected = np.array(centre) + ScaledOraclePose.OFFSETS * sigma / 8
+    err = {}
+    for d in (0.0, 0.25):
+        pose = ScaledOraclePose()
+        est = PoseEstimator(make_cfg(boxsize=128, rescale=True, scale_search=d), tiny("person"),
+                            pose)
+        p = est.estimate(frame, centres=[centre]).persons[0]
+        err[d] = np.hypot(*(p.joints[:, :2] - expected).T).max()
+        assert pose.batches == ([1, 1, 2] if d else [1, 1]) and p.rescaled
+        assert p.stage_maps.shape == (2, NUM_MAPS, 16, 16)
+    px = 1 / p.crop_scale                       # frame pixels per crop pixel (0.36)
+    assert err[0.0] < px and err[0.25] < px, err
+
+
+def test_zoomed_onto_moves_a_peak_to_the_same_frame_place():
+    """A belief peak in a zoomed crop lands, on the other crop's grid, on the cell of the same
+    frame pixel; a crop onto itself is the identity and covers everything."""
+    from humanpose.estimator.pipeline import Crop, zoomed_onto
+    img = np.zeros((300, 400, 3), np.uint8)
+    base = Crop.rescaled(img, np.array([200.0, 150.0]), 192, 192)
+    m = maps.gaussian_maps(24, 24, np.array([[14.0, 10.0]]), 1.5)   # smooth: resampled exactly
+    same, cover = zoomed_onto(m, base, base)
+    np.testing.assert_allclose(same, m, atol=1e-6)
+    assert cover.min() == 1.0
+    for zoom in (0.75, 1.25):
+        src = Crop.rescaled(img, np.array([190.0, 160.0]), 192 / zoom, 192)
+        moved, cover = zoomed_onto(m, src, base)
+        frame_xy = (maps.from_map(np.array([14.0, 10.0])) + (src.ox, src.oy) + 0.5) / src.kx - 0.5
+        want = maps.to_map((frame_xy + 0.5) * base.kx - 0.5 - (base.ox, base.oy))
+        ys, xs = np.mgrid[0:24, 0:24]
+        got = np.array([(moved[0] * xs).sum(), (moved[0] * ys).sum()]) / moved[0].sum()
+        np.testing.assert_allclose(got, want, atol=0.05)
+        assert (cover[0, 0] == 0.0) == (zoom > 1)    # a zoomed-in crop covers less of the base
+
+
 def test_rescale_leaves_a_person_of_the_right_size_alone():
     sigma = 0.65 * 128 * (480 / 128) / 5      # 5 sigma = 0.65 of the box in the scaled frame
     frame = blob_frame(480, 640, [(320.0, 240.0)], sigma=sigma)

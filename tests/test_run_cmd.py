@@ -208,6 +208,7 @@ def test_cli_run_prints_summary_line(video, config_file, tmp_path, capsys):
     (["{missing}"], "error: file or folder not found: "),
     (["{video}", "--boxsize", "10"], "error: estimator.boxsize: 10 is not allowed"),
     (["{video}", "--framework", "tf"], "error: model.framework: 'tf' is not allowed"),
+    (["{video}", "--scale-search", "0.9"], "error: estimator.scale_search: 0.9 is not allowed"),
     (["{video}", "--config", "{bad_config}"], "error: "),
     (["{video}", "--config", "{no_weights}"], "error: model 'person_compact' is neither"),
 ])

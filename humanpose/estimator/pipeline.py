@@ -17,6 +17,9 @@ track, total):
    :func:`flip_averaged`); map -> crop pixels with
    :func:`maps.from_map`, + (ox, oy) -> scaled-frame pixels, then x = (xs + 0.5) / sx - 0.5
    (the pixel-centre convention of cv2.resize) -> frame pixels;
+   *scale search* (``estimator.scale_search`` = d > 0, part of the pose time, after rescale):
+   every crop is estimated again zoomed by 1 - d and 1 + d (windows of the frame with the same
+   centre) and the maps, resampled onto its grid (:func:`zoomed_onto`), averaged with its own;
    *rescale* (``estimator.rescale``, part of the pose time): a person whose size (the larger
    side of the box around its joints) is off ``rescale_fraction`` x boxsize in its crop by more
    than RESCALE_TOLERANCE is cut again from the full frame, a window of size / fraction frame
@@ -264,6 +267,29 @@ class Crop:
                          (self.ox + b) / self.kx - 0.5, (self.oy + b) / self.ky - 0.5])
 
 
+def zoomed_onto(beliefs: np.ndarray, src: Crop, dst: Crop) -> tuple[np.ndarray, np.ndarray]:
+    """``beliefs`` (C, h, w) of crop ``src`` resampled onto the map grid of crop ``dst`` (both
+    crops of one frame), and how much of each dst cell src covers (0..1; 0 outside it).
+
+    Per axis, a crop pixel is u = (x + 0.5) k - 0.5 - o for frame pixel x, so
+    u_dst = a u_src + t with a = k_dst / k_src and t = (o_src + 0.5) a - 0.5 - o_dst; in map
+    cells (u = STRIDE c + OFFSET) c_dst = a c_src + (a OFFSET + t - OFFSET) / STRIDE.
+    """
+    m = np.zeros((2, 3), np.float64)
+    for axis, (ks, os_, kd, od) in enumerate(((src.kx, src.ox, dst.kx, dst.ox),
+                                              (src.ky, src.oy, dst.ky, dst.oy))):
+        a = kd / ks
+        t = (os_ + 0.5) * a - 0.5 - od
+        m[axis, axis] = a
+        m[axis, 2] = (a * maps.OFFSET + t - maps.OFFSET) / maps.STRIDE
+    c, h, w = beliefs.shape
+    warp = lambda img: cv2.warpAffine(img, m, (w, h), flags=cv2.INTER_LINEAR,  # noqa: E731
+                                      borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    out = warp(np.ascontiguousarray(beliefs.transpose(1, 2, 0), dtype=np.float32))
+    cover = warp(np.ones((h, w), np.float32))
+    return out.reshape(h, w, c).transpose(2, 0, 1), cover
+
+
 class PoseEstimator:
     """Person detection + per-person pose estimation (+ tracking) on single frames."""
 
@@ -349,6 +375,12 @@ class PoseEstimator:
         with self._lock:
             self._cfg = set_value(self._cfg, "estimator.flip_test", bool(on))
 
+    def set_scale_search(self, d: float) -> None:
+        """Also estimate on crops zoomed by 1 - d and 1 + d and average (0 = off; three times
+        the pose time; a bad value raises ConfigError, nothing changes)."""
+        with self._lock:
+            self._cfg = set_value(self._cfg, "estimator.scale_search", float(d))
+
     def set_rescale(self, on: bool) -> None:
         """Re-estimate persons far from ``rescale_fraction`` of the box on a crop that fits them
         (up to twice the pose time)."""
@@ -418,6 +450,31 @@ class PoseEstimator:
                 s[n] = s2[i]
         return crops, stage_maps, todo
 
+    def _scale_search_pass(self, bgr: np.ndarray, crops: list[Crop],
+                           stage_maps: list[np.ndarray]) -> list[np.ndarray]:
+        """Every crop estimated again zoomed by 1 - d and 1 + d (d = ``scale_search``), on
+        windows of the frame with the same centre (one batch); their maps are resampled onto
+        the crop's grid and averaged with its own where they cover it (:func:`zoomed_onto`)."""
+        d = self._cfg.estimator.scale_search
+        b = crops[0].image.shape[0]
+        extra = []
+        for cr in crops:
+            centre = ((cr.ox + b / 2.0) / cr.kx - 0.5, (cr.oy + b / 2.0) / cr.ky - 0.5)
+            for z in (1.0 - d, 1.0 + d):
+                extra.append(Crop.rescaled(bgr, np.array(centre), b / (z * cr.ky), b))
+        more = self._pose_pass(extra)
+        out = []
+        for s, s2 in zip(stage_maps, more):
+            total, weight = s.astype(np.float32).copy(), np.ones(s.shape[:1] + s.shape[2:],
+                                                                  np.float32)
+            for n, cr in enumerate(crops):
+                for k in range(2):
+                    maps_n, cover = zoomed_onto(s2[2 * n + k], extra[2 * n + k], cr)
+                    total[n] += maps_n
+                    weight[n] += cover
+            out.append(total / weight[:, None])
+        return out
+
     def estimate(self, frame: np.ndarray, timestamp: float | None = None, frame_index: int = 0,
                  keep_maps: bool = True, centres: np.ndarray | None = None) -> PoseResult:
         """Persons and joints of one frame (see the module doc).
@@ -456,6 +513,8 @@ class PoseEstimator:
         crops, rescaled = first, []
         if est.rescale and stage_maps is not None:
             crops, stage_maps, rescaled = self._rescale_pass(bgr, first, stage_maps)
+        if est.scale_search and stage_maps is not None:
+            stage_maps = self._scale_search_pass(bgr, crops, stage_maps)
         t3 = time.perf_counter()
 
         persons: list[Person] = []

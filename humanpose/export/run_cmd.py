@@ -158,6 +158,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="person height in pixels the frame is scaled to (estimator.boxsize)")
     parser.add_argument("--flip-test", action="store_true", default=None,
                         help="also estimate on mirrored crops and average (estimator.flip_test)")
+    parser.add_argument("--scale-search", type=float, metavar="D",
+                        help="also estimate on crops zoomed by 1 - D and 1 + D and average, e.g. "
+                             "0.15 (estimator.scale_search; 0 = off)")
     parser.add_argument("--rescale", action=argparse.BooleanOptionalAction, default=None,
                         help="re-estimate persons much smaller or larger than the box on a crop "
                              "cut to fit them (estimator.rescale)")

@@ -128,6 +128,10 @@ class EstimatorPanel(QGroupBox):
                                    "detections (street furniture), 0 keeps every detection")
         self.flip = QCheckBox("Flip test (more accurate, 2× pose time)")
         self.flip.setToolTip("Also estimate on mirrored crops and average the belief maps")
+        self.scale_search = QCheckBox("Scale search (zoomed crops, 3× pose time)")
+        self.scale_search.setToolTip("Also estimate each person on crops zoomed in and out "
+                                     "(estimator.scale_search, 15 % unless humanpose.yml sets "
+                                     "another) and average the belief maps")
         self.rescale = QCheckBox("Rescale crops to the person (small / far persons)")
         self.rescale.setToolTip("Re-estimate persons much smaller or larger than the box on a "
                                 "crop cut to fit them (up to 2× pose time)")
@@ -148,6 +152,7 @@ class EstimatorPanel(QGroupBox):
         form.addRow("Person threshold", self.threshold)
         form.addRow("Min pose score", self.pose_score)
         form.addRow(self.flip)
+        form.addRow(self.scale_search)
         form.addRow(self.rescale)
         form.addRow(self.tracking)
         form.addRow(self.kalman)

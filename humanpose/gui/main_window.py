@@ -42,6 +42,7 @@ from .workers import CameraWorker, Captured, EstimatorWorker, SourceInfo
 STOP_TIMEOUT_MS = 1000
 MAX_PERSON_CHOICES = 64      # track ids offered in the person selector
 PLOT_INTERVAL_MS = 400
+SCALE_SEARCH_ON = 0.15       # the zoom of "Scale search" when humanpose.yml sets none
 STYLES = {"error": "color: #ff6b6b;", "info": "color: #e0c060;", "ok": "color: #8fd18f;"}
 
 
@@ -232,6 +233,7 @@ class MainWindow(QMainWindow):
         est.threshold.setValue(cfg.estimator.person_threshold)
         est.pose_score.setValue(cfg.estimator.min_pose_score)
         est.flip.setChecked(cfg.estimator.flip_test)
+        est.scale_search.setChecked(cfg.estimator.scale_search > 0)
         est.rescale.setChecked(cfg.estimator.rescale)
         est.tracking.setChecked(cfg.tracking.enabled)
         est.kalman.setChecked(cfg.tracking.smoothing)
@@ -279,6 +281,7 @@ class MainWindow(QMainWindow):
         e.threshold.valueChanged.connect(self._on_threshold)
         e.pose_score.valueChanged.connect(self._on_pose_score)
         e.flip.toggled.connect(self._on_flip)
+        e.scale_search.toggled.connect(self._on_scale_search)
         e.rescale.toggled.connect(self._on_rescale)
         e.tracking.toggled.connect(self._on_tracking)
         e.kalman.toggled.connect(self._on_tracking)
@@ -564,6 +567,11 @@ class MainWindow(QMainWindow):
     def _on_flip(self, on: bool) -> None:
         self._set_cfg("estimator.flip_test", bool(on))
         self.estimator.set_flip_test(bool(on))
+
+    def _on_scale_search(self, on: bool) -> None:
+        d = (self.cfg.estimator.scale_search or SCALE_SEARCH_ON) if on else 0.0
+        self._set_cfg("estimator.scale_search", d)
+        self.estimator.set_scale_search(d)
 
     def _on_rescale(self, on: bool) -> None:
         self._set_cfg("estimator.rescale", bool(on))

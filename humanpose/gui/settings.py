@@ -26,6 +26,7 @@ REMEMBERED: dict[str, type] = {
     "estimator.person_threshold": float,
     "estimator.min_pose_score": float,
     "estimator.flip_test": bool,
+    "estimator.scale_search": float,
     "estimator.rescale": bool,
     "model.framework": str,
     "model.device": str,

@@ -332,6 +332,9 @@ class EstimatorWorker(QObject):
     def set_flip_test(self, on: bool) -> None:
         self._request(flip_test=bool(on))
 
+    def set_scale_search(self, d: float) -> None:
+        self._request(scale_search=float(d))
+
     def set_rescale(self, on: bool) -> None:
         self._request(rescale=bool(on))
 
@@ -422,6 +425,7 @@ class EstimatorWorker(QObject):
                  ("person_threshold", lambda v: self._set_estimator_value("person_threshold", v)),
                  ("min_pose_score", lambda v: self._set_estimator_value("min_pose_score", v)),
                  ("flip_test", lambda v: self.estimator.set_flip_test(v) or v),
+                 ("scale_search", lambda v: self.estimator.set_scale_search(v) or v),
                  ("rescale", lambda v: self.estimator.set_rescale(v) or v),
                  ("tracking", lambda v: self.estimator.set_tracking(*v) or v))
         for key, apply in steps:

@@ -206,6 +206,7 @@ def evaluate(estimator, data: PoseSet, progress: bool = True, shrink: float = 1.
         "seconds_per_image_gt_centre": round(t_gt / max(n, 1), 4),
         "boxsize": cfg.estimator.boxsize,
         "flip_test": cfg.estimator.flip_test,
+        "scale_search": cfg.estimator.scale_search,
         "rescale": cfg.estimator.rescale,
         "shrink": shrink,
         "framing": "waist-up" if waist_up_framing else "whole",
@@ -241,6 +242,7 @@ def format_report(rep: dict) -> str:
                  f"{rep['person_threshold']:g}; pose found for {rep['found_end_to_end']:.1f} %)  "
                  f"s/image: {rep['seconds_per_image_end_to_end']:.3f} (end-to-end)  "
                  f"boxsize: {rep['boxsize']}{'  flip test' if rep.get('flip_test') else ''}"
+                 f"{'  scale search %g' % rep['scale_search'] if rep.get('scale_search') else ''}"
                  f"{'  rescale' if rep.get('rescale') else ''}"
                  f"{'  shrink %g' % rep['shrink'] if rep.get('shrink', 1.0) < 1.0 else ''}"
                  f"{'  waist-up' if rep.get('framing') == 'waist-up' else ''}  "
@@ -312,6 +314,9 @@ def add_arguments(p) -> None:
     p.add_argument("--boxsize", type=int, help="override estimator.boxsize")
     p.add_argument("--flip-test", action="store_true", default=None,
                    help="also estimate on mirrored crops and average (estimator.flip_test)")
+    p.add_argument("--scale-search", type=float, metavar="D",
+                   help="also estimate on crops zoomed by 1 - D and 1 + D and average, e.g. "
+                        "0.15 (estimator.scale_search; 0 = off)")
     p.add_argument("--rescale", action=argparse.BooleanOptionalAction, default=None,
                    help="re-estimate persons far from the box's size on a crop cut to fit them "
                         "(estimator.rescale)")
