@@ -376,6 +376,7 @@ def test_worker_processes_make_distinct_batches_and_report_errors():
     """``loaders: N`` (N > 1): N forked processes make the batches, each from its own random
     stream (two workers copying one stream would feed the net every batch twice), and a
     worker's failure stops training with its error, as the thread's does."""
+    import multiprocessing
     from humanpose.train.trainer import Batches, TrainConfig
     rng = np.random.default_rng(0)
     cache = {"images": rng.integers(0, 255, (6, 96, 96, 3), dtype=np.uint8),
@@ -384,8 +385,10 @@ def test_worker_processes_make_distinct_batches_and_report_errors():
     batches = Batches(cfg, cache, seed=0)
     try:
         got = [batches.get() for _ in range(4)]
+        assert len(multiprocessing.active_children()) == 2
     finally:
         batches.close()
+    assert not multiprocessing.active_children()        # closing ends the processes
     x, t, w = got[0]
     assert x.shape == (3, 4, 64, 64) and t.shape == (3, 15, 8, 8) and w.shape == (3, 15)
     assert not torch.equal(got[0][0], got[1][0])     # worker 0's first batch, worker 1's first

@@ -203,7 +203,7 @@ class Batches:
     def close(self):
         self.stop = True
         if self.cfg.loaders > 1:
-            del self.workers              # shuts the worker processes down
+            self.workers = None           # the DataLoader's iterator, dropped, ends its processes
 
 
 class _BatchStream(torch.utils.data.IterableDataset):
