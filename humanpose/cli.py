@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export-onnx": ("humanpose.estimator.onnx_export", "export the configured weights to ONNX for OpenCV-DNN"),
     "train": ("humanpose.train.trainer", "train a person or pose net from a training YAML"),
     "eval": ("humanpose.train.evaluate", "PCK@0.2 evaluation on an LSP-layout directory"),
+    "pack-crops": ("humanpose.train.packed", "pack the pose training crops to train elsewhere (a GPU)"),
     "gui": ("humanpose.gui.app", "open the desktop application"),
     "install-desktop": ("humanpose.gui.desktop", "install a freedesktop launcher for this checkout"),
 }

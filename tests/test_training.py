@@ -170,6 +170,8 @@ def test_recipe_keys_are_checked(tmp_path):
            ("kind: pose\nrelabel_groups: arms\n", "relabel_groups must be a list"),
            ("kind: pose\nrelabel_groups: [arms]\n", "without relabel_with it would do nothing"),
            ("kind: pose\nloaders: 0\n", "loaders must be a whole number >= 1, not 0"),
+           ("kind: pose\npacked: crops/\n", "packed must be a list of paths"),
+           ("kind: person\npacked: [crops/]\n", "packed crops are for pose recipes"),
            ("kind: pose\nloaders: 2.5\n", "loaders must be a whole number"),
            ("# only a comment\n", "a recipe is a YAML mapping .* not empty"),
            ("- kind: pose\n", "a recipe is a YAML mapping .* not list")]
@@ -423,6 +425,48 @@ def test_tiny_training_lowers_loss(tmp_path):
     cfg.steps, cfg.loaders = 44, 2                       # the rest with two worker processes
     assert train(cfg, progress=False)["step"] == 44      # resumed from last.pt, not from 0
     assert int(read_metadata(final)["step"]) == 44
+
+
+def test_packed_crops_travel_in_parts_and_train_a_pose_net(tmp_path, capsys):
+    """`humanpose pack-crops` writes the crop caches as WebP parts of a size limit; the parts
+    read back give the same joints and nearly the same pixels, a missing part is an error that
+    says so, and a pose recipe trains from them without the dataset (`packed:`)."""
+    from humanpose.train.datasets import DatasetError
+    from humanpose.train.packed import load_packed
+    from humanpose.train.trainer import TrainConfig, train
+    root = tmp_path / "data"
+    _fake_lsp(root / "lsp", n=6, fmt="lsp")
+    _fake_lsp(root / "lspet", n=8, fmt="lspet", seed=1)
+    out = tmp_path / "packed"
+    assert cli.main(["pack-crops", str(out), "--data", str(root), "--val-images", "3",
+                     "--cache-dir", str(tmp_path / "cache"), "--part-mb", "0.005",
+                     "--no-progress"]) == 0
+    parts = sorted(out.glob("*.npz"))
+    assert len([f for f in parts if f.name.startswith("train-")]) >= 2      # split by size
+    assert all(str(f) in capsys.readouterr().out for f in parts[:1])
+    caches = load_packed([out])
+    raw = {k: dict(np.load(next((tmp_path / "cache").glob(f"{k}_*.npz")))) for k in ("train", "val")}
+    for split in ("train", "val"):
+        got, want = caches[split], raw[split]
+        assert got["images"].shape == want["images"].shape == (len(want["joints"]), 288, 288, 3)
+        np.testing.assert_array_equal(got["joints"], want["joints"])
+        np.testing.assert_array_equal(got["visible"], want["visible"])
+        assert np.abs(got["images"].astype(int) - want["images"]).mean() < 2.0   # lossy, close
+    assert len(caches["train"]["joints"]) == 5 + 6 and len(caches["val"]["joints"]) == 3
+    moved = tmp_path / "elsewhere"
+    moved.mkdir()
+    for f in parts[1:]:                            # the first train part did not arrive
+        f.rename(moved / f.name)
+    with pytest.raises(DatasetError, match="train crops 0..[0-9]+ are missing"):
+        load_packed([moved])
+    (moved / parts[0].name).write_bytes(parts[0].read_bytes())
+    cfg = TrainConfig(kind="pose", arch_kwargs={"stages": 2, "feat": 8}, packed=[str(moved)],
+                      data=str(tmp_path / "no_data"), steps=3, batch_size=2, sizes=[64],
+                      threads=1, device="cpu", run_dir=str(tmp_path / "run"), val_every=3)
+    assert train(cfg, progress=False)["step"] == 3
+    assert (tmp_path / "run" / "best.safetensors").exists()
+    assert cli.main(["pack-crops", str(out), "--data", str(tmp_path / "no_data")]) == 2
+    assert "error: " in capsys.readouterr().err
 
 
 def test_split_is_fixed_whatever_the_training_seed(tmp_path):

@@ -28,6 +28,7 @@ from ..skeleton import FLIP_PAIRS, NUM_JOINTS, flip_permutation
 from ..store import ModelError, load_model, read_metadata, save_weights, sha256
 from .datasets import DatasetError, build_crop_cache, cache_key, person_box, splits
 from .metrics import pck_correct, pck_summary
+from .packed import load_packed
 from .samples import person_scene, pose_sample
 
 
@@ -37,6 +38,9 @@ class TrainConfig:
     arch: str = "cpm_compact"
     arch_kwargs: dict = field(default_factory=dict)
     data: str = "../shared/data"           # holds lsp/ and lspet/
+    packed: list = field(default_factory=list)   # pose: instead of data, the crop parts of
+                                           # `humanpose pack-crops` (files or folders), e.g. on a
+                                           # lent GPU machine without ../shared (train/packed.py)
     val_images: int = 500
     seed: int = 0                          # augmentation and init only (the split is fixed)
     steps: int = 20000                     # total optimiser steps (resume continues to this)
@@ -116,6 +120,13 @@ class TrainConfig:
                                  f"not {ps!r}")
         if isinstance(cfg.loaders, bool) or not isinstance(cfg.loaders, int) or cfg.loaders < 1:
             raise ValueError(f"{path}: loaders must be a whole number >= 1, not {cfg.loaders!r}")
+        if (not isinstance(cfg.packed, list)
+                or not all(isinstance(p, str) and p for p in cfg.packed)):
+            raise ValueError(f"{path}: packed must be a list of paths (parts or folders of "
+                             f"them), not {cfg.packed!r}")
+        if cfg.packed and cfg.kind != "pose":
+            raise ValueError(f"{path}: packed crops are for pose recipes (the person net trains "
+                             "on whole scenes made from the images)")
         if cfg.relabel_with and cfg.kind != "pose":
             raise ValueError(f"{path}: relabel_with is for pose recipes (a person map has no "
                              "left and right)")
@@ -398,12 +409,19 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
 
-    train_set, val_set = splits(_path(cfg.data), cfg.val_images)
-    if cfg.max_train_images:
-        train_set = train_set.subset(np.arange(min(cfg.max_train_images, len(train_set))))
-    cache_dir = _path(cfg.cache_dir)
-    train_cache = build_crop_cache(train_set, cache_dir / f"train_{cache_key(train_set)}.npz", progress)
-    val_cache = build_crop_cache(val_set, cache_dir / f"val_{cache_key(val_set)}.npz", progress)
+    if cfg.packed:
+        caches = load_packed([_path(p) for p in cfg.packed])
+        train_cache, val_cache, val_set = caches["train"], caches["val"], None
+        if cfg.max_train_images:
+            train_cache = {k: v[:cfg.max_train_images] for k, v in train_cache.items()}
+    else:
+        train_set, val_set = splits(_path(cfg.data), cfg.val_images)
+        if cfg.max_train_images:
+            train_set = train_set.subset(np.arange(min(cfg.max_train_images, len(train_set))))
+        cache_dir = _path(cfg.cache_dir)
+        train_cache = build_crop_cache(train_set, cache_dir / f"train_{cache_key(train_set)}.npz",
+                                       progress)
+        val_cache = build_crop_cache(val_set, cache_dir / f"val_{cache_key(val_set)}.npz", progress)
     if cfg.relabel_with:
         flags = relabel_mirrored_limbs(train_cache, _path(cfg.relabel_with), cfg.val_boxsize,
                                        device, run_dir / "relabelled.json", cfg.relabel_groups)
