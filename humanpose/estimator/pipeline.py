@@ -459,14 +459,15 @@ class PoseEstimator:
         b = crops[0].image.shape[0]
         extra = []
         for cr in crops:
-            centre = ((cr.ox + b / 2.0) / cr.kx - 0.5, (cr.oy + b / 2.0) / cr.ky - 0.5)
+            x0, y0, x1, y1 = cr.box()
+            centre = np.array([(x0 + x1) / 2.0, (y0 + y1) / 2.0])
             for z in (1.0 - d, 1.0 + d):
-                extra.append(Crop.rescaled(bgr, np.array(centre), b / (z * cr.ky), b))
+                extra.append(Crop.rescaled(bgr, centre, b / (z * cr.ky), b))
         more = self._pose_pass(extra)
         out = []
         for s, s2 in zip(stage_maps, more):
-            total, weight = s.astype(np.float32).copy(), np.ones(s.shape[:1] + s.shape[2:],
-                                                                  np.float32)
+            total = s.astype(np.float32)               # a copy: the crops' own maps stay
+            weight = np.ones(s.shape[:1] + s.shape[2:], np.float32)
             for n, cr in enumerate(crops):
                 for k in range(2):
                     maps_n, cover = zoomed_onto(s2[2 * n + k], extra[2 * n + k], cr)
