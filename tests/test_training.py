@@ -160,6 +160,7 @@ def test_recipe_keys_are_checked(tmp_path):
            ("kind: pose\nzoom_prob: 1.2\n", "zoom_prob must be a probability"),
            ("kind: pose\nlowres_prob: -0.1\n", "lowres_prob must be a probability"),
            ("kind: pose\ncut_prob: 1.5\n", "cut_prob must be a probability"),
+           ("kind: pose\ncut_empty: 1\n", "cut_empty must be true or false"),
            ("kind: pose\ntranslation: 0.8\n", "translation must be a fraction of the crop"),
            ("kind: person\ncover_prob: 2\n", "cover_prob must be a probability"),
            ("kind: person\ndistractor_prob: yes\n", "distractor_prob must be a probability"),
@@ -538,6 +539,9 @@ def test_eval_cli_end_to_end(tmp_path, capsys):
         assert key in rep
     assert rep["n_images"] == 3 and 0 <= rep["pck_gt_centre"] <= 100
     assert rep["detections_per_image"] >= rep["detector_recall"] / 100   # threshold 0: always one
+    # which joints the app would draw: nothing is cut off by the frame of a whole image
+    assert rep["joint_threshold"] == 0.1 and 0 <= rep["correct_joints_hidden"] <= 100
+    assert "cut_off_joints" not in rep and printed[-3].startswith("joints drawn (score >= 0.1)")
     assert rep["flip_test"] is True and "flip test" in printed[-2]
     assert rep["rescale"] is False and rep["rescaled_fraction_end_to_end"] == 0
     assert "rescale" not in printed[-2]
@@ -572,6 +576,9 @@ def test_eval_cli_end_to_end(tmp_path, capsys):
     ankles = [sk.JOINT_INDEX["r_ankle"], sk.JOINT_INDEX["l_ankle"]]
     assert np.isnan(codes[:, ankles]).all() and np.isfinite(codes[:, :8]).all()
     assert wu["per_joint_gt_centre"]["R ankle"] is None and "-" in printed[sk.JOINT_INDEX["r_ankle"] + 1]
+    if wu["found_end_to_end"]:     # the matched persons' ankles are cut off: drawn or not
+        assert wu["cut_off_joints"] >= 2 and 0 <= wu["cut_off_joints_drawn"] <= 100
+        assert "cut off by the frame drawn anyway" in printed[-4]
     # a baseline that cannot be compared stops before the evaluation, naming what is wrong
     old = {k: v for k, v in rep.items() if not k.startswith("per_image")}
     (tmp_path / "old.json").write_text(json.dumps(old))
@@ -584,6 +591,29 @@ def test_eval_cli_end_to_end(tmp_path, capsys):
         assert cli.main(args[:-1] + [str(tmp_path / name)]) == 2
         captured = capsys.readouterr()
         assert message in captured.err and "PCK@0.2" not in captured.out
+
+
+def test_drawn_joints_counts_hidden_correct_and_drawn_cut_off_joints():
+    """eval's joints-drawn figures on a hand-made case: 3 images, the second without a matched
+    pose (its joints count nowhere), two joints of the third cut off by the frame."""
+    from humanpose.train import evaluate as ev
+    scores = np.full((3, sk.NUM_JOINTS), 0.8)
+    scores[1] = np.nan
+    scores[0, :3] = 0.05                     # three weak joints in image 0, two of them correct
+    scores[2, 12:] = (0.3, 0.05)             # the cut-off joints of image 2: one drawn, one not
+    correct = np.zeros((3, sk.NUM_JOINTS))   # as metrics.pck_correct: 1, 0, NaN unannotated
+    correct[0, :2] = correct[0, 5:9] = 1     # 6 correct in image 0, 2 of them weak
+    correct[0, 10] = np.nan
+    correct[1] = 1                           # no pose matched: not counted
+    correct[2, :2] = 1                       # 2 correct in image 2
+    cut_off = np.zeros((3, sk.NUM_JOINTS), bool)
+    cut_off[2, 12:] = True
+    cut_off[1, 12:] = True                   # no pose matched: not counted
+    out = ev.drawn_joints(scores, correct, cut_off, 0.1)
+    assert out == {"joint_threshold": 0.1, "correct_joints_hidden": 25.0,    # 2 of 8
+                   "cut_off_joints": 2, "cut_off_joints_drawn": 50.0}
+    out = ev.drawn_joints(scores, correct, np.zeros_like(cut_off), 0.9)      # all hidden
+    assert out == {"joint_threshold": 0.9, "correct_joints_hidden": 100.0}
 
 
 def test_paired_difference_of_two_results():
@@ -779,6 +809,25 @@ def test_pose_sample_frame_edge_cut():
     a = pose_sample(img, joints, 160, np.random.default_rng(3))
     b = pose_sample(img, joints, 160, np.random.default_rng(3), cut_prob=0.0)
     assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+    # cut_empty: the same samples, but the joints below the cut are trained to empty maps
+    hidden_seen = 0
+    for seed in range(20):
+        x, t, w, j = pose_sample(img, joints, 160, np.random.default_rng(seed), rotation_prob=0.0,
+                                 cut_prob=1.0)
+        xe, te, we, je = pose_sample(img, joints, 160, np.random.default_rng(seed),
+                                     rotation_prob=0.0, cut_prob=1.0, cut_empty=True)
+        assert np.array_equal(x, xe) and np.array_equal(t, te)      # empty maps already
+        assert np.array_equal(j, je, equal_nan=True)
+        cut = ~np.isfinite(j[:, 0])
+        assert we.all() and not (t[:sk.NUM_JOINTS][cut] > 0).any()
+        assert np.array_equal(w[:sk.NUM_JOINTS], (~cut).astype(np.float32))
+        hidden_seen += cut.sum()
+    assert hidden_seen > 20
+    # an annotation that is missing (not cut off) stays untrained with cut_empty
+    gap = joints.copy()
+    gap[sk.JOINT_INDEX["l_elbow"]] = np.nan
+    _, _, w, _ = pose_sample(img, gap, 160, np.random.default_rng(0), cut_prob=1.0, cut_empty=True)
+    assert w[sk.JOINT_INDEX["l_elbow"]] == 0 and w.sum() == sk.NUM_MAPS - 1
 
 
 def test_person_scene_webcam_frame():

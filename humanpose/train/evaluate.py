@@ -152,6 +152,7 @@ def evaluate(estimator, data: PoseSet, progress: bool = True, shrink: float = 1.
     pred_gt = np.full((n, NUM_JOINTS, 2), np.nan)
     pred_e2e = np.full((n, NUM_JOINTS, 2), np.nan)
     pred_peak = np.full((n, NUM_JOINTS, 2), np.nan)    # matched by the detector peak (< session 5)
+    score_e2e = np.full((n, NUM_JOINTS), np.nan)        # joint scores of the matched pose
     detected = np.zeros(n, bool)
     matched = np.zeros(n, bool)
     found = 0      # detections in all (other people in the image and false ones included)
@@ -178,6 +179,7 @@ def evaluate(estimator, data: PoseSet, progress: bool = True, shrink: float = 1.
         if by_pose is not None:       # a miss stays NaN: every joint wrong
             matched[i] = True
             pred_e2e[i] = res.persons[by_pose].joints[:, :2]
+            score_e2e[i] = res.persons[by_pose].joints[:, 2]
         if by_peak is not None:
             detected[i] = True
             pred_peak[i] = res.persons[by_peak].joints[:, :2]
@@ -186,6 +188,7 @@ def evaluate(estimator, data: PoseSet, progress: bool = True, shrink: float = 1.
     pck_e2e, per_e2e = pck_summary(ok_e2e)
     pck_peak, _ = pck_summary(pck_correct(pred_peak, gt))
     cfg = estimator.config
+    cut_off = np.isfinite(data.joints[:, :, 0]) & ~np.isfinite(gt[:, :, 0])
     return {
         "pck_end_to_end": round(pck_e2e, 2),
         "pck_gt_centre": round(pck_gt, 2),
@@ -200,6 +203,7 @@ def evaluate(estimator, data: PoseSet, progress: bool = True, shrink: float = 1.
         "detector_recall_by_orientation": rate_by_orientation(detected, gt),
         "found_end_to_end": round(100.0 * matched.mean(), 2),
         "pck_end_to_end_peak_match": round(pck_peak, 2),
+        **drawn_joints(score_e2e, ok_e2e, cut_off, cfg.estimator.joint_threshold),
         "detections_per_image": round(found / max(n, 1), 3),
         "person_threshold": cfg.estimator.person_threshold,
         "seconds_per_image_end_to_end": round(t_e2e / max(n, 1), 4),
@@ -220,6 +224,24 @@ def evaluate(estimator, data: PoseSet, progress: bool = True, shrink: float = 1.
     }
 
 
+def drawn_joints(scores: np.ndarray, correct: np.ndarray, cut_off: np.ndarray,
+                 threshold: float) -> dict:
+    """Which joints of the matched poses (``scores`` (N, 14), NaN where no pose was matched) the
+    app draws (score >= ``threshold``, estimator.joint_threshold): the share of the correct ones
+    it hides, and of the joints annotated but cut off by the frame (``cut_off``, --waist-up) the
+    share it draws anyway, somewhere in view."""
+    matched = np.isfinite(scores)
+    drawn = matched & (np.nan_to_num(scores, nan=-1.0) >= threshold)
+    ok = (np.nan_to_num(correct) > 0) & matched      # correct: 1 / 0 / NaN (pck_correct)
+    out = {"joint_threshold": threshold,
+           "correct_joints_hidden": round(100.0 * (ok & ~drawn).sum() / max(ok.sum(), 1), 2)}
+    gone = cut_off & matched
+    if gone.any():
+        out["cut_off_joints"] = int(gone.sum())
+        out["cut_off_joints_drawn"] = round(100.0 * (gone & drawn).sum() / gone.sum(), 2)
+    return out
+
+
 def _per_joint(values: np.ndarray) -> dict:
     """Per-joint PCK for the JSON: None for a joint never evaluated (JSON has no NaN)."""
     return {j: round(float(v), 2) if np.isfinite(v) else None for j, v in zip(JOINT_LABELS, values)}
@@ -237,6 +259,11 @@ def format_report(rep: dict) -> str:
     if "detector_recall_by_orientation" in rep:
         lines.append("detector recall by torso orientation:  " + "  ".join(
             f"{k} {pct(v['rate'])} %" for k, v in rep["detector_recall_by_orientation"].items()))
+    if "correct_joints_hidden" in rep:
+        cut = (f", joints cut off by the frame drawn anyway: {rep['cut_off_joints_drawn']:.1f} % "
+               f"of {rep['cut_off_joints']}" if "cut_off_joints" in rep else "")
+        lines.append(f"joints drawn (score >= {rep['joint_threshold']:g}): correct ones hidden "
+                     f"{rep['correct_joints_hidden']:.1f} %{cut}")
     lines.append(f"images: {rep['n_images']}  detector recall: {rep['detector_recall']:.1f} % "
                  f"({rep['detections_per_image']:.2f} detections/image at threshold "
                  f"{rep['person_threshold']:g}; pose found for {rep['found_end_to_end']:.1f} %)  "

@@ -83,7 +83,8 @@ def pose_sample(image: np.ndarray, joints: np.ndarray, size: int, rng: np.random
                 augment: bool = True, centre_sigma: float = 0.06, rotation: float = 40.0,
                 rotation_prob: float = 0.6, rotation_any_prob: float = 0.0,
                 lowres_prob: float = 0.0, scale: tuple[float, float] = (0.3, 0.95),
-                zoom_prob: float = 0.2, translation: float = 0.04, cut_prob: float = 0.0):
+                zoom_prob: float = 0.2, translation: float = 0.04, cut_prob: float = 0.0,
+                cut_empty: bool = False):
     """One pose-net training sample from a cached crop.
 
     Scale: the person's size (larger side of its joint box) is a uniform fraction ``scale`` of
@@ -136,10 +137,12 @@ def pose_sample(image: np.ndarray, joints: np.ndarray, size: int, rng: np.random
     crop = cv2.warpAffine(image, m, (size, size), flags=cv2.INTER_LINEAR,
                           borderMode=cv2.BORDER_CONSTANT, borderValue=(128, 128, 128))
     j = _warp_joints(joints, m)
+    hidden = np.zeros(len(j), bool)                  # annotated joints below the cut
     if cut is not None:
         y = np.nanmax(j[HIPS, 1]) + cut * k          # the frame's edge, crop pixels
         crop[max(0, int(np.floor(y + 0.5))):] = 128  # rows whose centre lies below it
-        j[j[:, 1] > y] = np.nan
+        hidden = j[:, 1] > y
+        j[hidden] = np.nan
     if flip:
         crop = crop[:, ::-1]
         j = flip_joints(j, size)
@@ -150,6 +153,8 @@ def pose_sample(image: np.ndarray, joints: np.ndarray, size: int, rng: np.random
     if augment:
         crop = colour_jitter(crop, rng)
     targets, weights = pose_targets(j, size)
+    if cut_empty:
+        weights[:NUM_JOINTS][hidden] = 1.0           # their maps are all zero: trained empty
     x = np.empty((4, size, size), np.float32)
     x[:3] = crop.transpose(2, 0, 1) / 256.0 - 0.5
     x[3] = centre_map(size, centre_sigma * size)

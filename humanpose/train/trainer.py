@@ -59,6 +59,8 @@ class TrainConfig:
     cut_prob: float = 0.0                  # frame a person as a webcam does, cut below the hips:
                                            # pose, grey below the line (samples.pose_sample);
                                            # person, the scene's bottom edge (samples.person_scene)
+    cut_empty: bool = False                # pose: the joints below the cut trained to empty maps
+                                           # (scored low) instead of left untrained
     translation: float = 0.04              # pose: sd of the person's offset from the crop centre,
                                            # a fraction of the crop side
     person_scale: list = field(default_factory=lambda: [0.25, 0.9])   # person: a person's size
@@ -118,6 +120,8 @@ class TrainConfig:
                     or not 0.0 < ps[0] <= ps[1] <= 1.0):
                 raise ValueError(f"{path}: {key} must be [low, high] with 0 < low <= high <= 1, "
                                  f"not {ps!r}")
+        if not isinstance(cfg.cut_empty, bool):
+            raise ValueError(f"{path}: cut_empty must be true or false, not {cfg.cut_empty!r}")
         if isinstance(cfg.loaders, bool) or not isinstance(cfg.loaders, int) or cfg.loaders < 1:
             raise ValueError(f"{path}: loaders must be a whole number >= 1, not {cfg.loaders!r}")
         if (not isinstance(cfg.packed, list)
@@ -175,7 +179,7 @@ class Batches:
                                           rotation_any_prob=cfg.rotation_any_prob,
                                           lowres_prob=cfg.lowres_prob,
                                           scale=tuple(cfg.pose_scale), zoom_prob=cfg.zoom_prob,
-                                          cut_prob=cfg.cut_prob,
+                                          cut_prob=cfg.cut_prob, cut_empty=cfg.cut_empty,
                                           translation=cfg.translation)
                                 for i in rng.integers(0, n, cfg.batch_size)))
             return (torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ts)),
