@@ -42,7 +42,7 @@ class EstimatorConfig:
     max_persons: int = _opt(8, lo=1, hi=64)
     min_person_distance: float = _opt(0.15, lo=0.0, hi=1.0)
     centre_sigma: float = _opt(0.06, lo=0.005, hi=0.5)
-    joint_threshold: float = _opt(0.1, lo=0.0, hi=1.0)
+    joint_threshold: float = _opt(0.3, lo=0.0, hi=1.0)
     min_pose_score: float = _opt(0.4, lo=0.0, hi=1.0,
                                  doc="a detected person whose joints' mean score is below this "
                                      "is dropped as a false detection; 0 keeps all")

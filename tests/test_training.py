@@ -540,8 +540,8 @@ def test_eval_cli_end_to_end(tmp_path, capsys):
     assert rep["n_images"] == 3 and 0 <= rep["pck_gt_centre"] <= 100
     assert rep["detections_per_image"] >= rep["detector_recall"] / 100   # threshold 0: always one
     # which joints the app would draw: nothing is cut off by the frame of a whole image
-    assert rep["joint_threshold"] == 0.1 and 0 <= rep["correct_joints_hidden"] <= 100
-    assert "cut_off_joints" not in rep and printed[-3].startswith("joints drawn (score >= 0.1)")
+    assert rep["joint_threshold"] == 0.3 and 0 <= rep["correct_joints_hidden"] <= 100
+    assert "cut_off_joints" not in rep and printed[-3].startswith("joints drawn (score >= 0.3)")
     assert rep["flip_test"] is True and "flip test" in printed[-2]
     assert rep["rescale"] is False and rep["rescaled_fraction_end_to_end"] == 0
     assert "rescale" not in printed[-2]
