@@ -43,9 +43,9 @@ class EstimatorConfig:
     min_person_distance: float = _opt(0.15, lo=0.0, hi=1.0)
     centre_sigma: float = _opt(0.06, lo=0.005, hi=0.5)
     joint_threshold: float = _opt(0.3, lo=0.0, hi=1.0)
-    min_pose_score: float = _opt(0.4, lo=0.0, hi=1.0,
-                                 doc="a detected person whose joints' mean score is below this "
-                                     "is dropped as a false detection; 0 keeps all")
+    min_pose_score: float = _opt(0.5, lo=0.0, hi=1.0,
+                                 doc="a detected person whose best 7 joint scores average below "
+                                     "this is dropped as a false detection; 0 keeps all")
     flip_test: bool = _opt(False, doc="also run the pose net on mirrored crops and average "
                                       "(more accurate, twice the pose time)")
     rescale: bool = _opt(True, doc="re-estimate a person whose size is far from rescale_fraction "

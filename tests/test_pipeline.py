@@ -12,7 +12,8 @@ from torch import nn
 
 from humanpose.config import Config, from_dict
 from humanpose.estimator import maps
-from humanpose.estimator.pipeline import Crop, PoseEstimator, crop, crop_offset, duplicates
+from humanpose.estimator.pipeline import (Crop, PoseEstimator, crop, crop_offset, duplicates,
+                                          pose_score)
 from humanpose.nets.compact import CompactCPM
 from humanpose.skeleton import NUM_JOINTS, NUM_MAPS
 from humanpose.store import ModelError
@@ -537,3 +538,17 @@ def test_flip_test_makes_the_estimate_mirror_symmetric():
     plain_back = plain_m[perm].copy()
     plain_back[:, 0] = 160 - 1 - plain_back[:, 0]
     assert np.abs(plain_back[:, :2] - plain[:, :2]).max() > 1.0   # the test is not vacuous
+
+
+def test_pose_score_is_the_mean_of_the_best_half_of_the_joints():
+    """A person framed down to the hips (7 joints in view, scored 0.8, the 7 cut off scored 0.1)
+    scores as one seen whole; a detection scored evenly low stays low, whatever the order."""
+    joints = np.zeros((14, 3))
+    joints[:, 2] = [0.1] * 7 + [0.8] * 7
+    assert pose_score(joints) == pytest.approx(0.8)
+    assert pose_score(joints[::-1]) == pytest.approx(0.8)
+    assert joints[:, 2].mean() == pytest.approx(0.45)        # the 14-joint mean before session 29
+    joints[:, 2] = 0.35
+    assert pose_score(joints) == pytest.approx(0.35)
+    joints[:, 2] = np.linspace(0.0, 0.65, 14)                # best 7: 0.35 .. 0.65
+    assert pose_score(joints) == pytest.approx(0.5)

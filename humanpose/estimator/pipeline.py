@@ -32,7 +32,7 @@ track, total):
    centre is further from the centre of its joints is dropped; of two that share SHARED_JOINTS
    joints but not the rest, one is a wrong skeleton built from the other's limbs, and the one
    with the lower mean joint score is dropped (of equal ones the larger); so is a detection
-   whose joints' mean score is below ``estimator.min_pose_score`` (the pose net finds no person
+   whose :func:`pose_score` is below ``estimator.min_pose_score`` (the pose net finds no person
    there: a false detection on a bollard, a lamp post or a crowd in the background);
 5. *track*: optional tracking ids and Kalman smoothing (:class:`tracking.Tracker`).
 """
@@ -59,6 +59,7 @@ RESCALE_TOLERANCE = 1.25   # rescale a person whose size is off the target by mo
 DUPLICATE_DISTANCE = 0.15  # median joint distance (x person size) under which two persons are one
 SHARED_DISTANCE = 0.1      # joints this close (x person size) are on the same place ...
 SHARED_JOINTS = 5          # ... and two persons sharing this many of them are one person
+POSE_SCORE_JOINTS = 7      # a person's score: the mean of its best this many joint scores
 
 
 def to_bgr(frame: np.ndarray) -> np.ndarray:
@@ -163,6 +164,13 @@ def joint_peaks(beliefs: np.ndarray, ok_rows: np.ndarray, ok_cols: np.ndarray) -
         dx, dy = maps.refine(beliefs[n], i, j)   # the same quadratic fit as argmax_subpixel
         peaks[n] = (j + dx, i + dy, beliefs[n, i, j])
     return peaks
+
+
+def pose_score(joints: np.ndarray) -> float:
+    """How surely (14, 3) ``joints`` are a person: the mean of the best POSE_SCORE_JOINTS joint
+    scores, half the skeleton, because a person cut off by the frame (a webcam shows a person at
+    a desk down to the hips) shows only half of it and the joints out of view score low."""
+    return float(np.sort(joints[:, 2])[-POSE_SCORE_JOINTS:].mean())
 
 
 def person_extent(joints: np.ndarray) -> tuple[np.ndarray, float]:
@@ -525,7 +533,7 @@ class PoseEstimator:
             frame_centres = (centres + 0.5) / (sx, sy) - 0.5
             drop = set()
             if not detector_off:
-                drop = {n for n, j in enumerate(all_joints) if j[:, 2].mean() < est.min_pose_score}
+                drop = {n for n, j in enumerate(all_joints) if pose_score(j) < est.min_pose_score}
                 keep = [n for n in range(len(all_joints)) if n not in drop]
                 drop |= {keep[k] for k in duplicates([all_joints[n] for n in keep],
                                                       frame_centres[keep])}

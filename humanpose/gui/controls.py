@@ -124,8 +124,9 @@ class EstimatorPanel(QGroupBox):
         self.pose_score.setRange(0.0, 1.0)
         self.pose_score.setSingleStep(0.05)
         self.pose_score.setDecimals(2)
-        self.pose_score.setToolTip("Minimum mean joint score of a person: higher drops more false "
-                                   "detections (street furniture), 0 keeps every detection")
+        self.pose_score.setToolTip("Minimum score of a person (the mean of its best 7 joint scores): "
+                                   "higher drops more false detections (street furniture), "
+                                   "0 keeps every detection")
         self.flip = QCheckBox("Flip test (more accurate, 2× pose time)")
         self.flip.setToolTip("Also estimate on mirrored crops and average the belief maps")
         self.scale_search = QCheckBox("Scale search (zoomed crops, 3× pose time)")
