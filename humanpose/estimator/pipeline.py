@@ -374,7 +374,7 @@ class PoseEstimator:
             self._cfg = set_value(self._cfg, "estimator.person_threshold", float(value))
 
     def set_min_pose_score(self, value: float) -> None:
-        """Minimum mean joint score of a detected person (0..1; 0 keeps every detection)."""
+        """Minimum :func:`pose_score` of a detected person (0..1; 0 keeps every detection)."""
         with self._lock:
             self._cfg = set_value(self._cfg, "estimator.min_pose_score", float(value))
 
