@@ -24,7 +24,7 @@ from humanpose.estimator.pipeline import PoseEstimator  # noqa: E402
 from humanpose.export.writers import read_jsonl, read_keypoints_csv  # noqa: E402
 from humanpose.gui.main_window import MainWindow  # noqa: E402
 from humanpose.gui.settings import apply_settings, open_settings  # noqa: E402
-from humanpose.gui.views import VIEWS  # noqa: E402
+from humanpose.gui.views import VIEWS, render  # noqa: E402
 from humanpose.nets.compact import CompactCPM  # noqa: E402
 from humanpose.skeleton import NUM_JOINTS  # noqa: E402
 from humanpose.sources import Frame, FrameSource, open_source  # noqa: E402
@@ -285,6 +285,19 @@ def test_street_people(qtbot, open_window, tmp_path):
     for view in VIEWS:
         win.set_view(view)
         assert win.current_image().ndim == 3
+    # Min joint score (display): 0 draws every joint of the walkers, 1 only those scored 1.0
+    assert win.controls.display.joint_score.value() == pytest.approx(cfg.estimator.joint_threshold)
+    win.controls.display.boxes.setChecked(False)
+    frame = item.frame.image
+
+    def pixels_drawn():
+        return int((render("single", frame, res, win.view_options()) != frame).any(axis=2).sum())
+
+    win.controls.display.joint_score.setValue(0.0)
+    every = pixels_drawn()
+    win.controls.display.joint_score.setValue(1.0)
+    assert win.cfg.estimator.joint_threshold == 1.0
+    assert every > 0 and pixels_drawn() < every
     qtbot.waitUntil(lambda: win.stats["camera_fps"] > 0 and win.stats["estimator_fps"] > 0,
                     timeout=WAIT_MS)
     assert "camera" in win.stats_label.text() and "latency" in win.stats_label.text()
@@ -393,17 +406,19 @@ def test_settings_are_remembered_between_runs(qtbot, open_window, video, tmp_pat
     win.controls.estimator.flip.setChecked(True)
     win.controls.estimator.scale_search.setChecked(True)
     win.controls.estimator.rescale.setChecked(False)
+    win.controls.display.joint_score.setValue(0.45)
     win.set_view("heatmap")
     win.close()
 
     cfg = apply_settings(make_cfg(tmp_path), open_settings(str(ini)))
     assert cfg.estimator.boxsize == 256 and cfg.estimator.person_threshold == 0.55
-    assert cfg.estimator.min_pose_score == 0.3
+    assert cfg.estimator.min_pose_score == 0.3 and cfg.estimator.joint_threshold == 0.45
     assert cfg.tracking.smoothing is False and cfg.gui.view == "heatmap"
     win2 = open_window("", cfg=cfg, settings_path=ini)
     assert win2.controls.estimator.boxsize.value() == 256
     assert win2.controls.estimator.threshold.value() == pytest.approx(0.55)
     assert win2.controls.estimator.pose_score.value() == pytest.approx(0.3)
+    assert win2.controls.display.joint_score.value() == pytest.approx(0.45)
     assert not win2.controls.estimator.kalman.isChecked()
     assert cfg.estimator.flip_test and win2.controls.estimator.flip.isChecked()
     assert cfg.estimator.scale_search == 0.15 and win2.controls.estimator.scale_search.isChecked()

@@ -169,11 +169,19 @@ class DisplayPanel(QGroupBox):
         self.person.setToolTip("Person shown in the heatmap and multi-stage views and the plot "
                                "(most confident: in the plot, the person most confident over "
                                "the whole clip)")
+        self.joint_score = QDoubleSpinBox()
+        self.joint_score.setRange(0.0, 1.0)
+        self.joint_score.setSingleStep(0.05)
+        self.joint_score.setDecimals(2)
+        self.joint_score.setToolTip("Joints scored below this are not drawn nor plotted: a joint "
+                                    "out of the frame (the legs of a person at a desk) is otherwise "
+                                    "drawn somewhere in view; 0 draws every joint")
         self.boxes = QCheckBox("Boxes")
         self.scores = QCheckBox("Joint confidences")
         self.blend = QCheckBox("Blend maps over the crop")
         form = QFormLayout(self)
         form.addRow("Person", self.person)
+        form.addRow("Min joint score", self.joint_score)
         form.addRow(self.boxes)
         form.addRow(self.scores)
         form.addRow(self.blend)

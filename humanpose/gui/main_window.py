@@ -241,6 +241,7 @@ class MainWindow(QMainWindow):
         est.strength.setEnabled(cfg.tracking.smoothing)
         self._update_boxsize_label()
         d = c.display
+        d.joint_score.setValue(cfg.estimator.joint_threshold)
         d.boxes.setChecked(cfg.gui.show_boxes)
         d.scores.setChecked(cfg.gui.show_scores)
         d.blend.setChecked(cfg.gui.heatmap_blend)
@@ -292,6 +293,7 @@ class MainWindow(QMainWindow):
                          (d.blend, "gui.heatmap_blend")):
             box.toggled.connect(lambda on, key=key: self._set_cfg(key, bool(on)))
         d.person.currentIndexChanged.connect(lambda _i: self._force_redraw())
+        d.joint_score.valueChanged.connect(self._on_joint_score)
         o = c.output
         o.record.toggled.connect(self.set_recording)
         o.export_csv.clicked.connect(lambda: self.export_keypoints("csv"))
@@ -321,6 +323,11 @@ class MainWindow(QMainWindow):
         if self.settings is not None and key in remembered.REMEMBERED:
             remembered.remember(self.settings, key, value)
         self._force_redraw()
+
+    def _on_joint_score(self, value: float) -> None:
+        """Which joints are drawn and plotted (display only: the estimator is not involved)."""
+        self._set_cfg("estimator.joint_threshold", round(float(value), 2))
+        self._plot_version = -1          # the plot leaves out the joints below it too
 
     def forget_settings(self) -> None:
         if self.settings is not None:

@@ -25,6 +25,7 @@ REMEMBERED: dict[str, type] = {
     "estimator.boxsize": int,
     "estimator.person_threshold": float,
     "estimator.min_pose_score": float,
+    "estimator.joint_threshold": float,
     "estimator.flip_test": bool,
     "estimator.scale_search": float,
     "estimator.rescale": bool,

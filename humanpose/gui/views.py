@@ -24,7 +24,7 @@ AUTO = -1   # person selection: the most confident person
 class ViewOptions:
     show_boxes: bool = True
     show_scores: bool = False
-    joint_threshold: float = 0.1
+    joint_threshold: float = 0.3     # estimator.joint_threshold's default
     heatmap_blend: bool = True
     person: int = AUTO       # track id (or index when untracked), AUTO = highest centre score
 
