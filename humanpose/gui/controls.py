@@ -22,6 +22,16 @@ def noise_to_strength(noise: float) -> int:
     return int(round(min(100.0, max(0.0, 25.0 * (math.log10(max(noise, 1e-6)) + 1.0)))))
 
 
+def score_box(tooltip: str) -> QDoubleSpinBox:
+    """A spin box for a score or threshold in 0..1, in steps of 0.05."""
+    box = QDoubleSpinBox()
+    box.setRange(0.0, 1.0)
+    box.setSingleStep(0.05)
+    box.setDecimals(2)
+    box.setToolTip(tooltip)
+    return box
+
+
 def snap_boxsize(value: int) -> int:
     value = BOXSIZE_STEP * int(round(value / BOXSIZE_STEP))
     return min(BOXSIZE_MAX, max(BOXSIZE_MIN, value))
@@ -115,18 +125,11 @@ class EstimatorPanel(QGroupBox):
         self.device.addItems(["auto", "cpu", "cuda"])
         self.backend = QLabel("loading…")
         self.backend.setWordWrap(True)
-        self.threshold = QDoubleSpinBox()
-        self.threshold.setRange(0.0, 1.0)
-        self.threshold.setSingleStep(0.05)
-        self.threshold.setDecimals(2)
-        self.threshold.setToolTip("Person-centre threshold: lower finds more (and more false) persons")
-        self.pose_score = QDoubleSpinBox()
-        self.pose_score.setRange(0.0, 1.0)
-        self.pose_score.setSingleStep(0.05)
-        self.pose_score.setDecimals(2)
-        self.pose_score.setToolTip("Minimum score of a person (the mean of its best 7 joint scores): "
-                                   "higher drops more false detections (street furniture), "
-                                   "0 keeps every detection")
+        self.threshold = score_box("Person-centre threshold: lower finds more (and more false) "
+                                   "persons")
+        self.pose_score = score_box("Minimum score of a person (the mean of its best 7 joint "
+                                    "scores): higher drops more false detections (street "
+                                    "furniture), 0 keeps every detection")
         self.flip = QCheckBox("Flip test (more accurate, 2× pose time)")
         self.flip.setToolTip("Also estimate on mirrored crops and average the belief maps")
         self.scale_search = QCheckBox("Scale search (zoomed crops, 3× pose time)")
@@ -169,13 +172,9 @@ class DisplayPanel(QGroupBox):
         self.person.setToolTip("Person shown in the heatmap and multi-stage views and the plot "
                                "(most confident: in the plot, the person most confident over "
                                "the whole clip)")
-        self.joint_score = QDoubleSpinBox()
-        self.joint_score.setRange(0.0, 1.0)
-        self.joint_score.setSingleStep(0.05)
-        self.joint_score.setDecimals(2)
-        self.joint_score.setToolTip("Joints scored below this are not drawn nor plotted: a joint "
-                                    "out of the frame (the legs of a person at a desk) is otherwise "
-                                    "drawn somewhere in view; 0 draws every joint")
+        self.joint_score = score_box("Joints scored below this are not drawn nor plotted: a joint "
+                                     "out of the frame (the legs of a person at a desk) is "
+                                     "otherwise drawn somewhere in view; 0 draws every joint")
         self.boxes = QCheckBox("Boxes")
         self.scores = QCheckBox("Joint confidences")
         self.blend = QCheckBox("Blend maps over the crop")
