@@ -471,18 +471,16 @@ class PoseEstimator:
             centre = np.array([(x0 + x1) / 2.0, (y0 + y1) / 2.0])
             for z in (1.0 - d, 1.0 + d):
                 extra.append(Crop.rescaled(bgr, centre, b / (z * cr.ky), b))
-        more = self._pose_pass(extra)
-        out = []
-        for s, s2 in zip(stage_maps, more):
-            total = s.astype(np.float32)               # a copy: the crops' own maps stay
-            weight = np.ones(s.shape[:1] + s.shape[2:], np.float32)
-            for n, cr in enumerate(crops):
-                for k in range(2):
-                    maps_n, cover = zoomed_onto(s2[2 * n + k], extra[2 * n + k], cr)
-                    total[n] += maps_n
-                    weight[n] += cover
-            out.append(total / weight[:, None])
-        return out
+        more = np.stack(self._pose_pass(extra), axis=1)             # (2N, stages, C, h, w)
+        total = np.stack(stage_maps, axis=1).astype(np.float32)     # (N, stages, C, h, w)
+        weight = np.ones((len(crops),) + total.shape[3:], np.float32)
+        for n, cr in enumerate(crops):
+            for k in (2 * n, 2 * n + 1):       # every stage's maps resampled in one warp
+                maps_k, cover = zoomed_onto(more[k].reshape(-1, *more.shape[3:]), extra[k], cr)
+                total[n] += maps_k.reshape(more.shape[1:])
+                weight[n] += cover
+        total /= weight[:, None, None]
+        return [total[:, i] for i in range(total.shape[1])]
 
     def estimate(self, frame: np.ndarray, timestamp: float | None = None, frame_index: int = 0,
                  keep_maps: bool = True, centres: np.ndarray | None = None) -> PoseResult:

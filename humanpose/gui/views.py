@@ -13,6 +13,7 @@ from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QImage, QPainter
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
+from ..config import EstimatorConfig
 from ..export.draw import draw_result, heatmap_tiles, label, stage_strip
 
 VIEWS = ("single", "heatmap", "multistage")
@@ -24,7 +25,7 @@ AUTO = -1   # person selection: the most confident person
 class ViewOptions:
     show_boxes: bool = True
     show_scores: bool = False
-    joint_threshold: float = 0.3     # estimator.joint_threshold's default
+    joint_threshold: float = EstimatorConfig.joint_threshold
     heatmap_blend: bool = True
     person: int = AUTO       # track id (or index when untracked), AUTO = highest centre score
 

@@ -108,7 +108,7 @@ def build_crop_cache(data: PoseSet, cache_file: str | Path, progress: bool = Tru
     """Person-centred crops (CACHE_SIZE², person scaled to CACHE_PERSON px), cached as .npz.
 
     Returns dict(images uint8 (N,S,S,3), joints float32 (N,14,2) NaN missing, visible bool).
-    The cache file name should include a key of the data (see ``cache_key``).
+    The cache file name should include a key of the data (see ``crop_cache_file``).
     """
     cache_file = Path(cache_file)
     if cache_file.exists():
@@ -141,6 +141,11 @@ def build_crop_cache(data: PoseSet, cache_file: str | Path, progress: bool = Tru
     np.savez(tmp, **out)
     tmp.replace(cache_file)
     return out
+
+
+def crop_cache_file(cache_dir: str | Path, split: str, data: PoseSet) -> Path:
+    """Where :func:`build_crop_cache` keeps the crops of ``data`` (``split``: "train" / "val")."""
+    return Path(cache_dir) / f"{split}_{cache_key(data)}.npz"
 
 
 def cache_key(data: PoseSet) -> str:

@@ -146,13 +146,13 @@ def add_arguments(p) -> None:
 
 
 def main(args) -> int:
-    from .datasets import build_crop_cache, cache_key, splits
+    from .datasets import build_crop_cache, crop_cache_file, splits
     try:
         train_set, val_set = splits(Path(args.data).expanduser(), args.val_images)
         cache_dir = Path(args.cache_dir).expanduser()
         written = []
         for split, data in (("train", train_set), ("val", val_set)):
-            cache = build_crop_cache(data, cache_dir / f"{split}_{cache_key(data)}.npz",
+            cache = build_crop_cache(data, crop_cache_file(cache_dir, split, data),
                                      not args.no_progress)
             written += pack(cache, split, args.out, args.part_mb, args.quality)
     except (OSError, ValueError, RuntimeError) as exc:

@@ -26,7 +26,7 @@ from ..estimator.pipeline import normalise, pad_to_stride, scale_frame
 from ..nets import build_model
 from ..skeleton import FLIP_PAIRS, NUM_JOINTS, flip_permutation
 from ..store import ModelError, load_model, read_metadata, save_weights, sha256
-from .datasets import DatasetError, build_crop_cache, cache_key, person_box, splits
+from .datasets import DatasetError, build_crop_cache, crop_cache_file, person_box, splits
 from .metrics import pck_correct, pck_summary
 from .packed import load_packed
 from .samples import person_scene, pose_sample
@@ -423,9 +423,9 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
         if cfg.max_train_images:
             train_set = train_set.subset(np.arange(min(cfg.max_train_images, len(train_set))))
         cache_dir = _path(cfg.cache_dir)
-        train_cache = build_crop_cache(train_set, cache_dir / f"train_{cache_key(train_set)}.npz",
+        train_cache = build_crop_cache(train_set, crop_cache_file(cache_dir, "train", train_set),
                                        progress)
-        val_cache = build_crop_cache(val_set, cache_dir / f"val_{cache_key(val_set)}.npz", progress)
+        val_cache = build_crop_cache(val_set, crop_cache_file(cache_dir, "val", val_set), progress)
     if cfg.relabel_with:
         flags = relabel_mirrored_limbs(train_cache, _path(cfg.relabel_with), cfg.val_boxsize,
                                        device, run_dir / "relabelled.json", cfg.relabel_groups)
