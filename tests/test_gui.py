@@ -243,6 +243,23 @@ def test_generated_video_views_cache_boxsize_export_plot_close(qtbot, open_windo
     assert err == "" and out == ""
 
 
+
+def test_scale_search_checkbox_keeps_the_zoom_of_humanpose_yml(qtbot, open_window, video, nets, tmp_path):
+    """Turning "Scale search" off and on again restores the zoom humanpose.yml set (0.25 here),
+    not the 0.15 the box uses when the file sets none."""
+    win = open_window(str(video), cfg=make_cfg(tmp_path, scale_search=0.25))
+    box = win.controls.estimator.scale_search
+    assert box.isChecked()
+    wait_result(qtbot, win)
+    box.setChecked(False)
+    qtbot.waitUntil(lambda: win.estimator.estimator.config.estimator.scale_search == 0.0,
+                    timeout=5000)
+    assert win.cfg.estimator.scale_search == 0.0
+    box.setChecked(True)
+    qtbot.waitUntil(lambda: win.estimator.estimator.config.estimator.scale_search == 0.25,
+                    timeout=5000)
+    assert win.cfg.estimator.scale_search == 0.25
+
 def test_boxsize_reaches_estimator_while_playing(qtbot, open_window, video, nets):
     rec = Recorder(nets)
     win = open_window(str(video), factory=rec)

@@ -69,6 +69,8 @@ class MainWindow(QMainWindow):
         self.info: SourceInfo | None = None
         self.latest: tuple[Captured, object] | None = None   # newest (frame, result) pair
         self.view = cfg.gui.view
+        # the zoom "Scale search" turns on: humanpose.yml's (or a remembered one), kept while it is off
+        self.scale_zoom = cfg.estimator.scale_search or SCALE_SEARCH_ON
         self.playing = False
         self.analysing = False
         self.recorder: VideoWriter | None = None
@@ -576,7 +578,7 @@ class MainWindow(QMainWindow):
         self.estimator.set_flip_test(bool(on))
 
     def _on_scale_search(self, on: bool) -> None:
-        d = (self.cfg.estimator.scale_search or SCALE_SEARCH_ON) if on else 0.0
+        d = self.scale_zoom if on else 0.0
         self._set_cfg("estimator.scale_search", d)
         self.estimator.set_scale_search(d)
 
