@@ -193,8 +193,10 @@ def duplicates(joints: list[np.ndarray], centres: np.ndarray) -> set[int]:
        lands elsewhere, or a skeleton spanning two people.  The one whose joints the pose net
        is surer of (the higher mean score, a third column of ``joints``) is kept: the wrong one
        has joints on parts that are not this person's, or outside its crop (an upper-body
-       detection whose legs are cut off).  Of two equally sure ones (or without scores) the
-       smaller is kept, as the wrong one stretches further.
+       detection whose legs are cut off).  The mean is over all 14 joints, not the best 7 of
+       :func:`pose_score`: the joints such a detection places wrongly or cuts off are the ones
+       that must count here.  Of two equally sure ones (or without scores) the smaller is kept,
+       as the wrong one stretches further.
     """
     extents = [person_extent(j) for j in joints]
     off = [np.linalg.norm(np.asarray(centres[n], float) - c) / max(size, 1.0)
