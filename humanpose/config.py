@@ -6,6 +6,7 @@ naming the key, the value and what is allowed.
 """
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import typing
 from dataclasses import dataclass, field
@@ -203,6 +204,22 @@ def load(path: str | Path | None = None) -> Config:
         raise ConfigError(f"{path}: {exc}") from exc
     cfg.path = str(path)
     return cfg
+
+
+def add_estimator_arguments(parser) -> None:
+    """The estimator overrides of a command line that :func:`from_args` applies: ``--boxsize``,
+    ``--flip-test``, ``--scale-search``, ``--rescale / --no-rescale`` (left at None when not
+    given, so that the config file's value stands)."""
+    parser.add_argument("--boxsize", type=int, metavar="N",
+                        help="person height in pixels the frame is scaled to (estimator.boxsize)")
+    parser.add_argument("--flip-test", action="store_true", default=None,
+                        help="also estimate on mirrored crops and average (estimator.flip_test)")
+    parser.add_argument("--scale-search", type=float, metavar="D",
+                        help="also estimate on crops zoomed by 1 - D and 1 + D and average, e.g. "
+                             "0.15 (estimator.scale_search; 0 = off)")
+    parser.add_argument("--rescale", action=argparse.BooleanOptionalAction, default=None,
+                        help="re-estimate persons much smaller or larger than the box on a crop "
+                             "cut to fit them (estimator.rescale)")
 
 
 def from_args(args) -> Config:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import config as config_mod
-from ..config import Config, ConfigError
+from ..config import Config, ConfigError, add_estimator_arguments
 from ..sources import FrameSource, SourceError, open_source, source_stem
 from .draw import draw_result
 from .writers import ExportError, KeypointWriter, VideoWriter, write_image
@@ -154,16 +154,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="YAML", help="config file (default: humanpose.yml)")
     parser.add_argument("--out", metavar="DIR",
                         help="output folder (default: <output.directory>/<source name>)")
-    parser.add_argument("--boxsize", type=int, metavar="N",
-                        help="person height in pixels the frame is scaled to (estimator.boxsize)")
-    parser.add_argument("--flip-test", action="store_true", default=None,
-                        help="also estimate on mirrored crops and average (estimator.flip_test)")
-    parser.add_argument("--scale-search", type=float, metavar="D",
-                        help="also estimate on crops zoomed by 1 - D and 1 + D and average, e.g. "
-                             "0.15 (estimator.scale_search; 0 = off)")
-    parser.add_argument("--rescale", action=argparse.BooleanOptionalAction, default=None,
-                        help="re-estimate persons much smaller or larger than the box on a crop "
-                             "cut to fit them (estimator.rescale)")
+    add_estimator_arguments(parser)
     parser.add_argument("--no-video", action="store_true",
                         help="write only the keypoint files, no annotated video / images")
     parser.add_argument("--max-frames", type=_positive_int, metavar="N",

@@ -43,7 +43,6 @@ image.  On 500 images a difference of half a point is usually inside that interv
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -52,6 +51,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..config import add_estimator_arguments
 from ..skeleton import JOINT_INDEX, JOINT_LABELS, NUM_JOINTS
 from .datasets import DatasetError, PoseSet, person_box, read_lsp_dir, splits
 from .metrics import (TORSO_DEFINITION, correct_codes, from_codes, paired_difference,
@@ -338,15 +338,7 @@ def add_arguments(p) -> None:
                    help="val: only the 500 validation images held out of LSP-extended (seed 0); "
                         "--data must then be the lspet directory")
     p.add_argument("--config", help="humanpose.yml to use (default: the project's)")
-    p.add_argument("--boxsize", type=int, help="override estimator.boxsize")
-    p.add_argument("--flip-test", action="store_true", default=None,
-                   help="also estimate on mirrored crops and average (estimator.flip_test)")
-    p.add_argument("--scale-search", type=float, metavar="D",
-                   help="also estimate on crops zoomed by 1 - D and 1 + D and average, e.g. "
-                        "0.15 (estimator.scale_search; 0 = off)")
-    p.add_argument("--rescale", action=argparse.BooleanOptionalAction, default=None,
-                   help="re-estimate persons far from the box's size on a crop cut to fit them "
-                        "(estimator.rescale)")
+    add_estimator_arguments(p)
     p.add_argument("--shrink", type=float, default=1.0, metavar="F",
                    help="small people: scale each image by F (0 < F <= 1) and paste it on a "
                         "grey canvas of its size (see the module doc)")
