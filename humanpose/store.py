@@ -1,4 +1,5 @@
-"""Model store: the weight format, the manifest in ``models/`` and safe loading.
+"""Model store: the weight format, the manifest in ``models/``, safe loading, and the
+``humanpose convert-caffe`` command (official CPM Caffe weights -> a humanpose weight file).
 
 A weight file is a safetensors file whose metadata holds ``arch``, ``kind`` and ``kwargs``
 (JSON), so it rebuilds its own network.  ``models/manifest.json`` lists the shipped models with
@@ -7,8 +8,10 @@ to random weights.
 """
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
+import sys
 from pathlib import Path
 
 import torch
@@ -131,3 +134,40 @@ def resolve_model(name_or_path: str, models_dir: str | Path) -> tuple[Path, str 
 def load_named(name_or_path: str, models_dir: str | Path, kind: str) -> torch.nn.Module:
     path, digest = resolve_model(name_or_path, models_dir)
     return load_model(path, digest, kind)
+
+
+def convert_caffe(prototxt: str | Path, caffemodel: str | Path, out: str | Path,
+                  kind: str | None = None) -> Path:
+    """Convert an official CPM ``prototxt`` + ``caffemodel`` to a humanpose weight file ``out``
+    (:func:`humanpose.nets.caffe_import.caffe_model`; raises its ``CaffeImportError``)."""
+    from .nets.caffe_import import caffe_model
+    model, kwargs, source = caffe_model(prototxt, caffemodel, kind)
+    return save_weights(model, out, arch="cpm_vgg", kwargs=kwargs, extra={"source": source})
+
+
+# ------------------------------------------------------------------------------------------------
+# command line: humanpose convert-caffe
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("prototxt", metavar="PROTOTXT",
+                   help="deploy prototxt, e.g. model/_trained_MPI/pose_deploy_resize.prototxt")
+    p.add_argument("caffemodel", metavar="CAFFEMODEL",
+                   help="trained weights, e.g. model/_trained_MPI/pose_iter_320000.caffemodel")
+    p.add_argument("out", metavar="OUT", help="output weight file (.safetensors)")
+    p.add_argument("--kind", choices=("person", "pose"), default=None,
+                   help="net kind (default: decided from the prototxt)")
+
+
+def main(args: argparse.Namespace) -> int:
+    from .nets.caffe_import import CaffeImportError
+    try:
+        path = convert_caffe(args.prototxt, args.caffemodel, args.out, kind=args.kind)
+    except (CaffeImportError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    model = load_model(path)
+    n = sum(p.numel() for p in model.parameters())
+    print(f"converted {args.caffemodel} -> {path}: cpm_vgg {model.kind} net, "
+          f"{model.num_stages} stages, {model.num_maps} maps, {len(model.specs)} conv layers, "
+          f"{n:,} parameters")
+    return 0

@@ -12,10 +12,10 @@ from safetensors import safe_open
 
 from humanpose import cli
 from humanpose.nets.caffe_import import (
-    CaffeImportError, convert_caffe, cpm_prototxt, parse_prototxt, read_caffemodel,
-    read_prototxt, write_caffemodel)
+    CaffeImportError, cpm_prototxt, parse_prototxt, read_caffemodel, read_prototxt,
+    write_caffemodel)
 from humanpose.nets.cpm_vgg import layer_specs
-from humanpose.store import load_model
+from humanpose.store import convert_caffe, load_model
 
 torch.set_num_threads(1)
 WIDTH = 1 / 32          # conv1_1: 2 channels, ..., 512 -> 16, stages 128 -> 4

@@ -1,6 +1,7 @@
-"""Convert the official CPM Caffe weights to the project's format -- no Caffe, no protobuf classes.
+"""Read the official CPM Caffe weights into the cpm_vgg nets -- no Caffe, no protobuf classes.
 
-``humanpose convert-caffe PROTOTXT CAFFEMODEL OUT [--kind person|pose]``
+``humanpose convert-caffe PROTOTXT CAFFEMODEL OUT [--kind person|pose]`` (:mod:`humanpose.store`)
+saves what :func:`caffe_model` builds as a humanpose weight file.
 
 A ``.caffemodel`` is a serialized ``caffe.NetParameter``; this module reads its protobuf wire format
 directly (varints, length-delimited fields, packed floats):
@@ -23,9 +24,7 @@ A missing, extra or mis-shaped layer raises :class:`CaffeImportError` naming the
 """
 from __future__ import annotations
 
-import argparse
 import re
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -516,12 +515,13 @@ def _strip_ones(shape) -> tuple[int, ...]:
     return tuple(shape)
 
 
-def convert_caffe(prototxt: str | Path, caffemodel: str | Path, out: str | Path,
-                  kind: str | None = None) -> Path:
-    """Convert an official CPM ``prototxt`` + ``caffemodel`` to a humanpose weight file ``out``."""
+def caffe_model(prototxt: str | Path, caffemodel: str | Path,
+                kind: str | None = None) -> tuple["torch.nn.Module", dict, str]:
+    """The cpm_vgg net of an official CPM ``prototxt`` + ``caffemodel`` with its weights (eval
+    mode), its ``kwargs`` for the weight file and where it came from (``caffe:<file name>``);
+    :func:`humanpose.store.convert_caffe` saves it as a humanpose weight file."""
     import torch
 
-    from ..store import save_weights
     from .cpm_vgg import build_cpm_vgg, caffe_param_names
 
     proto = read_prototxt(prototxt)
@@ -591,33 +591,4 @@ def convert_caffe(prototxt: str | Path, caffemodel: str | Path, out: str | Path,
             state[tname] = torch.from_numpy(np.ascontiguousarray(blob, np.float32).reshape(want))
     model.load_state_dict(state, strict=True)
     kwargs = {"width": width} if width != 1.0 else {}
-    return save_weights(model.eval(), out, arch="cpm_vgg", kwargs=kwargs,
-                        extra={"source": f"caffe:{cm.name}"})
-
-
-# ------------------------------------------------------------------------------------------------
-# command line
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("prototxt", metavar="PROTOTXT",
-                   help="deploy prototxt, e.g. model/_trained_MPI/pose_deploy_resize.prototxt")
-    p.add_argument("caffemodel", metavar="CAFFEMODEL",
-                   help="trained weights, e.g. model/_trained_MPI/pose_iter_320000.caffemodel")
-    p.add_argument("out", metavar="OUT", help="output weight file (.safetensors)")
-    p.add_argument("--kind", choices=("person", "pose"), default=None,
-                   help="net kind (default: decided from the prototxt)")
-
-
-def main(args: argparse.Namespace) -> int:
-    try:
-        path = convert_caffe(args.prototxt, args.caffemodel, args.out, kind=args.kind)
-    except (CaffeImportError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    from ..store import load_model
-    model = load_model(path)
-    n = sum(p.numel() for p in model.parameters())
-    print(f"converted {args.caffemodel} -> {path}: cpm_vgg {model.kind} net, "
-          f"{model.num_stages} stages, {model.num_maps} maps, {len(model.specs)} conv layers, "
-          f"{n:,} parameters")
-    return 0
+    return model.eval(), kwargs, f"caffe:{cm.name}"
