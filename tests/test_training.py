@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -185,6 +186,20 @@ def test_recipe_keys_are_checked(tmp_path):
     cfg = TrainConfig.load(_recipe("kind: person\nperson_scale: [0.12, 0.9]\ncover_prob: 0.5\n"))
     assert cfg.person_scale == [0.12, 0.9] and cfg.cover_prob == 0.5
 
+
+
+def test_every_recipe_in_train_loads():
+    """The recipes the model cards cite (train/*.yml) pass the same checks as a new one: no
+    unknown key, no bad value, and their net can be built (a typo would surface only when
+    someone reruns a recipe hours later)."""
+    from humanpose.nets import build_model
+    from humanpose.train.trainer import TrainConfig
+    recipes = sorted((Path(__file__).resolve().parents[1] / "train").glob("*.yml"))
+    assert len(recipes) >= 40
+    for path in recipes:
+        cfg = TrainConfig.load(path)
+        assert cfg.kind in ("person", "pose"), path.name
+        assert build_model(cfg.arch, cfg.kind, **cfg.arch_kwargs).kind == cfg.kind, path.name
 
 def test_pose_sample_scale_and_zoom_ranges():
     """The person's size in the crop follows pose_scale, or zoom_prob's 1.1-2.0."""
