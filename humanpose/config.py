@@ -206,7 +206,7 @@ def load(path: str | Path | None = None) -> Config:
     return cfg
 
 
-def add_estimator_arguments(parser) -> None:
+def add_estimator_arguments(parser: argparse.ArgumentParser) -> None:
     """The estimator overrides of a command line that :func:`from_args` applies: ``--boxsize``,
     ``--flip-test``, ``--scale-search``, ``--rescale / --no-rescale`` (left at None when not
     given, so that the config file's value stands)."""

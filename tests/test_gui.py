@@ -244,7 +244,7 @@ def test_generated_video_views_cache_boxsize_export_plot_close(qtbot, open_windo
 
 
 
-def test_scale_search_checkbox_keeps_the_zoom_of_humanpose_yml(qtbot, open_window, video, nets, tmp_path):
+def test_scale_search_checkbox_keeps_the_zoom_of_humanpose_yml(qtbot, open_window, video, tmp_path):
     """Turning "Scale search" off and on again restores the zoom humanpose.yml set (0.25 here),
     not the 0.15 the box uses when the file sets none."""
     win = open_window(str(video), cfg=make_cfg(tmp_path, scale_search=0.25))
