@@ -104,11 +104,12 @@ class Recorder:
 def open_window(qtbot, tmp_path, nets):
     windows = []
 
-    def make(source="", factory=None, cfg=None, settings_path=None, opener=open_source):
+    def make(source="", factory=None, cfg=None, settings_path=None, opener=open_source,
+             file_cfg=None):
         settings = open_settings(str(settings_path or tmp_path / "settings.ini"))
         cfg = cfg or make_cfg(tmp_path)
         win = MainWindow(cfg, estimator_factory=factory or Recorder(nets), settings=settings,
-                         source=source, opener=opener)
+                         source=source, opener=opener, file_cfg=file_cfg)
         qtbot.addWidget(win)
         win.show()
         windows.append(win)
@@ -246,7 +247,7 @@ def test_generated_video_views_cache_boxsize_export_plot_close(qtbot, open_windo
 
 def test_scale_search_checkbox_keeps_the_zoom_of_humanpose_yml(qtbot, open_window, video, tmp_path):
     """Turning "Scale search" off and on again restores the zoom humanpose.yml set (0.25 here),
-    not the 0.15 the box uses when the file sets none."""
+    not the 0.15 the box uses when the file sets none, also after a restart with it off."""
     win = open_window(str(video), cfg=make_cfg(tmp_path, scale_search=0.25))
     box = win.controls.estimator.scale_search
     assert box.isChecked()
@@ -259,6 +260,12 @@ def test_scale_search_checkbox_keeps_the_zoom_of_humanpose_yml(qtbot, open_windo
     qtbot.waitUntil(lambda: win.estimator.estimator.config.estimator.scale_search == 0.25,
                     timeout=5000)
     assert win.cfg.estimator.scale_search == 0.25
+    # next start: the remembered settings say off (0); humanpose.yml's zoom is still the one it turns on
+    yml = make_cfg(tmp_path, scale_search=0.25)
+    win2 = open_window(str(video), cfg=make_cfg(tmp_path, scale_search=0.0), file_cfg=yml)
+    assert not win2.controls.estimator.scale_search.isChecked()
+    win2.controls.estimator.scale_search.setChecked(True)
+    assert win2.cfg.estimator.scale_search == 0.25
 
 def test_boxsize_reaches_estimator_while_playing(qtbot, open_window, video, nets):
     rec = Recorder(nets)

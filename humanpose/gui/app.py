@@ -82,11 +82,11 @@ def main(args: argparse.Namespace) -> int:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     if ICON.exists():
         app.setWindowIcon(QIcon(str(ICON)))
-    settings = None
+    settings, file_cfg = None, cfg
     if not args.no_settings:
         settings = open_settings(args.settings_file)
         cfg = apply_settings(cfg, settings)
-    window = MainWindow(cfg, settings=settings, source=args.source)
+    window = MainWindow(cfg, settings=settings, source=args.source, file_cfg=file_cfg)
     window.show()
     # Ctrl+C in the terminal closes the window cleanly (Python handles signals only when it
     # runs, so a timer lets it run now and then)

@@ -1,13 +1,16 @@
 """The main window: a camera thread, an estimator thread and the GUI thread painting at display rate.
 
-``MainWindow(cfg, estimator_factory=None, settings=None, source=None)``
+``MainWindow(cfg, estimator_factory=None, settings=None, source=None, opener=open_source, file_cfg=None)``
 
 * ``cfg`` - the :class:`~humanpose.config.Config` (``humanpose.yml`` with the remembered
   QSettings already applied, see :mod:`.settings`);
 * ``estimator_factory(cfg) -> PoseEstimator`` - how the estimator thread builds its estimator
   (default: :class:`PoseEstimator` with the weights named in ``cfg``; tests inject tiny models);
 * ``settings`` - the QSettings to remember changes in (None: remember nothing);
-* ``source`` - what to open at start (default ``cfg.source.source``; "" opens nothing).
+* ``source`` - what to open at start (default ``cfg.source.source``; "" opens nothing);
+* ``opener`` - how a source is opened (default :func:`~humanpose.sources.open_source`; tests inject failures);
+* ``file_cfg`` - the config before the remembered settings (default ``cfg``): the zoom that
+  "Scale search" turns on when the remembered settings say it was off.
 
 Every error (no camera, lost source, unreadable file, missing weights...) is shown in the
 message line above the picture and in the status bar; nothing blocks in a modal dialog except
@@ -54,7 +57,7 @@ def default_factory(cfg: Config):
 class MainWindow(QMainWindow):
     def __init__(self, cfg: Config, estimator_factory: Callable | None = None,
                  settings: QSettings | None = None, source: str | None = None,
-                 opener: Callable = open_source) -> None:
+                 opener: Callable = open_source, file_cfg: Config | None = None) -> None:
         super().__init__()
         refguard.install(QApplication.instance())   # see refguard: PySide6 refcount bug
         self.cfg = cfg
@@ -69,8 +72,10 @@ class MainWindow(QMainWindow):
         self.info: SourceInfo | None = None
         self.latest: tuple[Captured, object] | None = None   # newest (frame, result) pair
         self.view = cfg.gui.view
-        # the zoom "Scale search" turns on: humanpose.yml's (or a remembered one), kept while it is off
-        self.scale_zoom = cfg.estimator.scale_search or SCALE_SEARCH_ON
+        # the zoom "Scale search" turns on, kept while it is off: the one in use, else humanpose.yml's
+        # (``file_cfg``: the config before the remembered settings, which store "off" as 0), else 0.15
+        self.scale_zoom = (cfg.estimator.scale_search or (file_cfg or cfg).estimator.scale_search
+                           or SCALE_SEARCH_ON)
         self.playing = False
         self.analysing = False
         self.recorder: VideoWriter | None = None
