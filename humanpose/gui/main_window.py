@@ -1,6 +1,7 @@
 """The main window: a camera thread, an estimator thread and the GUI thread painting at display rate.
 
-``MainWindow(cfg, estimator_factory=None, settings=None, source=None, opener=open_source, file_cfg=None)``
+``MainWindow(cfg, estimator_factory=None, settings=None, source=None, opener=open_source,
+file_cfg=None)``
 
 * ``cfg`` - the :class:`~humanpose.config.Config` (``humanpose.yml`` with the remembered
   QSettings already applied, see :mod:`.settings`);
@@ -8,7 +9,8 @@
   (default: :class:`PoseEstimator` with the weights named in ``cfg``; tests inject tiny models);
 * ``settings`` - the QSettings to remember changes in (None: remember nothing);
 * ``source`` - what to open at start (default ``cfg.source.source``; "" opens nothing);
-* ``opener`` - how a source is opened (default :func:`~humanpose.sources.open_source`; tests inject failures);
+* ``opener`` - how a source is opened (default :func:`~humanpose.sources.open_source`; tests
+  inject failures);
 * ``file_cfg`` - the config before the remembered settings (default ``cfg``): the zoom that
   "Scale search" turns on when the remembered settings say it was off.
 
