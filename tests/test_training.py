@@ -171,6 +171,9 @@ def test_recipe_keys_are_checked(tmp_path):
            ("kind: pose\nrelabel_groups: [legs, legs]\n", "relabel_groups must be"),
            ("kind: pose\nrelabel_groups: arms\n", "relabel_groups must be a list"),
            ("kind: pose\nrelabel_groups: [arms]\n", "without relabel_with it would do nothing"),
+           ("kind: person\ndistill_from: models/pose_compact.safetensors\n", "distill_from is for pose"),
+           ("kind: pose\ndistill_weight: 0.3\n", "without distill_from it would do nothing"),
+           ("kind: pose\ndistill_from: t.safetensors\ndistill_weight: 1.5\n", "distill_weight must be a share"),
            ("kind: pose\nloaders: 0\n", "loaders must be a whole number >= 1, not 0"),
            ("kind: pose\npacked: crops/\n", "packed must be a list of paths"),
            ("kind: person\npacked: [crops/]\n", "packed crops are for pose recipes"),
@@ -183,9 +186,10 @@ def test_recipe_keys_are_checked(tmp_path):
     assert TrainConfig.load(_recipe("kind: pose\nrotation_any_prob: 0.25\n")).rotation_any_prob == 0.25
     cfg = TrainConfig.load(_recipe("kind: pose\nrelabel_with: judge.safetensors\nrelabel_groups: [arms]\n"))
     assert cfg.relabel_groups == ["arms"]
+    cfg = TrainConfig.load(_recipe("kind: pose\ndistill_from: t.safetensors\ndistill_weight: 0.25\n"))
+    assert cfg.distill_weight == 0.25
     cfg = TrainConfig.load(_recipe("kind: person\nperson_scale: [0.12, 0.9]\ncover_prob: 0.5\n"))
     assert cfg.person_scale == [0.12, 0.9] and cfg.cover_prob == 0.5
-
 
 
 def test_every_recipe_in_train_loads():
@@ -443,6 +447,57 @@ def test_tiny_training_lowers_loss(tmp_path):
     assert int(read_metadata(final)["step"]) == 44
 
 
+def test_teacher_maps_are_the_flip_test_of_the_teacher():
+    """Distillation's soft targets: the teacher's last stage averaged with its mirrored view, so
+    they mirror with the input (left / right swapped) and are not the plain output."""
+    from humanpose.nets import build_model
+    from humanpose.train.trainer import teacher_maps
+    torch.manual_seed(0)
+    teacher = build_model("cpm_compact", "pose", stages=2, feat=16).eval()
+    x = torch.rand(2, 4, 64, 64)
+    x[1] = x[0].flip(-1)                                  # the second crop mirrors the first
+    soft = teacher_maps(teacher, x)
+    assert soft.shape == (2, sk.NUM_JOINTS + 1, 8, 8)
+    perm = sk.flip_permutation()
+    assert torch.allclose(soft[1], soft[0, perm].flip(-1), atol=1e-5)
+    with torch.no_grad():
+        plain = teacher(x)[-1]
+    assert not torch.allclose(soft, plain, atol=1e-3)
+    assert torch.allclose(soft[0], (plain[0] + plain[1, perm].flip(-1)) / 2, atol=1e-5)
+
+
+def test_tiny_distillation_learns_the_teachers_maps(tmp_path):
+    """A tiny run that learns from a teacher alone (distill_weight 1) whose maps are 0.5
+    everywhere, far from any ground-truth map (near 0, background near 1): the student ends up
+    predicting them, and writes its log and weights as any run."""
+    from humanpose.nets import build_model
+    from humanpose.store import load_model, save_weights
+    from humanpose.train.trainer import TrainConfig, train
+    root = tmp_path / "data"
+    _fake_lsp(root / "lsp", n=12, fmt="lsp")
+    _fake_lsp(root / "lspet", n=12, fmt="lspet", seed=1)
+    torch.manual_seed(1)
+    teacher = build_model("cpm_compact", "pose", stages=2, feat=16)
+    with torch.no_grad():
+        last = teacher.stages[-1].out
+        last.weight.zero_()
+        last.bias.fill_(0.5)
+    save_weights(teacher, tmp_path / "teacher.safetensors", "cpm_compact",
+                 kwargs={"stages": 2, "feat": 16})
+    cfg = TrainConfig(kind="pose", arch_kwargs={"stages": 2, "feat": 16}, data=str(root),
+                      val_images=4, steps=60, batch_size=4, sizes=[64], lr=3e-3, threads=1,
+                      device="cpu", run_dir=str(tmp_path / "run"), cache_dir=str(tmp_path / "cache"),
+                      checkpoint_every=20, val_every=20,
+                      distill_from=str(tmp_path / "teacher.safetensors"), distill_weight=1.0)
+    assert train(cfg, progress=False)["step"] == 60
+    rows = (tmp_path / "run" / "log.csv").read_text().splitlines()[1:]
+    assert float(rows[-1].split(",")[1]) < float(rows[0].split(",")[1])
+    student = load_model(tmp_path / "run" / "final.safetensors").eval()
+    with torch.no_grad():
+        maps = student(torch.rand(2, 4, 64, 64))[-1]
+    assert maps.mean().item() > 0.3     # towards the teacher's 0.5 (0.09 from the ground truth)
+
+
 def test_packed_crops_travel_in_parts_and_train_a_pose_net(tmp_path, capsys):
     """`humanpose pack-crops` writes the crop caches as WebP parts of a size limit; the parts
     read back give the same joints and nearly the same pixels, a missing part is an error that
@@ -518,6 +573,10 @@ def test_missing_init_weights_is_an_error(tmp_path, capsys):
     assert "init: weight file" in capsys.readouterr().err
     cfg = TrainConfig(relabel_with=str(tmp_path / "judge.safetensors"), run_dir=str(tmp_path / "run"))
     with pytest.raises(FileNotFoundError, match="relabel_with: weight file .*judge.safetensors"):
+        train(cfg, progress=False)
+    assert not (tmp_path / "run").exists()
+    cfg = TrainConfig(distill_from=str(tmp_path / "teacher.safetensors"), run_dir=str(tmp_path / "run"))
+    with pytest.raises(FileNotFoundError, match="distill_from: weight file .*teacher.safetensors"):
         train(cfg, progress=False)
     assert not (tmp_path / "run").exists()
     recipe.write_text(f"kind: pose\ndata: {tmp_path / 'no_data'}\nrun_dir: {tmp_path / 'run'}\n")

@@ -73,6 +73,10 @@ class TrainConfig:
     relabel_groups: list = field(default_factory=lambda: ["arms", "legs"])   # which limbs it may
                                            # relabel (LIMB_GROUPS; only with relabel_with); the
                                            # judge rates all of them
+    distill_from: str = ""                 # pose: a teacher net's weights; its mirror-averaged last
+                                           # stage on each training batch is a second target
+                                           # (soft targets, every joint; teacher_maps)
+    distill_weight: float = 0.5            # the teacher's share of the loss (only with distill_from)
     threads: int = 2
     loaders: int = 1                       # batch makers: 1 = a background thread (CPU runs, where
                                            # the net is the bottleneck); N > 1 = N worker processes
@@ -109,7 +113,8 @@ class TrainConfig:
                               ("lowres_prob", 1.0, "a probability in 0..1"),
                               ("zoom_prob", 1.0, "a probability in 0..1"),
                               ("cut_prob", 1.0, "a probability in 0..1"),
-                              ("translation", 0.5, "a fraction of the crop in 0..0.5")):
+                              ("translation", 0.5, "a fraction of the crop in 0..0.5"),
+                              ("distill_weight", 1.0, "a share of the loss in 0..1")):
             value = getattr(cfg, key)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= hi:
                 raise ValueError(f"{path}: {key} must be {what}, not {value!r}")
@@ -131,6 +136,12 @@ class TrainConfig:
         if cfg.packed and cfg.kind != "pose":
             raise ValueError(f"{path}: packed crops are for pose recipes (the person net trains "
                              "on whole scenes made from the images)")
+        if cfg.distill_from and cfg.kind != "pose":
+            raise ValueError(f"{path}: distill_from is for pose recipes (a teacher's belief maps "
+                             "are the soft targets of a pose net)")
+        if "distill_weight" in data and not cfg.distill_from:
+            raise ValueError(f"{path}: distill_weight is the share of distill_from's teacher in "
+                             "the loss; without distill_from it would do nothing")
         if cfg.relabel_with and cfg.kind != "pose":
             raise ValueError(f"{path}: relabel_with is for pose recipes (a person map has no "
                              "left and right)")
@@ -251,6 +262,16 @@ def stage_loss(outputs, target, weight, positive_weight: float = 0.0) -> torch.T
             pos[:, -1] = 0.0
         w = w * (1.0 + positive_weight * pos)
     return sum(((o - target) ** 2 * w).mean() * target.shape[1] for o in outputs)
+
+
+@torch.no_grad()
+def teacher_maps(teacher, x: torch.Tensor) -> torch.Tensor:
+    """The teacher's last-stage maps of batch ``x`` averaged with those of its mirror image
+    (flipped back, left / right swapped: the estimator's flip test, ``pipeline.flip_averaged``):
+    the soft targets of distillation, one map per joint and the background."""
+    n = len(x)
+    last = teacher(torch.cat([x, x.flip(-1)]))[-1]
+    return (last[:n] + last[n:, flip_permutation()].flip(-1)) / 2.0
 
 
 @torch.inference_mode()
@@ -405,7 +426,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
                           else "cpu")
     if cfg.device == "cuda" and device.type != "cuda":
         raise RuntimeError("device: cuda requested but CUDA is not available")
-    for key in ("init", "relabel_with"):
+    for key in ("init", "relabel_with", "distill_from"):
         if getattr(cfg, key) and not _path(getattr(cfg, key)).is_file():
             raise FileNotFoundError(f"{key}: weight file {getattr(cfg, key)} not found")
     model, arch_kwargs = initial_model(cfg)   # before anything is written: a bad net stops here
@@ -433,6 +454,12 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
                               if g in cfg.relabel_groups)
         print(f"relabelled: left and right exchanged on {counts} of {len(flags)} persons "
               f"({cfg.relabel_with})")
+
+    teacher = None
+    if cfg.distill_from:
+        teacher = load_model(_path(cfg.distill_from), kind="pose")
+        teacher.to(device, memory_format=torch.channels_last).eval()
+        print(f"distilling from {cfg.distill_from} (weight {cfg.distill_weight})")
 
     # channels-last: the same maths, about 1.3-1.6x faster convolutions on the CPU (measured)
     model.to(device, memory_format=torch.channels_last).train()
@@ -471,7 +498,12 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
         while step < cfg.steps:
             x, t, w = (a.to(device) for a in batches.get())
             x = x.contiguous(memory_format=torch.channels_last)
-            loss = stage_loss(model(x), t, w, cfg.positive_weight)
+            outputs = model(x)
+            loss = stage_loss(outputs, t, w, cfg.positive_weight)
+            if teacher is not None:       # every joint, the missing and cut-off ones too
+                soft = stage_loss(outputs, teacher_maps(teacher, x), torch.ones_like(w),
+                                  cfg.positive_weight)
+                loss = (1.0 - cfg.distill_weight) * loss + cfg.distill_weight * soft
             for group in opt.param_groups:
                 group["lr"] = lr_at(step)
             opt.zero_grad(set_to_none=True)
