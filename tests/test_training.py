@@ -173,6 +173,9 @@ def test_recipe_keys_are_checked(tmp_path):
            ("kind: pose\nrelabel_groups: [arms]\n", "without relabel_with it would do nothing"),
            ("kind: person\ndistill_from: models/pose_compact.safetensors\n", "distill_from is for pose"),
            ("kind: pose\ndistill_weight: 0.3\n", "without distill_from it would do nothing"),
+           ("kind: pose\ndistill_scale_search: 0.15\n", "without distill_from it would do nothing"),
+           ("kind: pose\ndistill_from: t.safetensors\ndistill_scale_search: 0.8\n",
+            "distill_scale_search must be a zoom fraction"),
            ("kind: pose\ndistill_from: t.safetensors\ndistill_weight: 1.5\n", "distill_weight must be a share"),
            ("kind: pose\nloaders: 0\n", "loaders must be a whole number >= 1, not 0"),
            ("kind: pose\npacked: crops/\n", "packed must be a list of paths"),
@@ -464,6 +467,33 @@ def test_teacher_maps_are_the_flip_test_of_the_teacher():
         plain = teacher(x)[-1]
     assert not torch.allclose(soft, plain, atol=1e-3)
     assert torch.allclose(soft[0], (plain[0] + plain[1, perm].flip(-1)) / 2, atol=1e-5)
+    searched = teacher_maps(teacher, x, scale_search=0.15)   # zooming keeps the mirror symmetry
+    assert torch.allclose(searched[1], searched[0, perm].flip(-1), atol=1e-5)
+
+
+def test_teacher_scale_search_puts_the_zoomed_maps_back_where_they_belong():
+    """The zoom of distillation's scale search: a dot moves towards the centre by the zoom, and a
+    teacher whose maps follow the image (8 x 8 means) gives back its own maps and peak."""
+    from humanpose.estimator.maps import argmax_subpixel
+    from humanpose.train.trainer import _zoom, teacher_maps
+    img = torch.zeros(1, 1, 64, 64)
+    img[0, 0, 40, 20] = 1.0                               # pixel x 20, y 40; centre 32, 32
+    i = int(_zoom(img, 1.25)[0, 0].argmax())              # a window 1.25x as large
+    assert (i % 64, i // 64) == (22, 38)                  # 32 + (20.5 - 32) / 1.25 - 0.5 = 22.3
+
+    class MeanTeacher(torch.nn.Module):
+        def forward(self, x):
+            return [torch.nn.functional.avg_pool2d(x[:, :1], 8).expand(-1, 15, -1, -1)]
+    b = 128
+    yy, xx = torch.meshgrid(torch.arange(b) + 0.5, torch.arange(b) + 0.5, indexing="ij")
+    x = torch.zeros(1, 4, b, b)                           # a blob away from the centre
+    x[:, :3] = torch.exp(-((xx - 0.35 * b) ** 2 + (yy - 0.6 * b) ** 2) / (2 * (0.1 * b) ** 2))
+    plain = teacher_maps(MeanTeacher(), x)
+    searched = teacher_maps(MeanTeacher(), x, scale_search=0.15)
+    assert (searched - plain).abs().max() < 0.06          # bilinear blur of 16 x 16 maps
+    peak, found = (argmax_subpixel(m[0, :1].numpy())[0, :2] for m in (plain, searched))
+    assert np.abs(found - peak).max() < 0.05              # the maps put back with the image's
+                                                          # zoom instead: 0.17 cells off
 
 
 def test_tiny_distillation_learns_the_teachers_maps(tmp_path):

@@ -77,6 +77,9 @@ class TrainConfig:
                                            # stage on each training batch is a second target
                                            # (soft targets, every joint; teacher_maps)
     distill_weight: float = 0.5            # the teacher's share of the loss (only with distill_from)
+    distill_scale_search: float = 0.0      # d > 0: the teacher's maps also averaged with those of
+                                           # the batch zoomed out and in by d (the estimator's
+                                           # scale search; 3x the teacher's time)
     threads: int = 2
     loaders: int = 1                       # batch makers: 1 = a background thread (CPU runs, where
                                            # the net is the bottleneck); N > 1 = N worker processes
@@ -114,7 +117,8 @@ class TrainConfig:
                               ("zoom_prob", 1.0, "a probability in 0..1"),
                               ("cut_prob", 1.0, "a probability in 0..1"),
                               ("translation", 0.5, "a fraction of the crop in 0..0.5"),
-                              ("distill_weight", 1.0, "a share of the loss in 0..1")):
+                              ("distill_weight", 1.0, "a share of the loss in 0..1"),
+                              ("distill_scale_search", 0.5, "a zoom fraction in 0..0.5")):
             value = getattr(cfg, key)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= hi:
                 raise ValueError(f"{path}: {key} must be {what}, not {value!r}")
@@ -139,9 +143,10 @@ class TrainConfig:
         if cfg.distill_from and cfg.kind != "pose":
             raise ValueError(f"{path}: distill_from is for pose recipes (a teacher's belief maps "
                              "are the soft targets of a pose net)")
-        if "distill_weight" in data and not cfg.distill_from:
-            raise ValueError(f"{path}: distill_weight is the share of distill_from's teacher in "
-                             "the loss; without distill_from it would do nothing")
+        for key in ("distill_weight", "distill_scale_search"):
+            if key in data and not cfg.distill_from:
+                raise ValueError(f"{path}: {key} sets how distill_from's teacher is used; "
+                                 "without distill_from it would do nothing")
         if cfg.relabel_with and cfg.kind != "pose":
             raise ValueError(f"{path}: relabel_with is for pose recipes (a person map has no "
                              "left and right)")
@@ -264,14 +269,38 @@ def stage_loss(outputs, target, weight, positive_weight: float = 0.0) -> torch.T
     return sum(((o - target) ** 2 * w).mean() * target.shape[1] for o in outputs)
 
 
+def _zoom(x: torch.Tensor, s: float) -> torch.Tensor:
+    """``x`` (N, C, H, W) resampled from a window ``s`` times its size with the same centre
+    (s > 1 zooms out, grey = 0 beyond the edge); align_corners=False puts map cell j at input
+    pixel STRIDE j + OFFSET, as the nets do."""
+    theta = torch.tensor([[s, 0.0, 0.0], [0.0, s, 0.0]], dtype=x.dtype, device=x.device)
+    grid = torch.nn.functional.affine_grid(theta.expand(len(x), 2, 3), list(x.shape),
+                                           align_corners=False)
+    return torch.nn.functional.grid_sample(x, grid, align_corners=False)
+
+
 @torch.no_grad()
-def teacher_maps(teacher, x: torch.Tensor) -> torch.Tensor:
+def teacher_maps(teacher, x: torch.Tensor, scale_search: float = 0.0) -> torch.Tensor:
     """The teacher's last-stage maps of batch ``x`` averaged with those of its mirror image
-    (flipped back, left / right swapped: the estimator's flip test, ``pipeline.flip_averaged``):
-    the soft targets of distillation, one map per joint and the background."""
-    n = len(x)
-    last = teacher(torch.cat([x, x.flip(-1)]))[-1]
-    return (last[:n] + last[n:, flip_permutation()].flip(-1)) / 2.0
+    (flipped back, left / right swapped: the estimator's flip test, ``pipeline.flip_averaged``)
+    and, with ``scale_search`` d > 0, with those of the images zoomed by 1 - d and 1 + d, the
+    centre map kept (``PoseEstimator._scale_search_pass``; beyond the crop's edge the images
+    are grey, where the estimator sees the frame): the soft targets of distillation."""
+    n, perm = len(x), flip_permutation()
+
+    def mirrored(inp):
+        last = teacher(torch.cat([inp, inp.flip(-1)]))[-1]
+        return (last[:n] + last[n:, perm].flip(-1)) / 2.0
+
+    total = mirrored(x)
+    if not scale_search:
+        return total
+    weight = torch.ones_like(total[:, :1])
+    for z in (1.0 - scale_search, 1.0 + scale_search):
+        zoomed = torch.cat([_zoom(x[:, :3], 1.0 / z), x[:, 3:]], dim=1)
+        total += _zoom(mirrored(zoomed), z)            # back onto the crop's grid ...
+        weight += _zoom(torch.ones_like(weight), z)    # ... where the window covers it
+    return total / weight
 
 
 @torch.inference_mode()
@@ -459,7 +488,8 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
     if cfg.distill_from:
         teacher = load_model(_path(cfg.distill_from), kind="pose")
         teacher.to(device, memory_format=torch.channels_last).eval()
-        print(f"distilling from {cfg.distill_from} (weight {cfg.distill_weight})")
+        print(f"distilling from {cfg.distill_from} (weight {cfg.distill_weight}, scale search "
+              f"{cfg.distill_scale_search})")
 
     # channels-last: the same maths, about 1.3-1.6x faster convolutions on the CPU (measured)
     model.to(device, memory_format=torch.channels_last).train()
@@ -501,8 +531,8 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
             outputs = model(x)
             loss = stage_loss(outputs, t, w, cfg.positive_weight)
             if teacher is not None:       # every joint, the missing and cut-off ones too
-                soft = stage_loss(outputs, teacher_maps(teacher, x), torch.ones_like(w),
-                                  cfg.positive_weight)
+                soft = stage_loss(outputs, teacher_maps(teacher, x, cfg.distill_scale_search),
+                                  torch.ones_like(w), cfg.positive_weight)
                 loss = (1.0 - cfg.distill_weight) * loss + cfg.distill_weight * soft
             for group in opt.param_groups:
                 group["lr"] = lr_at(step)
