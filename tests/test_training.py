@@ -424,16 +424,24 @@ def test_worker_processes_make_distinct_batches_and_report_errors():
     batches.close()
 
 
-def test_tiny_training_lowers_loss(tmp_path):
-    """A real (tiny) training run on generated LSP data: the loss goes down, checkpoints resume."""
-    from humanpose.train.trainer import TrainConfig, train
+def _tiny_pose_recipe(tmp_path, **changes):
+    """A tiny pose recipe (2 stages, 16 channels, 64-pixel crops) on generated LSP data in
+    ``tmp_path / "data"``, writing to ``tmp_path / "run"``."""
+    from humanpose.train.trainer import TrainConfig
     root = tmp_path / "data"
     _fake_lsp(root / "lsp", n=12, fmt="lsp")
     _fake_lsp(root / "lspet", n=12, fmt="lspet", seed=1)
-    cfg = TrainConfig(kind="pose", arch_kwargs={"stages": 2, "feat": 16}, data=str(root),
-                      val_images=4, steps=40, batch_size=4, sizes=[64], lr=3e-3, threads=1,
-                      device="cpu", run_dir=str(tmp_path / "run"), cache_dir=str(tmp_path / "cache"),
-                      checkpoint_every=20, val_every=20)
+    settings = dict(kind="pose", arch_kwargs={"stages": 2, "feat": 16}, data=str(root),
+                    val_images=4, steps=40, batch_size=4, sizes=[64], lr=3e-3, threads=1,
+                    device="cpu", run_dir=str(tmp_path / "run"), cache_dir=str(tmp_path / "cache"),
+                    checkpoint_every=20, val_every=20)
+    return TrainConfig(**dict(settings, **changes))
+
+
+def test_tiny_training_lowers_loss(tmp_path):
+    """A real (tiny) training run on generated LSP data: the loss goes down, checkpoints resume."""
+    from humanpose.train.trainer import train
+    cfg = _tiny_pose_recipe(tmp_path)
     res = train(cfg, progress=False)
     rows = (tmp_path / "run" / "log.csv").read_text().splitlines()[1:]
     losses = [float(r.split(",")[1]) for r in rows]
@@ -502,10 +510,7 @@ def test_tiny_distillation_learns_the_teachers_maps(tmp_path):
     predicting them, and writes its log and weights as any run."""
     from humanpose.nets import build_model
     from humanpose.store import load_model, save_weights
-    from humanpose.train.trainer import TrainConfig, train
-    root = tmp_path / "data"
-    _fake_lsp(root / "lsp", n=12, fmt="lsp")
-    _fake_lsp(root / "lspet", n=12, fmt="lspet", seed=1)
+    from humanpose.train.trainer import train
     torch.manual_seed(1)
     teacher = build_model("cpm_compact", "pose", stages=2, feat=16)
     with torch.no_grad():
@@ -514,11 +519,8 @@ def test_tiny_distillation_learns_the_teachers_maps(tmp_path):
         last.bias.fill_(0.5)
     save_weights(teacher, tmp_path / "teacher.safetensors", "cpm_compact",
                  kwargs={"stages": 2, "feat": 16})
-    cfg = TrainConfig(kind="pose", arch_kwargs={"stages": 2, "feat": 16}, data=str(root),
-                      val_images=4, steps=60, batch_size=4, sizes=[64], lr=3e-3, threads=1,
-                      device="cpu", run_dir=str(tmp_path / "run"), cache_dir=str(tmp_path / "cache"),
-                      checkpoint_every=20, val_every=20,
-                      distill_from=str(tmp_path / "teacher.safetensors"), distill_weight=1.0)
+    cfg = _tiny_pose_recipe(tmp_path, steps=60, distill_weight=1.0,
+                            distill_from=str(tmp_path / "teacher.safetensors"))
     assert train(cfg, progress=False)["step"] == 60
     rows = (tmp_path / "run" / "log.csv").read_text().splitlines()[1:]
     assert float(rows[-1].split(",")[1]) < float(rows[0].split(",")[1])
