@@ -6,6 +6,7 @@ file runs in well under a minute on two busy cores.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from pathlib import Path
@@ -507,3 +508,134 @@ def test_end_of_playback_queued_before_analysis_does_not_end_it(qtbot, open_wind
     qtbot.waitUntil(lambda: not win.analysing, timeout=WAIT_MS)
     assert win.message.startswith("Analysed"), win.message
     assert sorted(i for i, _ in win.cache.items()) == [0, 1, 2]
+
+
+def test_a_bad_remembered_geometry_is_ignored_and_the_remembered_speed_is_used(qtbot, open_window,
+                                                                                 tmp_path, caplog):
+    ini = tmp_path / "hand_edited.ini"
+    ini.write_text("[window]\ngeometry=garbage\n[playback]\nspeed=0.25x\n")
+    win = open_window("", settings_path=ini)            # starts (it used to raise TypeError)
+    assert "window/geometry" in caplog.text
+    assert win.playback.speed.currentText() == "0.25x"
+    qtbot.waitUntil(lambda: win.camera.speed == 0.25, timeout=WAIT_MS)
+
+
+def test_a_seek_resets_tracking_even_when_its_frame_is_dropped(nets, video, tmp_path):
+    """The latest-frame slot may overwrite the frame right after a seek with the next one: the
+    estimator must still start new tracks there (the segment, not the dropped frame, tells)."""
+    from humanpose.gui.slots import FrameSlot, ResultCache
+    from humanpose.gui.workers import CameraWorker, EstimatorWorker
+    cfg = make_cfg(tmp_path)
+    slot, display = FrameSlot(), FrameSlot()
+    worker = EstimatorWorker(slot, ResultCache(), lambda c: PoseEstimator(c, *nets), cfg)
+    worker._build(cfg)
+    resets = []
+    inner = worker.estimator.reset
+    worker.estimator.reset = lambda: (resets.append(True), inner())
+    camera = CameraWorker(slot, display)                 # no threads: their steps are called here
+    camera.on_generation = worker.new_source
+    camera._cmd_open(str(video), cfg.source)            # reads frame 0
+    worker._apply_pending()                              # the new source: a reset
+    camera._read_one()
+    first = slot.take(0)
+    dropped = slot.dropped
+    camera._cmd_seek(15)
+    camera._read_one()                                   # frame 16 overwrites the seek's frame 15
+    assert slot.dropped == dropped + 1
+    after_seek = slot.take(0)
+    assert (first.frame.index, after_seek.frame.index) == (1, 16)
+    assert after_seek.segment != first.segment
+    camera._read_one()
+    then = slot.take(0)
+    assert then.segment == after_seek.segment            # playing on: the same segment
+    camera._close()
+
+    worker._process(first)
+    tracks = {p.track_id for p in worker.cache.get(1).persons}
+    assert tracks and len(resets) == 2
+    worker._process(after_seek)
+    assert len(resets) == 3                              # new tracks after the seek
+    worker._process(then)
+    assert len(resets) == 3
+
+
+def test_the_plot_follows_the_person_chosen_after_analysis(qtbot, open_window, video):
+    win = open_window(str(video))
+    qtbot.waitUntil(lambda: win.info is not None, timeout=WAIT_MS)
+    analyse(qtbot, win)
+    box = win.controls.display.person
+    qtbot.waitUntil(lambda: box.count() > 1 and win._plot_version == win.cache.version,
+                    timeout=WAIT_MS)                     # the plot is drawn; nothing changes now
+    assert win.plot.person != box.itemData(box.count() - 1)
+    box.setCurrentIndex(box.count() - 1)
+    qtbot.waitUntil(lambda: win.plot.person == box.currentData(), timeout=WAIT_MS)
+
+
+def test_a_setting_changed_during_analysis_analyses_the_file_again(qtbot, open_window, video, nets):
+    slow = Recorder(nets)
+    inner = slow.__call__
+
+    def factory(cfg):
+        est = inner(cfg)
+        estimate = est.estimate
+        est.estimate = lambda *a, **kw: (time.sleep(0.03), estimate(*a, **kw))[1]
+        return est
+    win = open_window(str(video), factory=factory)
+    qtbot.waitUntil(lambda: win.info is not None, timeout=WAIT_MS)
+    win.analyse_whole_file(True)
+    qtbot.waitUntil(lambda: len(win.cache) >= 5, timeout=WAIT_MS)
+    win.controls.estimator.threshold.setValue(0.35)     # empties the cache midway
+    qtbot.waitUntil(lambda: not win.analysing, timeout=WAIT_MS)
+    assert win.message.startswith("Analysed"), win.message
+    assert len(win.cache) == N_FRAMES and win.playback.progress.value() == 100
+
+
+def test_play_springs_back_without_a_source_and_a_failed_open_forgets_the_old_results(
+        qtbot, open_window, video, tmp_path):
+    win = open_window("")
+    win.playback.play.click()
+    assert win.playback.play.isChecked()                 # pressed ...
+    qtbot.waitUntil(lambda: not win.playback.play.isChecked(), timeout=WAIT_MS)   # ... and back
+    win.open_source(str(video))
+    qtbot.waitUntil(lambda: win.info is not None, timeout=WAIT_MS)
+    analyse(qtbot, win)
+    win.open_source(str(tmp_path / "missing.avi"))
+    qtbot.waitUntil(lambda: win.message.startswith("Cannot open"), timeout=WAIT_MS)
+    qtbot.wait(300)                                      # the estimator sees the new generation
+    assert len(win.cache) == 0
+    assert win.export_keypoints("csv") is None and "Nothing to export" in win.message
+    assert not win.playback.play.isChecked()
+
+
+def test_frame_back_passes_an_unreadable_image(qtbot, open_window, tmp_path):
+    folder = image_folder(tmp_path)
+    (folder / "img_1.png").write_bytes(b"not an image")
+    win = open_window("")
+    wait_result(qtbot, win, action=lambda: win.open_source(str(folder)))
+    win.pause()
+    win.seek(2)
+    qtbot.waitUntil(lambda: win.playback.seek.value() == 2, timeout=WAIT_MS)
+    win.step(-1)                                         # img_1 is unreadable: img_0, not img_2
+    qtbot.waitUntil(lambda: win.playback.seek.value() == 0, timeout=WAIT_MS)
+    _, item = win.display_slot.peek()
+    assert item.frame.name == "img_0.png"
+
+
+def test_a_recording_keeps_the_pace_of_the_source(qtbot, open_window, video):
+    """One written frame per source frame an estimate stands for (25 fps here), so a recording
+    made while the estimator keeps up with every third frame plays as long as the source did."""
+    win = open_window(str(video))
+    item, res, _ = wait_result(qtbot, win)
+    win.pause()
+    qtbot.waitUntil(lambda: not win.playing, timeout=WAIT_MS)
+    qtbot.wait(200)
+    win.set_recording(True)
+    for index in (3, 6, 7, 10, 99):                     # 99: a jump of 3.5 s, not held
+        frame = dataclasses.replace(item.frame, index=index, timestamp=index / 25.0)
+        win._record(dataclasses.replace(item, frame=frame), res)
+    rec = win.recorder
+    win.set_recording(False)
+    cap = cv2.VideoCapture(str(rec.path))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == rec.frames == 1 + 3 + 1 + 3 + 1
+    assert cap.get(cv2.CAP_PROP_FPS) == pytest.approx(25.0)
+    cap.release()

@@ -21,12 +21,13 @@ the file choosers the user asked for.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
-from PySide6.QtCore import QSettings, Qt, QThread, QTimer
+from PySide6.QtCore import QByteArray, QSettings, Qt, QThread, QTimer
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (QApplication, QFileDialog, QLabel, QMainWindow, QScrollArea,
                                QSplitter, QStyle, QTabBar, QVBoxLayout, QWidget)
@@ -44,9 +45,13 @@ from .slots import FrameSlot, ResultCache
 from .views import AUTO, VIEW_TITLES, VIEWS, ImageView, ViewOptions, render
 from .workers import CameraWorker, Captured, EstimatorWorker, SourceInfo
 
+log = logging.getLogger(__name__)
+
 STOP_TIMEOUT_MS = 1000
 MAX_PERSON_CHOICES = 64      # track ids offered in the person selector
 PLOT_INTERVAL_MS = 400
+PLOT_LIVE_FRAMES = 3000      # a live source's plot shows its newest frames only (the export has all)
+RECORD_MAX_HOLD_S = 2.0      # longest gap in the source's time a recorded frame is held for
 SCALE_SEARCH_ON = 0.15       # the zoom of "Scale search" when humanpose.yml sets none
 STYLES = {"error": "color: #ff6b6b;", "info": "color: #e0c060;", "ok": "color: #8fd18f;"}
 
@@ -81,6 +86,7 @@ class MainWindow(QMainWindow):
         self.playing = False
         self.analysing = False
         self.recorder: VideoWriter | None = None
+        self._record_t0: float | None = None   # source time of the recording's first frame
         self.message = ""
         self.estimator_error = ""
         self._last_message = ("", "info")
@@ -105,8 +111,9 @@ class MainWindow(QMainWindow):
 
         # --- threads
         self.camera = CameraWorker(self.estimator_slot, self.display_slot, opener)
+        self.camera.set_speed(self.playback.speed.currentData())   # the remembered speed
         self.estimator = EstimatorWorker(self.estimator_slot, self.cache,
-                                         estimator_factory or default_factory, cfg)
+                                         estimator_factory or default_factory, self.cfg)
         self.camera_thread = QThread(self)
         self.camera_thread.setObjectName("humanpose-camera")
         self.estimator_thread = QThread(self)
@@ -119,7 +126,7 @@ class MainWindow(QMainWindow):
             # call would wait for the GUI thread, which may itself be waiting in shutdown())
             worker.finished.connect(thread.quit, Qt.ConnectionType.DirectConnection)
         c, e = self.camera, self.estimator
-        c.on_open = lambda info: e.new_source(info.generation, info.seekable)
+        c.on_generation = e.new_source
         c.opened.connect(self._on_opened)
         # worker signals go to bound methods of this window only (a lambda would run in the
         # worker's thread; a method of a QObject runs queued in the GUI thread)
@@ -236,7 +243,10 @@ class MainWindow(QMainWindow):
     def _load_values(self) -> None:
         cfg, c = self.cfg, self.controls
         est = c.estimator
-        est.boxsize.setValue(cfg.estimator.boxsize)
+        box = snap_boxsize(cfg.estimator.boxsize)
+        if box != cfg.estimator.boxsize:     # e.g. 196 in humanpose.yml: the slider's step is 8
+            self.cfg = cfg = set_value(cfg, "estimator.boxsize", box)
+        est.boxsize.setValue(box)
         est.framework.setCurrentText(cfg.model.framework)
         est.device.setCurrentText(cfg.model.device)
         est.threshold.setValue(cfg.estimator.person_threshold)
@@ -266,8 +276,10 @@ class MainWindow(QMainWindow):
                 if i >= 0:
                     self.playback.speed.setCurrentIndex(i)
             geometry = self.settings.value("window/geometry")
-            if geometry is not None:
-                self.restoreGeometry(geometry)
+            # a stale or hand-edited entry is ignored (settings.py's rule), never a failed start
+            if geometry is not None and not (isinstance(geometry, (QByteArray, bytes))
+                                             and self.restoreGeometry(geometry)):
+                log.warning("ignoring remembered setting window/geometry=%r", geometry)
 
     def _connect(self) -> None:
         c, p = self.controls, self.playback
@@ -301,7 +313,7 @@ class MainWindow(QMainWindow):
         for box, key in ((d.boxes, "gui.show_boxes"), (d.scores, "gui.show_scores"),
                          (d.blend, "gui.heatmap_blend")):
             box.toggled.connect(lambda on, key=key: self._set_cfg(key, bool(on)))
-        d.person.currentIndexChanged.connect(lambda _i: self._force_redraw())
+        d.person.currentIndexChanged.connect(self._on_person)
         d.joint_score.valueChanged.connect(self._on_joint_score)
         o = c.output
         o.record.toggled.connect(self.set_recording)
@@ -337,6 +349,11 @@ class MainWindow(QMainWindow):
         """Which joints are drawn and plotted (display only: the estimator is not involved)."""
         self._set_cfg("estimator.joint_threshold", round(float(value), 2))
         self._plot_version = -1          # the plot leaves out the joints below it too
+
+    def _on_person(self, _index: int) -> None:
+        """The person the heatmap views and the plot follow."""
+        self._force_redraw()
+        self._plot_version = -1
 
     def forget_settings(self) -> None:
         if self.settings is not None:
@@ -406,6 +423,7 @@ class MainWindow(QMainWindow):
         self._stop_analysis(finished=False)
         self.info = None
         self.latest = None
+        self.cache.clear()          # the estimator clears it too once it sees the new generation
         p = self.playback
         for w in (p.seek, p.back, p.forward, p.analyse, p.speed):
             w.setEnabled(False)
@@ -625,6 +643,16 @@ class MainWindow(QMainWindow):
                 box.blockSignals(False)
             self._set_cfg("model.framework", model.framework)
             self._set_cfg("model.device", model.device)
+        if self.analysing and any(not key.endswith("_failed") for key in applied):
+            # the change emptied the cache: the frames analysed so far must be analysed again
+            self._analysis_run += 1
+            self._analysis_last = None
+            self.playback.progress.setValue(0)
+            self.camera.set_analysis(self._analysis_run)
+            self.camera.seek(0)
+            self.camera.play()
+            self.show_message(f"Settings changed: analysing {self.info.name} again from the start …")
+            return
         # paused: estimate the frame on screen again so the change shows at once
         if not self.playing:
             _, item = self.display_slot.peek()
@@ -742,7 +770,10 @@ class MainWindow(QMainWindow):
             return
         self._plot_version = self.cache.version
         person = self.controls.display.person.currentData()
-        self.plot.set_data(self.cache.items(), AUTO if person is None else int(person),
+        items = self.cache.items()
+        if self.info is not None and self.info.is_live:
+            items = items[-PLOT_LIVE_FRAMES:]      # an hour of webcam would cost the GUI thread
+        self.plot.set_data(items, AUTO if person is None else int(person),
                            self.cfg.estimator.joint_threshold)
 
     # ================================================================== output
@@ -759,6 +790,7 @@ class MainWindow(QMainWindow):
             else:
                 path = self.output_dir / f"{self._stem()}_annotated_{time.strftime('%Y%m%d-%H%M%S')}.mp4"
                 self.recorder = VideoWriter(path, self.info.fps or self.stats["estimator_fps"] or 10.0)
+                self._record_t0 = None
                 self.show_message(f"Recording to {path} …")
         elif not on and self.recorder is not None:
             rec, self.recorder = self.recorder, None
@@ -773,12 +805,22 @@ class MainWindow(QMainWindow):
         button.blockSignals(False)
 
     def _record(self, item: Captured, result) -> None:
+        """Write the annotated frame once per 1/fps of the source's time it stands for: an estimate
+        that took several source frames is held for them, so the recording plays at the real pace
+        (a jump back or a gap over RECORD_MAX_HOLD_S, a pause or a seek, is not held)."""
+        rec, t = self.recorder, item.frame.timestamp
+        if self._record_t0 is None:
+            self._record_t0 = t
+        copies = int(round((t - self._record_t0) * rec.fps)) + 1 - rec.frames
+        if not 1 <= copies <= rec.fps * RECORD_MAX_HOLD_S:
+            copies, self._record_t0 = 1, t - rec.frames / rec.fps
         try:
             g = self.cfg.gui
-            self.recorder.write(draw_result(item.frame.image, result, g.show_boxes, g.show_scores,
-                                            self.cfg.estimator.joint_threshold, colour_by="track"))
+            image = draw_result(item.frame.image, result, g.show_boxes, g.show_scores,
+                                self.cfg.estimator.joint_threshold, colour_by="track")
+            for _ in range(copies):
+                rec.write(image)
         except ExportError as exc:
-            self.recorder = None
             self.set_recording(False)
             self.show_message(str(exc), "error")
 
@@ -841,5 +883,8 @@ class MainWindow(QMainWindow):
         if self.settings is not None:
             self.settings.setValue("window/geometry", self.saveGeometry())
             self.settings.sync()
+        # the estimate (or the stream connection) under way must end before the threads do: the
+        # window goes away at once instead of hanging on screen meanwhile
+        self.hide()
         self.shutdown()
         super().closeEvent(event)

@@ -36,7 +36,7 @@ class Captured:
     frame: Frame
     captured: float          # time.perf_counter() when it was read
     generation: int          # which opened source it belongs to (stale frames are ignored)
-    jump: bool = False       # not the successor of the previous frame (seek, new source)
+    segment: int = 0         # which run of successive frames it belongs to (a seek starts a new one)
 
 
 @dataclass
@@ -77,10 +77,13 @@ class CameraWorker(QObject):
         self.analysis = 0           # analysis run id (0: none): every frame to the estimator, unpaced
         self.frames_read = 0
         self.last_index = -1
+        self.segment = 0            # bumped whenever a frame is not the successor of the last one
         self._clock: tuple[float, int] | None = None   # (perf_counter, index) pacing reference
-        # called in this thread with the SourceInfo before the first frame of a source is put
-        # into the slots (the estimator must know the new generation before it sees its frames)
-        self.on_open: Callable[[SourceInfo], None] | None = None
+        # called in this thread with (generation, seekable) whenever the generation changes (a
+        # source opened, failed to open or closed), before any frame of the new one is put into
+        # the slots: the estimator must know the generation before it sees its frames, and drop
+        # (and forget the results of) the previous source's
+        self.on_generation: Callable[[int, bool], None] | None = None
 
     # ---------------------------------------------------------------- requests (any thread)
     def request(self, name: str, *args: Any) -> None:
@@ -170,6 +173,13 @@ class CameraWorker(QObject):
         return True
 
     def _read_one(self) -> bool:
+        frame = self._read_frame()
+        if frame is not None:
+            self._publish(frame)
+        return frame is not None
+
+    def _read_frame(self) -> Frame | None:
+        """The source's next frame, or None (playing stops; ``lost`` or ``ended`` says why)."""
         src = self.source
         try:
             frame = src.read()
@@ -186,18 +196,23 @@ class CameraWorker(QObject):
                 self.lost.emit(message)
             else:
                 self.ended.emit(self.last_index, self.analysis)
-            return False
+        return frame
+
+    def _publish(self, frame: Frame) -> None:
+        """Hand ``frame`` to the estimator and the display."""
         self.frames_read += 1
-        jump = frame.index != self.last_index + 1
+        if frame.index != self.last_index + 1:
+            self.segment += 1
         self.last_index = frame.index
-        item = Captured(frame, time.perf_counter(), self.generation, jump)
+        item = Captured(frame, time.perf_counter(), self.generation, self.segment)
         self.display_slot.put(item)
         self.estimator_slot.put(item)
         self.position.emit(frame.index)
-        return True
 
-    def _set_playing(self, on: bool) -> None:
-        if on != self.playing:
+    def _set_playing(self, on: bool, announce: bool = False) -> None:
+        """Play or not; ``state`` says so when it changes (or always with ``announce``: the GUI's
+        Play button, pressed while nothing can play, must spring back)."""
+        if on != self.playing or announce:
             self.playing = on
             self.state.emit(on)
 
@@ -209,25 +224,26 @@ class CameraWorker(QObject):
                 name, args = self._commands.popleft()
             getattr(self, "_cmd_" + name)(*args)
 
+    def _new_generation(self, seekable: bool) -> None:
+        self.generation += 1
+        if self.on_generation is not None:
+            self.on_generation(self.generation, seekable)
+
     def _cmd_open(self, spec: str, source_cfg) -> None:
         self._close()
         self._set_playing(False)
-        self.generation += 1
         try:
             src = self._opener(spec, source_cfg)
-        except SourceError as exc:
-            self.failed.emit(str(exc))
+        except Exception as exc:  # noqa: BLE001 - SourceError says why; anything else names spec
+            self._new_generation(False)      # nothing open: the previous source's frames are stale
+            self.failed.emit(str(exc) if isinstance(exc, SourceError) else f"cannot open {spec}: {exc}")
             return
-        except Exception as exc:  # noqa: BLE001
-            self.failed.emit(f"cannot open {spec}: {exc}")
-            return
+        self._new_generation(src.seekable)
         self.source = src
         self.last_index = -1
         self._clock = None
         info = SourceInfo(str(spec), src.name, src.fps, src.frame_count, src.seekable,
                           src.is_live, tuple(src.size), self.generation)
-        if self.on_open is not None:
-            self.on_open(info)
         self.opened.emit(info)
         self._read_one()                      # show the first frame at once
         if src.frame_count != 1:
@@ -236,7 +252,7 @@ class CameraWorker(QObject):
     def _cmd_close(self) -> None:
         self._close()
         self._set_playing(False)
-        self.generation += 1
+        self._new_generation(False)
 
     def _cmd_play(self) -> None:
         if self.source is not None:
@@ -244,10 +260,10 @@ class CameraWorker(QObject):
                     self.last_index >= self.source.frame_count - 1:
                 self._seek_read(0)            # play again from the start after the end
             self._clock = None
-            self._set_playing(True)
+        self._set_playing(self.source is not None, announce=True)
 
     def _cmd_pause(self) -> None:
-        self._set_playing(False)
+        self._set_playing(False, announce=True)
         self._clock = None
 
     def _cmd_seek(self, index: int) -> None:
@@ -255,21 +271,40 @@ class CameraWorker(QObject):
 
     def _cmd_step(self, delta: int) -> None:
         self._set_playing(False)
-        self._seek_read(self.last_index + delta)
+        if delta >= 0:
+            self._seek_read(self.last_index + delta)
+            return
+        # back: read() skips an unreadable frame (a broken image in a folder) forward, maybe to
+        # where the step began; aim earlier until the frame read is an earlier one
+        start = self.last_index
+        for target in range(max(0, start + delta), -1, -1):
+            if not self._seek(target):
+                return
+            frame = self._read_frame()
+            if frame is None:
+                return
+            if frame.index < start or target == 0:
+                self._publish(frame)
+                return
 
     def _seek_read(self, index: int) -> None:
+        if self._seek(index):
+            self._read_one()
+
+    def _seek(self, index: int) -> bool:
+        """Make the next read return frame ``index`` (clamped); False if the source cannot."""
         src = self.source
         if src is None or not src.seekable:
-            return
+            return False
         if src.frame_count:
             index = min(max(0, index), src.frame_count - 1)
         try:
             src.seek(max(0, index))
         except Exception as exc:  # noqa: BLE001
             self.lost.emit(f"{src.name}: cannot seek to frame {index} ({exc})")
-            return
+            return False
         self._clock = None
-        self._read_one()
+        return True
 
     def _cmd_speed(self, speed: float) -> None:
         self.speed = speed
@@ -308,6 +343,7 @@ class EstimatorWorker(QObject):
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._last_error = None
+        self._segment = None          # segment of the last estimated frame
 
     # ---------------------------------------------------------------- requests (any thread)
     def _request(self, **changes: Any) -> None:
@@ -389,8 +425,11 @@ class EstimatorWorker(QObject):
                 return
         if self.estimator is None:
             return
-        if item.jump:
-            self.estimator.reset()   # tracks and filters do not survive a jump in time
+        # tracks and filters do not survive a jump in time; the segment (not a flag on the frame
+        # after a seek) tells, because the latest-frame slot may drop that very frame
+        if item.segment != self._segment:
+            self.estimator.reset()
+            self._segment = item.segment
         try:
             res = self.estimator.estimate(item.frame.image, item.frame.timestamp, index,
                                           keep_maps=True)
@@ -415,6 +454,7 @@ class EstimatorWorker(QObject):
         if "rebuild" in pending:
             self._build(pending.pop("rebuild"))
             self.cache.clear()
+            applied["rebuild"] = self.estimator is not None
         if "source" in pending:
             self.generation, self.use_cache = pending.pop("source")
             self.cache.clear()
