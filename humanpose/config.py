@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -135,8 +136,8 @@ def _check(section: str, f: dataclasses.Field, value: Any, hints: dict) -> Any:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"{key}: {value!r} is not allowed; expected an integer")
     elif typ is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{key}: {value!r} is not allowed; expected a number")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ConfigError(f"{key}: {value!r} is not allowed; expected a finite number")
         value = float(value)
     elif typ is str:
         if isinstance(value, (int, float)) and not isinstance(value, bool):

@@ -21,9 +21,17 @@ from safetensors.torch import load_file, save_file, safe_open
 from .nets import build_model
 
 MANIFEST = "manifest.json"
-HOW_TO_GET = ("re-download it with `git checkout -- {path}` (weights ship in the repository), "
-              "retrain it (see its model card in models/), or convert official CPM weights with "
-              "`humanpose convert-caffe`")
+SHIPPED_DIR = Path(__file__).resolve().parents[1] / "models"   # the checkout's models/
+
+
+def how_to_get(path: str | Path) -> str:
+    """What the user can do about a missing or broken weight file ``path``."""
+    path = Path(path)
+    fixes = ["retrain it (see the model cards in models/)",
+             "convert official CPM weights with `humanpose convert-caffe`"]
+    if path.resolve().parent == SHIPPED_DIR:      # a shipped file: it is in the repository
+        fixes.insert(0, f"restore it with `git checkout -- models/{path.name}`")
+    return ", ".join(fixes[:-1]) + " or " + fixes[-1]
 
 
 class ModelError(RuntimeError):
@@ -55,13 +63,15 @@ def save_weights(model: torch.nn.Module, path: str | Path, arch: str, extra: dic
 def read_metadata(path: str | Path) -> dict:
     path = Path(path)
     if not path.exists():
-        raise ModelError(f"weight file not found: {path}; " + HOW_TO_GET.format(path=path))
+        raise ModelError(f"weight file not found: {path}; " + how_to_get(path))
+    if not path.is_file():
+        raise ModelError(f"weight file {path} is not a file (a folder?); name a .safetensors file")
     try:
         with safe_open(str(path), framework="pt") as fh:
             meta = fh.metadata() or {}
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise ModelError(f"weight file {path} is truncated or corrupt ({exc}); "
-                         + HOW_TO_GET.format(path=path)) from exc
+                         + how_to_get(path)) from exc
     if "arch" not in meta or "kind" not in meta:
         raise ModelError(f"weight file {path} has no humanpose metadata (arch, kind)")
     return meta
@@ -74,7 +84,7 @@ def load_model(path: str | Path, expected_sha256: str | None = None,
     meta = read_metadata(path)
     if expected_sha256 and sha256(path) != expected_sha256:
         raise ModelError(f"weight file {path} does not match its sha256 in the manifest "
-                         f"(corrupt or replaced); " + HOW_TO_GET.format(path=path))
+                         f"(corrupt or replaced); " + how_to_get(path))
     if kind and meta["kind"] != kind:
         raise ModelError(f"weight file {path} holds a {meta['kind']} net, expected a {kind} net")
     model = build_model(meta["arch"], meta["kind"], **json.loads(meta.get("kwargs", "{}")))
@@ -82,7 +92,7 @@ def load_model(path: str | Path, expected_sha256: str | None = None,
         state = load_file(str(path))
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise ModelError(f"weight file {path} is truncated or corrupt ({exc}); "
-                         + HOW_TO_GET.format(path=path)) from exc
+                         + how_to_get(path)) from exc
     missing, unexpected = set(model.state_dict()) - set(state), set(state) - set(model.state_dict())
     if missing or unexpected:
         raise ModelError(f"weight file {path} does not fit architecture {meta['arch']}: "
@@ -104,7 +114,15 @@ def read_manifest(models_dir: str | Path) -> list[dict]:
         data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise ModelError(f"{path} is not valid JSON: {exc}") from exc
-    return data.get("models", [])
+    models = data.get("models", []) if isinstance(data, dict) else None
+    if not isinstance(models, list):
+        raise ModelError(f"{path}: expected {{\"models\": [entries]}}, not {str(data)[:80]}")
+    for entry in models:
+        if not (isinstance(entry, dict) and isinstance(entry.get("name"), str)
+                and isinstance(entry.get("file"), str)):
+            raise ModelError(f"{path}: every entry needs a \"name\" and a \"file\" (strings); "
+                             f"bad entry: {str(entry)[:80]}")
+    return models
 
 
 def write_manifest(models_dir: str | Path, entries: list[dict]) -> Path:
@@ -164,6 +182,9 @@ def main(args: argparse.Namespace) -> int:
         path = convert_caffe(args.prototxt, args.caffemodel, args.out, kind=args.kind)
     except (CaffeImportError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except SafetensorError as exc:     # writing OUT failed (not an OSError)
+        print(f"error: cannot write {args.out}: {exc}", file=sys.stderr)
         return 2
     model = load_model(path)
     n = sum(p.numel() for p in model.parameters())

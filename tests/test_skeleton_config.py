@@ -1,6 +1,8 @@
 """The skeleton definition, the config object and the model store."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -49,6 +51,8 @@ def test_project_config_loads_and_defaults_match(tmp_path):
     ("tracking:\n  enabled: 3\n", ["tracking.enabled", "true or false"]),
     ("camera:\n  fps: 3\n", ["unknown section", "camera"]),
     ("estimator: [1, 2\n", ["not valid YAML"]),
+    ("estimator:\n  scale_search: .nan\n", ["estimator.scale_search", "nan", "finite number"]),
+    ("tracking:\n  process_noise: .inf\n", ["tracking.process_noise", "inf", "finite number"]),
 ])
 def test_bad_config_names_key_value_and_allowed(tmp_path, text, words):
     p = tmp_path / "bad.yml"
@@ -113,8 +117,28 @@ def test_store_round_trip_and_errors(tmp_path):
     path.write_bytes(bytes(bad))
     with pytest.raises(ModelError, match="sha256"):
         load_named("tiny", tmp_path, "pose")
-    with pytest.raises(ModelError, match="not found"):
+    with pytest.raises(ModelError, match="not found") as err:
         load_model(tmp_path / "missing.safetensors")
+    assert "git checkout" not in str(err.value)       # not a shipped file: retrain or convert
+    with pytest.raises(ModelError, match="git checkout -- models/gone.safetensors"):
+        load_model(Path(__file__).resolve().parents[1] / "models" / "gone.safetensors")
+    with pytest.raises(ModelError, match="not a file"):
+        load_model(tmp_path)
+
+
+@pytest.mark.parametrize("text, words", [
+    ('[1, 2]', ['expected {"models"']),
+    ('{"models": {"a": 1}}', ['expected {"models"']),
+    ('{"models": [{"file": "p.safetensors"}]}', ['needs a "name" and a "file"', "p.safetensors"]),
+    ('{"models": [{"name": "p"}]}', ['needs a "name" and a "file"', "'p'"]),
+])
+def test_a_malformed_manifest_is_a_model_error_naming_it(tmp_path, text, words):
+    (tmp_path / "manifest.json").write_text(text)
+    with pytest.raises(ModelError) as err:
+        load_named("p", tmp_path, "pose")
+    assert "manifest.json" in str(err.value)
+    for w in words:
+        assert w in str(err.value)
 
 
 def test_compact_contract():
