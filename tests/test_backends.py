@@ -191,6 +191,31 @@ def test_export_onnx_command(tmp_path, capsys):
     assert (models / "q.safetensors.onnx").exists() and (models / "q.safetensors.onnx.sha256").exists()
 
 
+def test_export_onnx_command_unwritable_out(tmp_path, capsys):
+    from humanpose.cli import main
+    models = tmp_path / "models"
+    save_weights(tiny("person", 1), models / "p.safetensors", "cpm_compact", kwargs=KW)
+    save_weights(tiny("pose", 2), models / "q.safetensors", "cpm_compact", kwargs=KW)
+    (tmp_path / "a_file").write_text("")
+    assert main(["export-onnx", "--config", _write_config(tmp_path, models),
+                 "--out", str(tmp_path / "a_file")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot write the person model's ONNX file") and "a_file" in err
+
+
+def test_a_damaged_onnx_cache_is_exported_again(tmp_path, caplog):
+    wpath = tmp_path / "models" / "pose_tiny.safetensors"
+    save_weights(tiny("pose", 1), wpath, "cpm_compact", kwargs=KW)
+    b1 = make_backend(load_model(wpath), "opencv", "cpu")
+    x = np.random.default_rng(0).uniform(-0.5, 0.5, (1, 4, 64, 64)).astype(np.float32)
+    want = b1(x)[-1]
+    b1.onnx_path.write_bytes(b1.onnx_path.read_bytes()[:500])   # its sidecar still matches
+    with caplog.at_level(logging.WARNING):
+        b2 = make_backend(load_model(wpath), "opencv", "cpu")
+    assert "exporting it again" in caplog.text
+    np.testing.assert_array_equal(b2(x)[-1], want)
+
+
 def test_export_onnx_command_missing_weights(tmp_path, capsys):
     from humanpose.cli import main
     cfg = _write_config(tmp_path, tmp_path / "empty")

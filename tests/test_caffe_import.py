@@ -274,6 +274,16 @@ def test_prototxt_errors(files, tmp_path):
     bad.write_text(proto.read_text().replace("kernel_size: 7", "kernel_size: 5", 1), encoding="utf-8")
     with pytest.raises(CaffeImportError, match="layer 'Mconv1_stage2' has num_output 4, kernel 5"):
         convert_caffe(bad, caffemodel, tmp_path / "o.safetensors")
+    text = proto.read_text()
+    bad.write_text(text.replace('name: "conv1_1"', r'name: "conv1_1\x"', 1), encoding="utf-8")
+    with pytest.raises(CaffeImportError, match=r"bad.prototxt: bad escape in the string"):
+        convert_caffe(bad, caffemodel, tmp_path / "o.safetensors")
+    start = text.index('name: "conv1_1"')
+    num = text.index("num_output:", start)
+    end = text.index("\n", num)
+    bad.write_text(text[:num] + "num_output: 0" + text[end:], encoding="utf-8")
+    with pytest.raises(CaffeImportError, match="'conv1_1' has num_output 0"):
+        convert_caffe(bad, caffemodel, tmp_path / "o.safetensors")
 
 
 def test_cli_converts_and_reports_errors(files, tmp_path, capsys):
@@ -286,3 +296,7 @@ def test_cli_converts_and_reports_errors(files, tmp_path, capsys):
     assert cli.main(["convert-caffe", str(proto), str(tmp_path / "x.caffemodel"), str(out)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "x.caffemodel" in err
+    (tmp_path / "taken").mkdir()                       # OUT cannot be written: a folder
+    assert cli.main(["convert-caffe", str(proto), str(caffemodel), str(tmp_path / "taken")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot write") and "taken" in err and "Traceback" not in err

@@ -75,18 +75,24 @@ class OpenCVBackend:
     def __init__(self, model: nn.Module, device: str, note: str | None = None):
         import cv2
 
-        from .onnx_export import cached_onnx, stage_names
+        from .onnx_export import cached_onnx, export_onnx, stage_names
 
         model = model.eval()
         self.onnx_path = cached_onnx(model)
         self.outputs = stage_names(model)
         # OpenCV 5's new DNN engine runs on the CPU only; CUDA needs the classic engine
         engine = getattr(cv2.dnn, "ENGINE_CLASSIC" if device == "cuda" else "ENGINE_AUTO", None)
-        try:
-            self.net = (cv2.dnn.readNetFromONNX(str(self.onnx_path)) if engine is None
-                        else cv2.dnn.readNetFromONNX(str(self.onnx_path), engine))
-        except cv2.error as exc:
-            raise BackendError(f"OpenCV-DNN cannot read {self.onnx_path}: {exc}") from exc
+        path = str(self.onnx_path)
+        for attempt in range(2):
+            try:
+                self.net = (cv2.dnn.readNetFromONNX(path) if engine is None
+                            else cv2.dnn.readNetFromONNX(path, engine))
+                break
+            except cv2.error as exc:
+                if attempt:
+                    raise BackendError(f"OpenCV-DNN cannot read {path}: {exc}") from exc
+                log.warning("OpenCV-DNN cannot read the cached %s; exporting it again", path)
+                export_onnx(model, self.onnx_path)    # a damaged cache file: made again once
         if device == "cuda":
             self.net.setPreferableBackend(cv2.dnn.DNN_BACKEND_CUDA)
             self.net.setPreferableTarget(cv2.dnn.DNN_TARGET_CUDA)

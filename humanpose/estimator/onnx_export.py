@@ -172,11 +172,15 @@ def main(args) -> int:
         except ModelError as exc:
             print(f"error: {kind} model: {exc}", file=sys.stderr)
             return 1
-        if args.out:
-            out = Path(args.out) / (Path(model.weights_path).name + ".onnx")
-            export_onnx(model, out)
-            _write_sidecar(out, onnx_location(model)[1])
-        else:
-            out = cached_onnx(model)
+        try:
+            if args.out:
+                out = Path(args.out) / (Path(model.weights_path).name + ".onnx")
+                export_onnx(model, out)
+                _write_sidecar(out, onnx_location(model)[1])
+            else:
+                out = cached_onnx(model)
+        except OSError as exc:
+            print(f"error: cannot write the {kind} model's ONNX file: {exc}", file=sys.stderr)
+            return 1
         print(f"{kind} model {name} -> {out}")
     return 0

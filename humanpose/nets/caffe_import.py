@@ -341,11 +341,11 @@ def parse_prototxt(text: str, source: str = "prototxt") -> list[tuple[str, objec
                 pos += 1
                 while pos < len(tokens) and tokens[pos] != "]":
                     if tokens[pos] != ",":
-                        items.append((key, _scalar(tokens[pos])))
+                        items.append((key, _scalar(tokens[pos], source)))
                     pos += 1
                 pos += 1
             else:
-                items.append((key, _scalar(tok)))
+                items.append((key, _scalar(tok, source)))
                 pos += 1
         if closing is not None:
             raise CaffeImportError(f"{source}: unbalanced braces (missing '}}')")
@@ -354,9 +354,12 @@ def parse_prototxt(text: str, source: str = "prototxt") -> list[tuple[str, objec
     return message(None)
 
 
-def _scalar(tok: str) -> str:
+def _scalar(tok: str, source: str) -> str:
     if tok[:1] in "\"'":
-        return bytes(tok[1:-1], "utf-8").decode("unicode_escape")
+        try:
+            return bytes(tok[1:-1], "utf-8").decode("unicode_escape")
+        except UnicodeDecodeError as exc:
+            raise CaffeImportError(f"{source}: bad escape in the string {tok[:40]} ({exc.reason})") from exc
     return tok
 
 
@@ -540,6 +543,9 @@ def caffe_model(prototxt: str | Path, caffemodel: str | Path,
         raise CaffeImportError(f"prototxt {proto.path} lacks layer 'conv1_1' of the cpm_vgg "
                                f"{kind} net")
     width = proto.convs["conv1_1"].num_output / 64
+    if width <= 0:
+        raise CaffeImportError(f"prototxt {proto.path}: layer 'conv1_1' has num_output "
+                               f"{proto.convs['conv1_1'].num_output}; expected 64 (or a width x 64)")
     model = build_cpm_vgg(kind, width=width)
     specs = {s.name: s for s in model.specs}
 
