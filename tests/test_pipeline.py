@@ -498,6 +498,18 @@ def test_tracking_ids_and_reset():
     assert est.estimate(frame, timestamp=5.1).persons[0].track_id == -1
 
 
+def test_a_frame_of_another_size_starts_new_tracks():
+    """A folder of unrelated pictures: the person of the next picture is not the last one's."""
+    cfg = from_dict({"model": {"device": "cpu"}, "estimator": {"boxsize": 64},
+                     "tracking": {"enabled": True}})
+    est = PoseEstimator(cfg, OraclePerson(), OraclePose())
+    small = blob_frame(120, 160, [(80, 60)], sigma=6)
+    assert [est.estimate(small, frame_index=i).persons[0].track_id for i in range(2)] == [0, 0]
+    other = blob_frame(240, 320, [(280, 200)], sigma=12)   # far off: no match, a new track
+    assert est.estimate(other, frame_index=2).persons[0].track_id == 0
+    assert est._tracker.track_ids == [0]                    # the small picture's track is gone
+
+
 def test_real_frame_through_the_pipeline():
     cap = cv2.VideoCapture(str(shared_media("street_people.avi")))
     ok, frame = cap.read()

@@ -123,6 +123,20 @@ def test_folder_run_writes_annotated_images(tmp_path):
     assert [o["frame"] for o in read_jsonl(s.jsonl_path)] == [0, 1, 2]
 
 
+def test_folder_run_keeps_same_stem_images_apart_and_names_unreadable_ones(tmp_path, capsys):
+    src = tmp_path / "shots"
+    src.mkdir()
+    cv2.imwrite(str(src / "d.png"), frame(0))
+    cv2.imwrite(str(src / "d.ppm"), frame(1))
+    (src / "e.jpg").write_bytes(b"not an image")
+    person, pose = nets()
+    s = run(str(src), make_cfg(tracking=False), tmp_path / "o",
+            person_model=person, pose_model=pose, progress=False)
+    assert s.frames == 2
+    assert sorted(p.name for p in s.images_dir.iterdir()) == ["d.png", "d.ppm.png"]
+    assert s.notes == ["1 unreadable image(s) skipped: e.jpg"]
+
+
 def test_default_out_dir_max_frames_and_no_video(video, tmp_path):
     cfg = from_dict({"output": {"directory": str(tmp_path / "results")}}, make_cfg())
     person, pose = nets()

@@ -157,6 +157,15 @@ def test_missing_camera_is_fast():
     assert time.monotonic() - t0 < 5.0
 
 
+def test_a_folder_named_by_digits_is_a_camera_index_with_a_hint(tmp_path, monkeypatch):
+    (tmp_path / "98").mkdir()
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SourceError, match=r"no camera at index 98 .*the folder '98', write \./98"):
+        open_source("98")
+    cv2.imwrite(str(tmp_path / "98" / "a.png"), np.zeros((8, 8, 3), np.uint8))
+    assert open_source("./98").frame_count == 1
+
+
 def test_kind_and_stem(tmp_path):
     assert source_kind(0) == source_kind(" 1 ") == "camera"
     assert source_kind("rtsp://user:pw@cam.local:554/live") == "stream"

@@ -326,6 +326,7 @@ class PoseEstimator:
         self.set_boxsize(cfg.estimator.boxsize)
         from .tracking import Tracker
         self._tracker = Tracker(self._cfg.tracking)
+        self._tracked_shape: tuple[int, int] | None = None   # frame size the tracks were made on
 
     # ------------------------------------------------------------------ settings
     @property
@@ -554,6 +555,9 @@ class PoseEstimator:
         if timestamp is None:
             timestamp = frame_index / 30.0
         if self._cfg.tracking.enabled:
+            if self._tracked_shape != (fh, fw):   # another camera or picture: other people
+                self._tracker.reset()
+                self._tracked_shape = (fh, fw)
             persons = self._tracker.update(persons, float(timestamp))
         t5 = time.perf_counter()
 

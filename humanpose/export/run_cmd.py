@@ -59,8 +59,9 @@ class RunSummary:
 
 
 def _image_name(name: str) -> str:
-    p = Path(name)
-    return p.name if p.suffix.lower() in IMAGE_OUT_SUFFIXES else p.stem + ".png"
+    """The annotated image's file name: the source's, + .png where its format cannot be written
+    (d.ppm -> d.ppm.png: unique, as the folder's names are; d.png would overwrite d.png's)."""
+    return name if Path(name).suffix.lower() in IMAGE_OUT_SUFFIXES else name + ".png"
 
 
 def run(source: str | int | FrameSource, cfg: Config, out_dir: str | Path | None = None, *,
@@ -129,6 +130,10 @@ def run(source: str | int | FrameSource, cfg: Config, out_dir: str | Path | None
             summary.interrupted = True
         summary.seconds = time.perf_counter() - t0
         summary.source_error = src.error
+        skipped = getattr(src, "skipped", None)     # unreadable files of an image folder
+        if skipped:
+            names = ", ".join(Path(f).name for f in skipped[:5]) + (", …" if len(skipped) > 5 else "")
+            summary.notes.append(f"{len(skipped)} unreadable image(s) skipped: {names}")
     finally:
         if bar is not None:
             bar.close()
@@ -192,6 +197,8 @@ def main(args: argparse.Namespace) -> int:
                 raise
             print(f"error: {exc}", file=sys.stderr)
             return 2
+    for note in summary.notes:
+        print(f"note: {note}", file=sys.stderr)
     if summary.source_error:
         print(f"warning: {summary.source_error}", file=sys.stderr)
     if summary.interrupted:

@@ -69,7 +69,13 @@ def open_source(spec: str | int, cfg: SourceConfig | None = None) -> FrameSource
     kind = source_kind(spec)
     s = str(spec).strip()
     if kind == "camera":
-        source: FrameSource = CameraSource(int(s), cfg.width, cfg.height, cfg.camera_fps)
+        try:
+            source: FrameSource = CameraSource(int(s), cfg.width, cfg.height, cfg.camera_fps)
+        except SourceError as exc:
+            if Path(s).exists():     # digits name a camera; a file or folder so named needs ./
+                raise SourceError(f"{exc} (to open the {'folder' if Path(s).is_dir() else 'file'} "
+                                  f"{s!r}, write ./{s})") from exc
+            raise
     elif kind == "stream":
         source = CaptureSource(s, redact_url(s), is_url=True)
     else:
