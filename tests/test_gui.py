@@ -639,3 +639,16 @@ def test_a_recording_keeps_the_pace_of_the_source(qtbot, open_window, video):
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == rec.frames == 1 + 3 + 1 + 3 + 1
     assert cap.get(cv2.CAP_PROP_FPS) == pytest.approx(25.0)
     cap.release()
+
+
+def test_a_stream_url_with_a_password_is_not_remembered(qtbot, open_window, video, tmp_path):
+    ini = tmp_path / "urls.ini"
+    win = open_window("", settings_path=ini,
+                      opener=lambda spec, cfg: open_source(str(video), cfg))   # any URL: the clip
+    win.open_source("rtsp://cam.local/open")
+    qtbot.waitUntil(lambda: win.info is not None, timeout=WAIT_MS)
+    win.open_source("rtsp://user:secret@cam.local/live")
+    qtbot.waitUntil(lambda: "secret" in win.info.spec, timeout=WAIT_MS)
+    win.close()
+    text = ini.read_text()
+    assert "secret" not in text and "rtsp://cam.local/open" in text

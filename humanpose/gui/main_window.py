@@ -36,6 +36,7 @@ from ..config import Config, set_value
 from ..export.draw import draw_result
 from ..export.writers import ExportError, KeypointWriter, VideoWriter, write_image
 from ..sources import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, open_source, source_stem
+from ..sources.video import redact_url
 from . import refguard
 from . import settings as remembered
 from .controls import (ControlPanel, PlaybackBar, noise_to_strength, snap_boxsize,
@@ -415,7 +416,10 @@ class MainWindow(QMainWindow):
             w_.setEnabled(seekable)
         p.progress.setValue(0)
         self.show_message(f"Opened {info.name}.", "ok")
-        if info.spec and not info.spec.isdigit() and self.settings is not None:
+        # the next start opens it again; not a camera index, nor a URL with a password in it
+        # (the settings file is plain text)
+        if info.spec and not info.spec.isdigit() and redact_url(info.spec) == info.spec \
+                and self.settings is not None:
             remembered.remember(self.settings, "source.source", info.spec)
 
     def _on_open_failed(self, message: str) -> None:
