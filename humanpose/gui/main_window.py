@@ -785,7 +785,8 @@ class MainWindow(QMainWindow):
         return source_stem(self.info.spec) if self.info else "humanpose"
 
     def set_recording(self, on: bool) -> None:
-        """Start / stop recording the annotated frames (one per result) to the output folder."""
+        """Start / stop recording the annotated frames to the output folder (each result held for
+        the source frames it stands for: see :meth:`_record`)."""
         button = self.controls.output.record
         if on and self.recorder is None:
             if self.info is None:
