@@ -187,6 +187,8 @@ def evaluate(estimator, data: PoseSet, progress: bool = True, shrink: float = 1.
     pck_gt, per_gt = pck_summary(ok_gt)
     pck_e2e, per_e2e = pck_summary(ok_e2e)
     pck_peak, _ = pck_summary(pck_correct(pred_peak, gt))
+    # the persons the torso leaves out, and the PCK with them scored by the other diagonal
+    either = [pck_correct(p, gt, either_diagonal=True) for p in (pred_e2e, pred_gt)]
     cfg = estimator.config
     cut_off = np.isfinite(data.joints[:, :, 0]) & ~np.isfinite(gt[:, :, 0])
     return {
@@ -203,6 +205,10 @@ def evaluate(estimator, data: PoseSet, progress: bool = True, shrink: float = 1.
         "detector_recall_by_orientation": rate_by_orientation(detected, gt),
         "found_end_to_end": round(100.0 * matched.mean(), 2),
         "pck_end_to_end_peak_match": round(pck_peak, 2),
+        "persons_scored": int(np.isfinite(ok_gt).any(1).sum()),
+        "persons_scored_either_diagonal": int(np.isfinite(either[1]).any(1).sum()),
+        "pck_end_to_end_either_diagonal": round(pck_summary(either[0])[0], 2),
+        "pck_gt_centre_either_diagonal": round(pck_summary(either[1])[0], 2),
         **drawn_joints(score_e2e, ok_e2e, cut_off, cfg.estimator.joint_threshold),
         "detections_per_image": round(found / max(n, 1), 3),
         "person_threshold": cfg.estimator.person_threshold,
@@ -259,6 +265,12 @@ def format_report(rep: dict) -> str:
     if "detector_recall_by_orientation" in rep:
         lines.append("detector recall by torso orientation:  " + "  ".join(
             f"{k} {pct(v['rate'])} %" for k, v in rep["detector_recall_by_orientation"].items()))
+    if "persons_scored" in rep:
+        lines.append(f"persons scored: {rep['persons_scored']} of {rep['n_images']} (the others lack "
+                     f"the left shoulder or the right hip); scored by the other diagonal where "
+                     f"those lack: {rep['persons_scored_either_diagonal']}, PCK@0.2 end-to-end "
+                     f"{pct(rep['pck_end_to_end_either_diagonal'])} / gt-centre "
+                     f"{pct(rep['pck_gt_centre_either_diagonal'])}")
     if "correct_joints_hidden" in rep:
         cut = (f", joints cut off by the frame drawn anyway: {rep['cut_off_joints_drawn']:.1f} % "
                f"of {rep['cut_off_joints']}" if "cut_off_joints" in rep else "")

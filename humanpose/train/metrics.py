@@ -8,24 +8,34 @@ import numpy as np
 from ..skeleton import JOINT_INDEX, NUM_JOINTS
 
 TORSO = (JOINT_INDEX["l_shoulder"], JOINT_INDEX["r_hip"])
+OTHER_DIAGONAL = (JOINT_INDEX["r_shoulder"], JOINT_INDEX["l_hip"])
 TORSO_DEFINITION = "torso diameter = distance from the left shoulder to the right hip"
 
 
-def torso_size(gt: np.ndarray) -> np.ndarray:
-    """(N,14,2) ground truth -> (N,) torso diameters (NaN where a torso joint is missing)."""
+def torso_size(gt: np.ndarray, either_diagonal: bool = False) -> np.ndarray:
+    """(N,14,2) ground truth -> (N,) torso diameters (NaN where a torso joint is missing).
+
+    ``either_diagonal``: where the left shoulder or the right hip is missing (LSP-extended leaves
+    joints it does not see unannotated), the right shoulder to the left hip instead."""
     a, b = TORSO
-    return np.linalg.norm(gt[:, a] - gt[:, b], axis=-1)
+    size = np.linalg.norm(gt[:, a] - gt[:, b], axis=-1)
+    if either_diagonal:
+        c, d = OTHER_DIAGONAL
+        size = np.where(np.isfinite(size), size, np.linalg.norm(gt[:, c] - gt[:, d], axis=-1))
+    return size
 
 
-def pck_correct(pred: np.ndarray, gt: np.ndarray, alpha: float = 0.2) -> np.ndarray:
-    """(N,14) float: 1 correct, 0 wrong, NaN not evaluated (missing ground truth or torso).
+def pck_correct(pred: np.ndarray, gt: np.ndarray, alpha: float = 0.2,
+                either_diagonal: bool = False) -> np.ndarray:
+    """(N,14) float: 1 correct, 0 wrong, NaN not evaluated (missing ground truth or torso; see
+    :func:`torso_size` for ``either_diagonal``).
 
     A prediction that is NaN (e.g. no person detected) counts as wrong.
     """
     pred = np.asarray(pred, np.float64)[..., :2]
     gt = np.asarray(gt, np.float64)[..., :2]
     dist = np.linalg.norm(pred - gt, axis=-1)
-    thr = alpha * torso_size(gt)[:, None]
+    thr = alpha * torso_size(gt, either_diagonal)[:, None]
     ok = np.where(np.isnan(dist), 0.0, (dist <= thr).astype(np.float64))
     valid = np.isfinite(gt[..., 0]) & np.isfinite(thr)
     return np.where(valid, ok, np.nan)
