@@ -181,6 +181,11 @@ def test_recipe_keys_are_checked(tmp_path):
            ("kind: pose\npacked: crops/\n", "packed must be a list of paths"),
            ("kind: person\npacked: [crops/]\n", "packed crops are for pose recipes"),
            ("kind: pose\nloaders: 2.5\n", "loaders must be a whole number"),
+           ("kind: pose\nlr: 1e-3\n", "lr must be a number > 0, not '1e-3' .*write 1.0e-3"),
+           ("kind: pose\npositive_weight: -5\n", "positive_weight must be a number >= 0"),
+           ("kind: pose\nval_every: 0\n", "val_every must be a whole number >= 1, not 0"),
+           ("kind: pose\nbatch_size: 0\n", "batch_size must be a whole number >= 1"),
+           ("kind: pose\nsizes: [100, 0]\n", "sizes and val_boxsize must be crop sides"),
            ("# only a comment\n", "a recipe is a YAML mapping .* not empty"),
            ("- kind: pose\n", "a recipe is a YAML mapping .* not list")]
     for text, message in bad:
@@ -373,6 +378,18 @@ def test_pck_arithmetic():
     mean, per_joint = metrics.pck_summary(c)
     assert mean == pytest.approx(100 * 25 / 27)       # 27 counted, 2 wrong
     assert per_joint[0] == 100 and per_joint[1] == 50
+    # no left shoulder: not scored, or scored by the other diagonal (right shoulder to left hip)
+    gt[1, sk.JOINT_INDEX["l_shoulder"]] = np.nan
+    gt[1, sk.JOINT_INDEX["r_shoulder"]] = (0, 0)
+    gt[1, sk.JOINT_INDEX["l_hip"]] = (60, 80)         # torso 100 -> threshold 20 px
+    pred[1] = gt[1] + (0, 15)
+    assert np.isnan(metrics.pck_correct(pred, gt)[1]).all()
+    either = metrics.pck_correct(pred, gt, either_diagonal=True)
+    np.testing.assert_array_equal(either[0], c[0])     # the first diagonal wins where it exists
+    counted = np.isfinite(gt[1, :, 0])
+    assert (either[1, counted] == 1).all() and np.isnan(either[1, ~counted]).all()
+    pred[1, 0] = gt[1, 0] + (0, 21)
+    assert metrics.pck_correct(pred, gt, either_diagonal=True)[1, 0] == 0
 
 
 def test_a_failing_batch_stops_training_with_its_error_instead_of_hanging():
@@ -648,6 +665,8 @@ def test_eval_cli_end_to_end(tmp_path, capsys):
     # which joints the app would draw: nothing is cut off by the frame of a whole image
     assert rep["joint_threshold"] == 0.3 and 0 <= rep["correct_joints_hidden"] <= 100
     assert "cut_off_joints" not in rep and printed[-3].startswith("joints drawn (score >= 0.3)")
+    assert rep["persons_scored"] <= rep["persons_scored_either_diagonal"] <= 3
+    assert printed[-4].startswith(f"persons scored: {rep['persons_scored']} of 3")
     assert rep["flip_test"] is True and "flip test" in printed[-2]
     assert rep["rescale"] is False and rep["rescaled_fraction_end_to_end"] == 0
     assert "rescale" not in printed[-2]
@@ -965,6 +984,25 @@ def test_pose_sample_frame_edge_cut():
         assert np.array_equal(w[:sk.NUM_JOINTS], (~cut).astype(np.float32))
         hidden_seen += cut.sum()
     assert hidden_seen > 20
+    # an uneven cut (right knee low, left knee high): the joint cut off is the one trained empty,
+    # in mirrored samples too (its left/right swap moves the mask with it)
+    uneven = joints.copy()
+    uneven[sk.JOINT_INDEX["l_knee"], 1] = 160
+    knees = [sk.JOINT_INDEX["r_knee"], sk.JOINT_INDEX["l_knee"]]
+    uneven_seen = 0
+    for seed in range(40):
+        _, t, w, j = pose_sample(img, uneven, 160, np.random.default_rng(seed), rotation_prob=0.0,
+                                 cut_prob=1.0, cut_empty=True)
+        cut = ~np.isfinite(j[:, 0])
+        assert w.all() and not (t[:sk.NUM_JOINTS][cut] > 0).any()
+        uneven_seen += cut[knees[0]] != cut[knees[1]]
+    assert uneven_seen > 5
+    # any-angle rotation asked for too: a cut view is not turned over (the grey would take the head)
+    top = [sk.JOINT_INDEX[n] for n in ("head_top", "neck", "r_shoulder", "l_shoulder")]
+    for seed in range(30):
+        _, _, _, j = pose_sample(img, joints, 160, np.random.default_rng(seed), cut_prob=1.0,
+                                 rotation_any_prob=1.0)
+        assert np.isfinite(j[top, 0]).all()
     # an annotation that is missing (not cut off) stays untrained with cut_empty
     gap = joints.copy()
     gap[sk.JOINT_INDEX["l_elbow"]] = np.nan
@@ -1269,3 +1307,14 @@ def test_average_weights_tool(tmp_path):
     with pytest.raises(ValueError, match="is not the same net"):
         tool.average([paths[0], str(other)], str(tmp_path / "bad.safetensors"))
     assert not (tmp_path / "bad.safetensors").exists()
+
+
+def test_the_crop_cache_name_follows_how_the_crops_are_cut(tmp_path, monkeypatch):
+    """A cache cut at another CACHE_SIZE / CACHE_PERSON is another file, never silently reused."""
+    from humanpose.train import datasets
+    _fake_lsp(tmp_path / "lsp", n=2)
+    data = read_lsp_dir(tmp_path / "lsp", "lsp")
+    name = datasets.crop_cache_file(tmp_path, "val", data)
+    assert datasets.crop_cache_file(tmp_path, "val", data) == name
+    monkeypatch.setattr(datasets, "CACHE_PERSON", datasets.CACHE_PERSON + 8)
+    assert datasets.crop_cache_file(tmp_path, "val", data) != name

@@ -149,7 +149,8 @@ def crop_cache_file(cache_dir: str | Path, split: str, data: PoseSet) -> Path:
 
 
 def cache_key(data: PoseSet) -> str:
-    h = hashlib.sha1()
+    """A key of the data and of how the crops are cut (another CACHE_SIZE: another cache)."""
+    h = hashlib.sha1(f"{CACHE_SIZE}/{CACHE_PERSON}".encode())
     for p in data.images:
         h.update(str(p).encode())
     h.update(np.nan_to_num(data.joints).tobytes())

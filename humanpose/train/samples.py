@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from ..estimator.maps import STRIDE, centre_map, gaussian_maps, to_map
-from ..skeleton import BACKGROUND, FLIP_PAIRS, JOINT_INDEX, NUM_JOINTS, NUM_MAPS
+from ..skeleton import BACKGROUND, FLIP_PAIRS, JOINT_INDEX, NUM_JOINTS, NUM_MAPS, flip_permutation
 from .datasets import person_box
 from .metrics import upright
 
@@ -126,8 +126,9 @@ def pose_sample(image: np.ndarray, joints: np.ndarray, size: int, rng: np.random
                 centre = up.mean(0)
         else:
             frac = rng.uniform(*scale)
-        if rotation_any_prob and rng.random() < rotation_any_prob:
-            angle = rng.uniform(-180.0, 180.0)
+        if cut is None and rotation_any_prob and rng.random() < rotation_any_prob:
+            angle = rng.uniform(-180.0, 180.0)       # (a frame-edge cut keeps the person upright-ish:
+                                                     # turned over, the grey would take the head)
         else:
             angle = rng.uniform(-rotation, rotation) if rng.random() < rotation_prob else 0.0
         shift = rng.normal(0, translation * size, 2)
@@ -146,6 +147,7 @@ def pose_sample(image: np.ndarray, joints: np.ndarray, size: int, rng: np.random
     if flip:
         crop = crop[:, ::-1]
         j = flip_joints(j, size)
+        hidden = hidden[flip_permutation()[:NUM_JOINTS]]   # follows the joints' left/right swap
     if augment and lowres_prob and rng.random() < lowres_prob:
         k = rng.uniform(*LOWRES_RANGE)
         small = cv2.resize(crop, (max(8, round(size * k)),) * 2, interpolation=cv2.INTER_AREA)

@@ -122,6 +122,24 @@ class TrainConfig:
             value = getattr(cfg, key)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= hi:
                 raise ValueError(f"{path}: {key} must be {what}, not {value!r}")
+        for key, lo, what in (("lr", 0.0, "a number > 0"), ("weight_decay", 0.0, "a number >= 0"),
+                              ("positive_weight", 0.0, "a number >= 0")):
+            value = getattr(cfg, key)
+            if (isinstance(value, bool) or not isinstance(value, (int, float))
+                    or not (value > lo if key == "lr" else value >= lo)):
+                hint = (" (YAML reads 1e-3 as text: write 1.0e-3)"
+                        if isinstance(value, str) and "e" in value.lower() else "")
+                raise ValueError(f"{path}: {key} must be {what}, not {value!r}{hint}")
+        for key, lo in (("steps", 1), ("batch_size", 1), ("val_every", 1), ("checkpoint_every", 1),
+                        ("val_images", 1), ("threads", 1), ("max_train_images", 0)):
+            value = getattr(cfg, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < lo:
+                raise ValueError(f"{path}: {key} must be a whole number >= {lo}, not {value!r}")
+        if (not isinstance(cfg.sizes, list) or not cfg.sizes
+                or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 64 and v % STRIDE == 0
+                           for v in cfg.sizes + [cfg.val_boxsize])):
+            raise ValueError(f"{path}: sizes and val_boxsize must be crop sides >= 64 and multiples of "
+                             f"{STRIDE}, not {cfg.sizes!r} / {cfg.val_boxsize!r}")
         for key in ("person_scale", "pose_scale"):
             ps = getattr(cfg, key)
             if (not isinstance(ps, list) or len(ps) != 2
