@@ -16,7 +16,11 @@ detector peak (a detected person's ``centre``) within 0.3 x their size of the an
 Before session 5 the end-to-end pose was matched by that peak too (a correct pose whose peak lay
 a little further off counted as a miss); ``pck_end_to_end_peak_match`` still reports that figure.
 PCK: a joint is correct within 0.2 x the torso diameter, here the distance from the left
-shoulder to the right hip (the usual "shoulder to opposite hip" LSP definition).  The report
+shoulder to the right hip (the usual "shoulder to opposite hip" LSP definition).  A person
+without one of those two joints is not scored (LSP annotates every joint; LSP-extended leaves
+the unseen ones out: 152 of the 500 validation persons), so the report also says how many were
+scored and gives the PCK with the right shoulder to the left hip where they lack
+(``*_either_diagonal``).  The report
 also splits PCK by the annotated torso's orientation (upright within 30 deg of the vertical,
 tilted, sideways, inverted beyond 120 deg): LSP-extended is full of gymnasts and free runners
 upside down.
