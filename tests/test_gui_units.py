@@ -110,6 +110,16 @@ def test_cache_replaces_an_entry_without_leaking_bytes():
     assert len(cache) == 1 and cache.maps_bytes == before
 
 
+def test_a_live_sources_cache_keeps_the_newest_results_only():
+    cache = ResultCache()
+    cache.max_entries = 3
+    for i in range(5):
+        cache.put(result(i))
+    assert [i for i, _ in cache.items()] == [2, 3, 4]
+    assert cache.maps_bytes == sum(cache.get(i).person_map.nbytes + sum(
+        p.stage_maps.nbytes + p.crop.nbytes for p in cache.get(i).persons) for i in (2, 3, 4))
+
+
 # ------------------------------------------------------------------------------- controls
 def test_boxsize_snapping_and_strength_mapping():
     assert [snap_boxsize(v) for v in (10, 64, 99, 100, 101, 639, 1000)] == [64, 64, 96, 96, 104, 640, 640]

@@ -79,11 +79,14 @@ def strip_maps(result):
 
 
 class ResultCache:
-    """frame index -> PoseResult for one source and one set of estimator settings."""
+    """frame index -> PoseResult for one source and one set of estimator settings (of a live
+    source only the newest ``max_entries``: a webcam left running for hours must not fill the
+    memory)."""
 
     def __init__(self, maps_budget_bytes: int = 256 << 20) -> None:
         self._lock = threading.Lock()
-        self._results: dict[int, Any] = {}
+        self._results: dict[int, Any] = {}   # in the order first put
+        self.max_entries: int | None = None  # keep only the newest this many (a live source)
         self._with_maps: OrderedDict[int, int] = OrderedDict()  # index -> bytes, oldest first
         self._maps_bytes = 0
         self.budget = maps_budget_bytes
@@ -108,6 +111,10 @@ class ResultCache:
             while self._maps_bytes > self.budget and len(self._with_maps) > 1:
                 old, _ = next(iter(self._with_maps.items()))
                 self._results[old] = strip_maps(self._results[old])
+                self._forget_maps(old)
+            while self.max_entries is not None and len(self._results) > self.max_entries:
+                old = next(iter(self._results))          # the first put: the oldest frame
+                del self._results[old]
                 self._forget_maps(old)
             self.version += 1
 
