@@ -776,7 +776,7 @@ class MainWindow(QMainWindow):
         person = self.controls.display.person.currentData()
         items = self.cache.items()
         if self.info is not None and self.info.is_live:
-            items = items[-PLOT_LIVE_FRAMES:]      # an hour of webcam would cost the GUI thread
+            items = items[-PLOT_LIVE_FRAMES:]      # all 20 000 kept would cost the GUI thread
         self.plot.set_data(items, AUTO if person is None else int(person),
                            self.cfg.estimator.joint_threshold)
 
