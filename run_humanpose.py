@@ -31,7 +31,10 @@ def _missing(exc: ImportError) -> int:
 if __name__ == "__main__":
     try:
         from humanpose.gui.app import run
-        import PySide6  # noqa: F401
+        # what the window needs, loaded now: a missing package (or a Qt that cannot load its
+        # system libraries) is the message above, not a traceback nobody sees after a double-click
+        import cv2, numpy, pyqtgraph  # noqa: E401, F401  (torch: the window reports it)
+        import PySide6.QtGui, PySide6.QtWidgets  # noqa: E401, F401
     except ImportError as exc:
         sys.exit(_missing(exc))
     sys.exit(run())

@@ -3,6 +3,7 @@ plot series, views, command line."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -167,6 +168,22 @@ def test_install_desktop_writes_an_entry_for_this_checkout(tmp_path, monkeypatch
     assert os.access(path, os.X_OK)
 
 
+def test_install_desktop_makes_the_python_path_absolute_and_wants_an_existing_config(
+        tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "my env").mkdir()
+    shutil.copy(sys.executable, tmp_path / "my env" / "py")
+    from humanpose.cli import main
+    assert main(["install-desktop", "--python", "my env/py"]) == 0
+    entry = read_entry(tmp_path / "data" / "applications" / "humanpose.desktop")
+    assert entry["Exec"].startswith(desktop.quote_exec_arg(str(tmp_path / "my env" / "py")))
+    assert main(["install-desktop", "--python", "no/such/python"]) == 1
+    assert "no such interpreter" in capsys.readouterr().err
+    assert main(["install-desktop", "--config", "missing.yml"]) == 1
+    assert "--config missing.yml: no such file" in capsys.readouterr().err
+
+
 def test_exec_quoting_follows_the_desktop_entry_spec():
     assert desktop.quote_exec_arg("/usr/bin/python3") == "/usr/bin/python3"
     # a space -> quoted; a backslash / $ -> escaped twice (quoting rule + file-format escape)
@@ -175,13 +192,23 @@ def test_exec_quoting_follows_the_desktop_entry_spec():
     assert desktop.quote_exec_arg("/100%") == "/100%%"
 
 
-def test_launcher_is_executable_with_a_python_shebang():
+def test_launcher_is_executable_with_a_python_shebang(tmp_path):
     launcher = ROOT / "run_humanpose.py"
     assert os.access(launcher, os.X_OK)
     assert launcher.read_text(encoding="utf-8").startswith("#!/usr/bin/env python3\n")
     out = subprocess.run([sys.executable, str(launcher), "--help"], capture_output=True, text=True,
                          cwd="/", timeout=60)
     assert out.returncode == 0 and "config" in out.stdout and "--source" in out.stdout
+    # a package the window needs is missing: the install hint, not a traceback
+    block = tmp_path / "block"
+    block.mkdir()
+    (block / "pyqtgraph.py").write_text("raise ImportError(\"No module named 'pyqtgraph'\")\n")
+    env = {**os.environ, "PYTHONPATH": str(block), "QT_QPA_PLATFORM": "offscreen"}
+    out = subprocess.run([sys.executable, str(launcher), "--no-settings"], capture_output=True,
+                         text=True, cwd="/", timeout=60, env=env)
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert "humanpose cannot start: No module named 'pyqtgraph'" in out.stderr
+    assert "pip install -r" in out.stderr
 
 
 def test_gui_and_install_desktop_commands_have_help():
@@ -252,6 +279,19 @@ def test_plot_follows_the_main_track_not_the_most_confident_person_of_each_frame
     assert panel.info.text() == "5 frames · #3"
 
 
+def test_plot_curves_on_show_never_share_a_colour(qtbot):
+    from humanpose.gui.plot import DEFAULT_ANGLES, PlotPanel
+    panel = PlotPanel()
+    qtbot.addWidget(panel)
+    panel.set_data([(i, result(i)) for i in range(3)])
+
+    def colours():
+        return [c.opts["pen"].color().getRgb()[:3] for c in panel.curves.values()]
+    assert len(colours()) == len(DEFAULT_ANGLES) == len(set(colours()))
+    panel.set_chosen([n for n in DEFAULT_ANGLES if n != "R elbow"] + ["R shoulder"])
+    assert len(colours()) == len(DEFAULT_ANGLES) == len(set(colours()))
+
+
 def test_person_selection_and_view_rendering():
     from humanpose.gui.views import ViewOptions, render, select_person
     a, b = person(0, track_id=3, score=0.5), person(50, track_id=7, score=0.9)
@@ -311,3 +351,17 @@ def test_plot_angles_match_the_skeleton_definition():
         want = [joint_angle(r.persons[0].joints, name) for _, r in items]
         np.testing.assert_allclose(data[name], want, atol=1e-9, equal_nan=True)
     assert np.isnan(data["L shoulder"][3]) and np.isnan(data["L elbow"][3])
+
+
+def test_make_icon_writes_where_it_is_told_and_help_writes_nothing(tmp_path):
+    tool = ROOT / "tools" / "make_icon.py"
+    shipped = {p: p.stat().st_mtime_ns for p in (ROOT / "resources").glob("humanpose.*")}
+    out = subprocess.run([sys.executable, str(tool), "--help"], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0 and "--out" in out.stdout
+    out = subprocess.run([sys.executable, str(tool), "--out", str(tmp_path)], capture_output=True,
+                         text=True, timeout=60, env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
+    assert out.returncode == 0, out.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["humanpose.ico", "humanpose.png", "humanpose.svg"]
+    assert (tmp_path / "humanpose.svg").read_text() == (ROOT / "resources" / "humanpose.svg").read_text()
+    assert {p: p.stat().st_mtime_ns for p in (ROOT / "resources").glob("humanpose.*")} == shipped

@@ -149,3 +149,15 @@ def test_compact_contract():
         assert len(out) == 3 and all(o.shape == (2, maps, 12, 17) for o in out)
     with pytest.raises(ValueError, match="unknown architecture"):
         build_model("resnet", "pose")
+
+
+def test_ship_weights_checks_metrics_before_it_copies_anything():
+    import subprocess
+    import sys
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, str(root / "tools" / "ship_weights.py"),
+                          str(root / "models" / "pose_compact.safetensors"), "pose_tmp_test",
+                          "--metrics", "val=1"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and "--metrics must be a JSON object" in out.stderr
+    assert "Traceback" not in out.stderr
+    assert not (root / "models" / "pose_tmp_test.safetensors").exists()

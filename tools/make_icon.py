@@ -5,6 +5,7 @@ resources/humanpose.ico (64x64, for a Windows shortcut) with QtSvg.  Run once af
 the drawing."""
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 from pathlib import Path
@@ -41,14 +42,18 @@ def svg() -> str:
 
 
 def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", default=str(ROOT / "resources"),
+                        help="folder to write the three files to (default: resources/)")
+    args = parser.parse_args()
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from PySide6.QtCore import QByteArray, Qt
     from PySide6.QtGui import QGuiApplication, QImage, QPainter
     from PySide6.QtSvg import QSvgRenderer
 
     app = QGuiApplication.instance() or QGuiApplication(sys.argv[:1])  # noqa: F841
-    out = ROOT / "resources"
-    out.mkdir(exist_ok=True)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
     text = svg()
     (out / "humanpose.svg").write_text(text, encoding="utf-8")
     image = QImage(256, 256, QImage.Format.Format_ARGB32)

@@ -28,17 +28,24 @@ def main() -> int:
     p.add_argument("--data", default="")
     p.add_argument("--metrics", default="{}", help="JSON object")
     args = p.parse_args()
+    try:
+        metrics = json.loads(args.metrics)
+    except json.JSONDecodeError as exc:
+        metrics = exc
+    if not isinstance(metrics, dict):
+        p.error(f"--metrics must be a JSON object such as '{{\"val_pck\": 70.1}}', not {args.metrics!r}")
     model = store.load_model(args.weights)             # refuses broken files
     meta = store.read_metadata(args.weights)
     models = ROOT / "models"
     dest = models / f"{args.name}.safetensors"
-    shutil.copyfile(args.weights, dest)
+    if Path(args.weights).resolve() != dest.resolve():   # (re-recording a shipped file's entry)
+        shutil.copyfile(args.weights, dest)
     entry = {"name": args.name, "architecture": meta["arch"], "kind": meta["kind"],
              "arch_kwargs": json.loads(meta.get("kwargs", "{}")),
              "file": dest.name, "sha256": store.sha256(dest), "bytes": dest.stat().st_size,
              "parameters": sum(p.numel() for p in model.parameters()),
              "joints": list(skeleton.JOINTS) if meta["kind"] == "pose" else ["person_centre"],
-             "data": args.data, "metrics": json.loads(args.metrics),
+             "data": args.data, "metrics": metrics,
              "card": f"{args.name}.md"}
     entries = [e for e in store.read_manifest(models) if e["name"] != args.name] + [entry]
     store.write_manifest(models, sorted(entries, key=lambda e: e["name"]))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -35,11 +36,25 @@ def quote_exec_arg(arg: str) -> str:
     return '"' + escaped.replace("\\", "\\\\") + '"'
 
 
+def _interpreter(python: str | None) -> str:
+    """The launcher's Python as an absolute path (a desktop starts it from another folder): a
+    path as given, made absolute; a bare name looked up on PATH; None: this interpreter."""
+    if not python:
+        return sys.executable
+    if os.sep in python or (os.altsep and os.altsep in python):
+        found = os.path.abspath(os.path.expanduser(python))
+    else:
+        found = shutil.which(python)
+    if not found or not os.path.isfile(found):
+        raise FileNotFoundError(f"--python {python}: no such interpreter")
+    return found
+
+
 def render_entry(python: str | None = None, config: str | None = None) -> str:
     """The text of the .desktop file for this checkout."""
     if not TEMPLATE.exists():
         raise FileNotFoundError(f"desktop entry template missing: {TEMPLATE}")
-    args = [python or sys.executable, str(LAUNCHER)] + ([str(Path(config).resolve())] if config else [])
+    args = [_interpreter(python), str(LAUNCHER)] + ([str(Path(config).resolve())] if config else [])
     return TEMPLATE.read_text(encoding="utf-8").format(
         exec=" ".join(quote_exec_arg(a) for a in args),
         icon=str(ICON),
@@ -48,6 +63,8 @@ def render_entry(python: str | None = None, config: str | None = None) -> str:
 
 
 def install(python: str | None = None, config: str | None = None) -> Path:
+    if config and not Path(config).is_file():
+        raise FileNotFoundError(f"--config {config}: no such file")
     target = applications_dir() / FILE_NAME
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(render_entry(python, config), encoding="utf-8")

@@ -87,6 +87,7 @@ class PlotPanel(QWidget):
         self.joint_threshold = 0.1
         self._items: list = []
         self.curves: dict[str, pg.PlotDataItem] = {}
+        self._colours: dict[str, tuple] = {}     # the pen colour of each curve on show
 
         self.mode_box = QComboBox()
         self.mode_box.addItems(["Joint angles (deg)", "Coordinates (px)"])
@@ -161,14 +162,18 @@ class PlotPanel(QWidget):
         for name in list(self.curves):
             if name not in data:
                 self.plot.removeItem(self.curves.pop(name))
+                self._colours.pop(name)
                 legend = self.plot.plotItem.legend
                 if legend is not None:
                     legend.removeItem(name)
-        for n, (name, values) in enumerate(data.items()):
+        for name, values in data.items():
             curve = self.curves.get(name)
-            if curve is None:
+            if curve is None:   # a colour no curve on show has (while there are enough colours)
+                taken = list(self._colours.values())
+                colour = min(PENS, key=lambda c: (taken.count(c), PENS.index(c)))
+                self._colours[name] = colour
                 curve = self.plot.plot([], [], name=name, connect="finite",
-                                       pen=pg.mkPen(PENS[n % len(PENS)], width=2))
+                                       pen=pg.mkPen(colour, width=2))
                 self.curves[name] = curve
             curve.setData(times, values, connect="finite")
         track = main_track(self._items) if self.person == AUTO else None
