@@ -30,8 +30,8 @@ def main() -> int:
     args = p.parse_args()
     try:
         metrics = json.loads(args.metrics)
-    except json.JSONDecodeError as exc:
-        metrics = exc
+    except json.JSONDecodeError:
+        metrics = None
     if not isinstance(metrics, dict):
         p.error(f"--metrics must be a JSON object such as '{{\"val_pck\": 70.1}}', not {args.metrics!r}")
     model = store.load_model(args.weights)             # refuses broken files
