@@ -173,11 +173,10 @@ class CameraWorker(QObject):
             self._clock = (time.perf_counter(), self.last_index + 1)
         return True
 
-    def _read_one(self) -> bool:
+    def _read_one(self) -> None:
         frame = self._read_frame()
         if frame is not None:
             self._publish(frame)
-        return frame is not None
 
     def _read_frame(self) -> Frame | None:
         """The source's next frame, or None (playing stops; ``lost`` or ``ended`` says why)."""

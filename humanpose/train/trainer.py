@@ -548,7 +548,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
             x = x.contiguous(memory_format=torch.channels_last)
             outputs = model(x)
             loss = stage_loss(outputs, t, w, cfg.positive_weight)
-            if teacher is not None:       # every joint, the missing and cut-off ones too
+            if teacher is not None and cfg.distill_weight:   # every joint, missing and cut-off too
                 soft = stage_loss(outputs, teacher_maps(teacher, x, cfg.distill_scale_search),
                                   torch.ones_like(w), cfg.positive_weight)
                 loss = (1.0 - cfg.distill_weight) * loss + cfg.distill_weight * soft
