@@ -1,0 +1,117 @@
+"""Display of the main window: results arriving from the estimator thread, the frame painted at
+display rate with its result, the views and the plot.
+
+A mixin of :class:`~humanpose.gui.main_window.MainWindow`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import numpy as np
+
+from .views import AUTO, VIEWS, ViewOptions, render
+from .workers import Captured
+
+MAX_PERSON_CHOICES = 64      # track ids offered in the person selector
+PLOT_LIVE_FRAMES = 3000      # a live source's plot shows its newest frames only (the export has all)
+
+
+class Display:
+    """Results, painting, views and the plot (mixin of MainWindow)."""
+
+    def _on_result(self, item: Captured, result, cached: bool) -> None:
+        if self.info is None or item.generation != self.info.generation:
+            return
+        self.latest = (item, result)
+        self._counts["results"] += 1
+        if not cached:
+            self._counts["estimates"] += 1
+            ms = result.timings.get("total", float("nan"))
+            self._ms_per_frame = ms if not np.isfinite(self._ms_per_frame) else \
+                0.7 * self._ms_per_frame + 0.3 * ms
+            latency = (time.perf_counter() - item.captured) * 1000.0
+            self._latency_ms = latency if not np.isfinite(self._latency_ms) else \
+                0.7 * self._latency_ms + 0.3 * latency
+        new_ids = {p.track_id for p in result.persons if p.track_id >= 0} - self._seen_ids
+        if new_ids and len(self._seen_ids) < MAX_PERSON_CHOICES:
+            self._seen_ids |= new_ids
+            for tid in sorted(new_ids):
+                self.controls.display.person.addItem(f"track #{tid}", tid)
+        if self.recorder is not None:
+            self._record(item, result)
+        if self.analysing and self.info.frame_count:
+            self.playback.progress.setValue(int(100 * len(self.cache) / self.info.frame_count))
+            self._maybe_finish_analysis()
+
+    def _reset_person_choice(self) -> None:
+        box = self.controls.display.person
+        box.blockSignals(True)
+        while box.count() > 1:
+            box.removeItem(box.count() - 1)
+        box.setCurrentIndex(0)
+        box.blockSignals(False)
+
+    def view_options(self) -> ViewOptions:
+        g = self.cfg.gui
+        person = self.controls.display.person.currentData()
+        return ViewOptions(g.show_boxes, g.show_scores, self.cfg.estimator.joint_threshold,
+                           g.heatmap_blend, AUTO if person is None else int(person))
+
+    def result_for(self, item: Captured):
+        """The result to draw on ``item``: its own (cache) if known, else the newest one."""
+        if self.info is None or item.generation != self.info.generation:
+            return None
+        if self.latest is not None and self.latest[0].frame.index == item.frame.index:
+            return self.latest[1]
+        if self.info.seekable:
+            cached = self.cache.get(item.frame.index)
+            if cached is not None:
+                return cached
+        return self.latest[1] if self.latest is not None else None
+
+    def current_image(self) -> np.ndarray:
+        """The BGR image of the current view (what is on screen)."""
+        seq, item = self.display_slot.peek()
+        if item is None or self.info is None or item.generation != self.info.generation:
+            return render(self.view, None, None, self.view_options())
+        return render(self.view, item.frame.image, self.result_for(item), self.view_options())
+
+    def refresh(self) -> None:
+        """Paint the newest frame with its result (display timer)."""
+        seq, item = self.display_slot.peek()
+        result = self.result_for(item) if item is not None else None
+        key = (seq, id(result), self.view, dataclasses.astuple(self.view_options()),
+               self.info.generation if self.info else -1)
+        if key == self._shown_key:
+            return
+        self._shown_key = key
+        self.image_view.set_image(self.current_image())
+        self._counts["shown"] += 1
+
+    def _force_redraw(self) -> None:
+        self._shown_key = None
+
+    def set_view(self, view: str) -> None:
+        if view not in VIEWS:
+            raise ValueError(f"unknown view {view!r}; known: {', '.join(VIEWS)}")
+        self.view = view
+        if self.tabs.currentIndex() != VIEWS.index(view):
+            self.tabs.setCurrentIndex(VIEWS.index(view))   # re-enters once
+            return
+        self._set_cfg("gui.view", view)
+        self.refresh()
+
+    def _update_plot(self) -> None:
+        if self._cursor_time is not None and self.plot.isVisible():
+            self.plot.set_cursor(self._cursor_time)
+            self._cursor_time = None
+        if self.cache.version == self._plot_version or not self.plot.isVisible():
+            return
+        self._plot_version = self.cache.version
+        person = self.controls.display.person.currentData()
+        items = self.cache.items()
+        if self.info is not None and self.info.is_live:
+            items = items[-PLOT_LIVE_FRAMES:]      # all 20 000 kept would cost the GUI thread
+        self.plot.set_data(items, AUTO if person is None else int(person),
+                           self.cfg.estimator.joint_threshold)

@@ -1,0 +1,105 @@
+"""Recording and export of the main window: the annotated video, keypoints CSV / JSON lines and
+screenshots, all into ``output.directory``.
+
+A mixin of :class:`~humanpose.gui.main_window.MainWindow`.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from ..export.draw import draw_result
+from ..export.writers import ExportError, KeypointWriter, VideoWriter, write_image
+from ..sources import source_stem
+from .workers import Captured
+
+RECORD_MAX_HOLD_S = 2.0      # longest gap in the source's time a recorded frame is held for
+
+
+class Output:
+    """Record, export, screenshot (mixin of MainWindow)."""
+
+    @property
+    def output_dir(self) -> Path:
+        return self.cfg.resolve(self.cfg.output.directory)
+
+    def _stem(self) -> str:
+        return source_stem(self.info.spec) if self.info else "humanpose"
+
+    def set_recording(self, on: bool) -> None:
+        """Start / stop recording the annotated frames to the output folder (each result held for
+        the source frames it stands for: see :meth:`_record`)."""
+        button = self.controls.output.record
+        if on and self.recorder is None:
+            if self.info is None:
+                self.show_message("Nothing to record: open a source first.", "error")
+                on = False
+            else:
+                path = self.output_dir / f"{self._stem()}_annotated_{time.strftime('%Y%m%d-%H%M%S')}.mp4"
+                self.recorder = VideoWriter(path, self.info.fps or self.stats["estimator_fps"] or 10.0)
+                self._record_t0 = None
+                self.show_message(f"Recording to {path} …")
+        elif not on and self.recorder is not None:
+            rec, self.recorder = self.recorder, None
+            rec.close()
+            if rec.frames:
+                self.show_message(f"Recorded {rec.frames} frames to {rec.path}.", "ok")
+            else:
+                self.show_message("Recording stopped; no frame was estimated meanwhile.", "info")
+        button.blockSignals(True)
+        button.setChecked(self.recorder is not None)
+        button.setText("Stop recording" if self.recorder is not None else "Record video")
+        button.blockSignals(False)
+
+    def _record(self, item: Captured, result) -> None:
+        """Write the annotated frame once per 1/fps of the source's time it stands for: an estimate
+        that took several source frames is held for them, so the recording plays at the real pace
+        (a jump back or a gap over RECORD_MAX_HOLD_S, a pause or a seek, is not held)."""
+        rec, t = self.recorder, item.frame.timestamp
+        if self._record_t0 is None:
+            self._record_t0 = t
+        copies = int(round((t - self._record_t0) * rec.fps)) + 1 - rec.frames
+        if not 1 <= copies <= rec.fps * RECORD_MAX_HOLD_S:
+            copies, self._record_t0 = 1, t - rec.frames / rec.fps
+        try:
+            g = self.cfg.gui
+            image = draw_result(item.frame.image, result, g.show_boxes, g.show_scores,
+                                self.cfg.estimator.joint_threshold, colour_by="track")
+            for _ in range(copies):
+                rec.write(image)
+        except ExportError as exc:
+            self.set_recording(False)
+            self.show_message(str(exc), "error")
+
+    def export_keypoints(self, fmt: str = "csv", path: str | Path | None = None) -> Path | None:
+        """Write every cached result (sorted by frame) as keypoints CSV or JSON lines."""
+        if fmt not in ("csv", "jsonl"):
+            raise ValueError(f"format must be 'csv' or 'jsonl', not {fmt!r}")
+        items = self.cache.items()
+        if not items:
+            self.show_message("Nothing to export yet: no frame has been estimated.", "error")
+            return None
+        path = Path(path) if path else self.output_dir / f"{self._stem()}_keypoints.{fmt}"
+        try:
+            kw = {"csv_path": path} if fmt == "csv" else {"jsonl_path": path}
+            with KeypointWriter(**kw) as writer:
+                for _, result in items:
+                    writer.write(result)
+        except ExportError as exc:
+            self.show_message(str(exc), "error")
+            return None
+        self.show_message(f"Exported {len(items)} frames to {path}.", "ok")
+        return path
+
+    def save_screenshot(self, path: str | Path | None = None) -> Path | None:
+        """Save the current view (full resolution) as PNG."""
+        image = self.current_image()
+        path = Path(path) if path else \
+            self.output_dir / f"{self._stem()}_{self.view}_{time.strftime('%Y%m%d-%H%M%S')}.png"
+        try:
+            write_image(path, image)
+        except ExportError as exc:
+            self.show_message(str(exc), "error")
+            return None
+        self.show_message(f"Screenshot saved to {path}.", "ok")
+        return path

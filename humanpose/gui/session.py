@@ -1,0 +1,103 @@
+"""Source session of the main window: opening a source (file choosers, camera, URL) and what the
+camera thread says about it (opened, failed, lost, ended).
+
+A mixin of :class:`~humanpose.gui.main_window.MainWindow`; it uses the window's ``camera``,
+``cache``, ``controls``, ``playback``, ``settings`` and the other mixins' methods.
+"""
+from __future__ import annotations
+
+from PySide6.QtWidgets import QFileDialog
+
+from ..sources import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
+from ..sources.video import redact_url
+from . import settings as remembered
+from .workers import SourceInfo
+
+
+class SourceSession:
+    """Opening sources and the camera thread's answers (mixin of MainWindow)."""
+
+    def open_source(self, spec: str) -> None:
+        """Open a video / image / folder / camera index / URL (errors end up in the window)."""
+        if not spec:
+            self.show_message("Give a source: a file, a folder, a camera index or a URL.", "error")
+            return
+        self.set_recording(False)
+        self._stop_analysis(finished=False)
+        self.show_message(f"Opening {spec} …")
+        self.camera.set_analysis(0)
+        self.camera.open(spec, self.cfg.source)
+
+    def choose_video(self) -> None:
+        patterns = " ".join("*" + e for e in VIDEO_EXTENSIONS)
+        path, _ = QFileDialog.getOpenFileName(self, "Open video", "", f"Videos ({patterns});;All files (*)")
+        if path:
+            self.open_source(path)
+
+    def choose_image(self) -> None:
+        patterns = " ".join("*" + e for e in IMAGE_EXTENSIONS)
+        path, _ = QFileDialog.getOpenFileName(self, "Open image", "", f"Images ({patterns});;All files (*)")
+        if path:
+            self.open_source(path)
+
+    def choose_folder(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Open image folder")
+        if path:
+            self.open_source(path)
+
+    def _on_opened(self, info: SourceInfo) -> None:
+        self.info = info
+        self.latest = None
+        self._seen_ids.clear()
+        self._reset_person_choice()
+        w, h = info.size
+        fps = f"{info.fps:.1f} fps" if info.fps else "fps unknown"
+        frames = f", {info.frame_count} frames" if info.frame_count else ""
+        kind = "live" if info.is_live else ("seekable" if info.seekable else "")
+        self.controls.source.name.setText(f"{info.name}\n{w}x{h}, {fps}{frames} {kind}")
+        self.setWindowTitle(f"humanpose – {info.name}")
+        seekable = info.seekable and bool(info.frame_count)
+        p = self.playback
+        p.seek.blockSignals(True)
+        p.seek.setRange(0, max(0, (info.frame_count or 1) - 1))
+        p.seek.setValue(0)
+        p.seek.blockSignals(False)
+        for w_ in (p.seek, p.back, p.forward, p.analyse, p.speed):
+            w_.setEnabled(seekable)
+        p.progress.setValue(0)
+        self.show_message(f"Opened {info.name}.", "ok")
+        # the next start opens it again; not a camera index, nor a URL with a password in it
+        # (the settings file is plain text)
+        if info.spec and not info.spec.isdigit() and redact_url(info.spec) == info.spec \
+                and self.settings is not None:
+            remembered.remember(self.settings, "source.source", info.spec)
+
+    def _on_open_failed(self, message: str) -> None:
+        # the previous source was closed before trying this one: nothing is open now
+        self._stop_analysis(finished=False)
+        self.info = None
+        self.latest = None
+        self.cache.clear()          # the estimator clears it too once it sees the new generation
+        p = self.playback
+        for w in (p.seek, p.back, p.forward, p.analyse, p.speed):
+            w.setEnabled(False)
+        p.frame.setText("– / –")
+        self.controls.source.name.setText("no source")
+        self.setWindowTitle("humanpose")
+        self.show_message(f"Cannot open the source: {message}", "error")
+
+    def _on_lost(self, message: str) -> None:
+        self._stop_analysis(finished=False)
+        self.set_recording(False)
+        self.show_message(f"Source lost: {message}. Open another source or seek back.", "error")
+
+    def _on_ended(self, last: int, run: int) -> None:
+        if self.analysing:
+            # an end of file queued before this run began (e.g. of the playback that was under way
+            # when Analyse was pressed) must neither finish the run nor replace its message
+            if run == self._analysis_run:
+                # the camera is through; done once the estimator has the last frame too
+                self._analysis_last = last
+                self._maybe_finish_analysis()
+            return
+        self.show_message(f"End of file (frame {last}). Press Play to start again.", "info")
