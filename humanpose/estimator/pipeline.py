@@ -346,8 +346,29 @@ class PoseEstimator:
         """Why the backend differs from the one asked for (e.g. CUDA not available), or None."""
         return self._pose_backend.note
 
-    def set_boxsize(self, n: int) -> int:
-        """Set the box size (pixels); rounded to a multiple of 8 with a warning.  Returns it."""
+    def configure(self, **changes) -> dict:
+        """Change several options at once (names in :data:`.options.OPTIONS`: framework, device,
+        boxsize, person_threshold, min_pose_score, flip_test, scale_search, rescale, tracking,
+        smoothing, measurement_noise).  All or nothing: an unknown name (TypeError), a bad value
+        (ConfigError) or an unavailable backend (BackendError) changes nothing.  The boxsize is
+        rounded to a multiple of 8 with a warning.  A tracking change resets the tracks.
+        Returns the changes as applied."""
+        from .options import configured
+        from .tracking import Tracker
+        if "boxsize" in changes:
+            changes["boxsize"] = self._rounded_boxsize(changes["boxsize"])
+        cfg = configured(self._cfg, **changes)
+        if (cfg.model.framework, cfg.model.device) != (self._cfg.model.framework,
+                                                       self._cfg.model.device):
+            self.set_backend(cfg.model.framework, cfg.model.device)
+        with self._lock:
+            if cfg.tracking != self._cfg.tracking:
+                self._tracker = Tracker(cfg.tracking)
+            self._cfg = dataclasses.replace(cfg, model=self._cfg.model)
+        return changes
+
+    @staticmethod
+    def _rounded_boxsize(n) -> int:
         lo, hi = BOXSIZE_RANGE
         if isinstance(n, bool) or not isinstance(n, (int, float, np.integer, np.floating)):
             raise TypeError(f"boxsize must be a number, not {n!r}")
@@ -356,10 +377,12 @@ class PoseEstimator:
         rounded = int(maps.STRIDE * round(float(n) / maps.STRIDE))
         if rounded != n:
             warnings.warn(f"boxsize {n} is not a multiple of {maps.STRIDE}; using {rounded}",
-                          stacklevel=2)
-        with self._lock:
-            self._cfg = set_value(self._cfg, "estimator.boxsize", rounded)
+                          stacklevel=3)
         return rounded
+
+    def set_boxsize(self, n: int) -> int:
+        """Set the box size (pixels); rounded to a multiple of 8 with a warning.  Returns it."""
+        return self.configure(boxsize=n)["boxsize"]
 
     def set_backend(self, framework: str, device: str) -> None:
         """Switch framework (torch | opencv) and device (cpu | cuda | auto); BackendError if not
@@ -371,44 +394,15 @@ class PoseEstimator:
             model = dataclasses.replace(self._cfg.model, framework=framework, device=device)
             self._cfg = dataclasses.replace(self._cfg, model=model)
 
-    def set_person_threshold(self, value: float) -> None:
-        """Minimum person-centre peak (0..1; a bad value raises ConfigError, nothing changes)."""
-        with self._lock:
-            self._cfg = set_value(self._cfg, "estimator.person_threshold", float(value))
-
-    def set_min_pose_score(self, value: float) -> None:
-        """Minimum :func:`pose_score` of a detected person (0..1; 0 keeps every detection)."""
-        with self._lock:
-            self._cfg = set_value(self._cfg, "estimator.min_pose_score", float(value))
-
-    def set_flip_test(self, on: bool) -> None:
-        """Also run the pose net on mirrored crops and average (twice the pose time)."""
-        with self._lock:
-            self._cfg = set_value(self._cfg, "estimator.flip_test", bool(on))
-
-    def set_scale_search(self, d: float) -> None:
-        """Also estimate on crops zoomed by 1 - d and 1 + d and average (0 = off; three times
-        the pose time; a bad value raises ConfigError, nothing changes)."""
-        with self._lock:
-            self._cfg = set_value(self._cfg, "estimator.scale_search", float(d))
-
-    def set_rescale(self, on: bool) -> None:
-        """Re-estimate persons far from ``rescale_fraction`` of the box on a crop that fits them
-        (up to twice the pose time)."""
-        with self._lock:
-            self._cfg = set_value(self._cfg, "estimator.rescale", bool(on))
-
     def set_tracking(self, enabled: bool, smoothing: bool, strength: float | None = None) -> None:
         """Turn tracking / smoothing on or off; ``strength`` sets tracking.measurement_noise
         (px², larger = smoother).  Resets the tracks."""
-        from .tracking import Tracker
-        cfg = set_value(self._cfg, "tracking.enabled", bool(enabled))
-        cfg = set_value(cfg, "tracking.smoothing", bool(smoothing))
+        changes = {"tracking": bool(enabled), "smoothing": bool(smoothing)}
         if strength is not None:
-            cfg = set_value(cfg, "tracking.measurement_noise", float(strength))
+            changes["measurement_noise"] = float(strength)
+        self.configure(**changes)
         with self._lock:
-            self._cfg = cfg
-            self._tracker = Tracker(cfg.tracking)
+            self._tracker.reset()
 
     def reset(self) -> None:
         """Forget the tracks (new source, seek)."""

@@ -32,7 +32,7 @@ class EstimatorOptions:
             self.controls.estimator.boxsize.setValue(snapped)   # re-enters with the snapped value
             return
         self._set_cfg("estimator.boxsize", snapped)
-        self.estimator.set_boxsize(snapped)
+        self.estimator.update(boxsize=snapped)
         self._ms_per_frame = float("nan")
         self._update_boxsize_label()
 
@@ -48,28 +48,28 @@ class EstimatorOptions:
         if self.estimator_error:     # no estimator yet (e.g. it was built for a missing device)
             self.reload_models()
         else:
-            self.estimator.set_backend(fw, dev)
+            self.estimator.update(framework=fw, device=dev)
 
     def _on_threshold(self, value: float) -> None:
         self._set_cfg("estimator.person_threshold", round(float(value), 2))
-        self.estimator.set_person_threshold(round(float(value), 2))
+        self.estimator.update(person_threshold=round(float(value), 2))
 
     def _on_pose_score(self, value: float) -> None:
         self._set_cfg("estimator.min_pose_score", round(float(value), 2))
-        self.estimator.set_min_pose_score(round(float(value), 2))
+        self.estimator.update(min_pose_score=round(float(value), 2))
 
     def _on_flip(self, on: bool) -> None:
         self._set_cfg("estimator.flip_test", bool(on))
-        self.estimator.set_flip_test(bool(on))
+        self.estimator.update(flip_test=bool(on))
 
     def _on_scale_search(self, on: bool) -> None:
         d = self.scale_zoom if on else 0.0
         self._set_cfg("estimator.scale_search", d)
-        self.estimator.set_scale_search(d)
+        self.estimator.update(scale_search=d)
 
     def _on_rescale(self, on: bool) -> None:
         self._set_cfg("estimator.rescale", bool(on))
-        self.estimator.set_rescale(bool(on))
+        self.estimator.update(rescale=bool(on))
 
     def _on_tracking(self, *_args) -> None:
         e = self.controls.estimator
@@ -80,7 +80,7 @@ class EstimatorOptions:
         self._set_cfg("tracking.enabled", enabled)
         self._set_cfg("tracking.smoothing", smoothing)
         self._set_cfg("tracking.measurement_noise", noise)
-        self.estimator.set_tracking(enabled, smoothing, noise)
+        self.estimator.update(tracking=enabled, smoothing=smoothing, measurement_noise=noise)
 
     def reload_models(self) -> None:
         self.controls.estimator.backend.setText("loading…")

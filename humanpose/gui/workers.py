@@ -350,29 +350,12 @@ class EstimatorWorker(QObject):
         with self._lock:
             self._pending.update(changes)
 
-    def set_boxsize(self, n: int) -> None:
-        self._request(boxsize=int(n))
-
-    def set_backend(self, framework: str, device: str) -> None:
-        self._request(backend=(framework, device))
-
-    def set_tracking(self, enabled: bool, smoothing: bool, strength: float | None) -> None:
-        self._request(tracking=(bool(enabled), bool(smoothing), strength))
-
-    def set_person_threshold(self, value: float) -> None:
-        self._request(person_threshold=float(value))
-
-    def set_min_pose_score(self, value: float) -> None:
-        self._request(min_pose_score=float(value))
-
-    def set_flip_test(self, on: bool) -> None:
-        self._request(flip_test=bool(on))
-
-    def set_scale_search(self, d: float) -> None:
-        self._request(scale_search=float(d))
-
-    def set_rescale(self, on: bool) -> None:
-        self._request(rescale=bool(on))
+    def update(self, **changes: Any) -> None:
+        """Estimator options to change before the next frame, e.g. ``update(boxsize=128)``; names
+        and values as :meth:`~humanpose.estimator.pipeline.PoseEstimator.configure` takes them.
+        Changes requested before they are applied are merged (the newest value wins)."""
+        with self._lock:
+            self._pending.setdefault("options", {}).update(changes)
 
     def reset_tracking(self) -> None:
         self._request(reset=True)
@@ -461,23 +444,20 @@ class EstimatorWorker(QObject):
             self.cache.max_entries = None if self.use_cache else LIVE_RESULTS
             pending["reset"] = True
         changed = False
-        steps = (("boxsize", lambda v: self.estimator.set_boxsize(v)),
-                 ("backend", self._set_backend),
-                 ("person_threshold", lambda v: self._set_estimator_value("person_threshold", v)),
-                 ("min_pose_score", lambda v: self._set_estimator_value("min_pose_score", v)),
-                 ("flip_test", lambda v: self.estimator.set_flip_test(v) or v),
-                 ("scale_search", lambda v: self.estimator.set_scale_search(v) or v),
-                 ("rescale", lambda v: self.estimator.set_rescale(v) or v),
-                 ("tracking", lambda v: self.estimator.set_tracking(*v) or v))
-        for key, apply in steps:
-            if key not in pending or self.estimator is None:
-                continue
-            try:
-                applied[key] = apply(pending[key])
-                changed = True
-            except Exception as exc:  # noqa: BLE001 - e.g. BackendError: the previous one stays
-                applied[key + "_failed"] = str(exc)
-                self.failed.emit(str(exc))
+        options = pending.get("options") or {}
+        if self.estimator is not None and options:
+            # the backend first, on its own: when it is not available the other changes still apply
+            backend = {k: options.pop(k) for k in ("framework", "device") if k in options}
+            for key, group in (("backend", backend), ("options", options)):
+                if not group:
+                    continue
+                try:
+                    self._configure(group, announce=key == "backend")
+                    applied.update(group)
+                    changed = True
+                except Exception as exc:  # noqa: BLE001 - e.g. BackendError: the previous one stays
+                    applied[key + "_failed"] = str(exc)
+                    self.failed.emit(str(exc))
         if self.estimator is not None and pending.get("reset"):
             self.estimator.reset()
         if changed:
@@ -485,23 +465,13 @@ class EstimatorWorker(QObject):
         if applied:
             self.applied.emit(applied)
 
-    def _set_backend(self, value) -> str:
+    def _configure(self, changes: dict, announce: bool) -> None:
+        """Apply ``changes`` to the estimator; with ``announce``, say which backend runs now
+        (after a success or a failure alike)."""
         est = self.estimator
         try:
-            est.set_backend(*value)
-        finally:   # success or not: say which backend runs now
-            note = getattr(est, "backend_note", None)
-            self.ready.emit(est.backend_name + (f" ({note})" if note else ""))
-        return est.backend_name
-
-    def _set_estimator_value(self, name: str, value: float) -> float:
-        """estimator.<name> = value: through the estimator's setter if it has one, else a new
-        estimator with the same (already loaded) models and the new value."""
-        est = self.estimator
-        if hasattr(est, f"set_{name}"):
-            getattr(est, f"set_{name}")(value)
-            return value
-        from ..config import set_value
-        cfg = set_value(est.config, f"estimator.{name}", value)
-        self.estimator = type(est)(cfg, est.person_model, est.pose_model)
-        return value
+            est.configure(**changes)
+        finally:
+            if announce:
+                note = getattr(est, "backend_note", None)
+                self.ready.emit(est.backend_name + (f" ({note})" if note else ""))
