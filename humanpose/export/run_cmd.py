@@ -95,9 +95,9 @@ def run(source: str | int | FrameSource, cfg: Config, out_dir: str | Path | None
         total = src.frame_count
         if max_frames is not None:
             total = min(total, max_frames) if total else max_frames
-        from tqdm import tqdm
-        bar = tqdm(total=total, unit="frame", disable=not progress, file=sys.stderr,
-                   dynamic_ncols=True, leave=False)
+        from ..progress import Progress    # a bar on a terminal only; run prints its own summary
+        bar = Progress(total=total, unit="frame", enabled=progress, file=sys.stderr,
+                       summary=False, dynamic_ncols=True, leave=False)
         gui = cfg.gui
         t0 = time.perf_counter()
         try:

@@ -114,12 +114,12 @@ def build_crop_cache(data: PoseSet, cache_file: str | Path, progress: bool = Tru
     if cache_file.exists():
         with np.load(cache_file) as z:
             return {k: z[k] for k in z.files}
-    from tqdm import tqdm
     n = len(data)
     images = np.zeros((n, CACHE_SIZE, CACHE_SIZE, 3), np.uint8)
     joints = np.full((n, NUM_JOINTS, 2), np.nan, np.float32)
     keep = np.zeros(n, bool)
-    for i in tqdm(range(n), desc="crop cache", disable=not progress):
+    from ..progress import progress as progress_bar
+    for i in progress_bar(range(n), desc="crop cache", enabled=progress):
         j = data.joints[i]
         if np.isfinite(j[:, 0]).sum() < 4:
             continue

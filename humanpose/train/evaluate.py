@@ -146,7 +146,7 @@ def evaluate(estimator, data: PoseSet, progress: bool = True, shrink: float = 1.
     """Run both modes over ``data`` (each image shrunk as :func:`shrunk` does when ``shrink``
     < 1; with ``waist_up_framing`` only the eligible persons, each image cut as :func:`waist_up`
     does); returns the JSON-able report."""
-    from tqdm import tqdm
+    from ..progress import progress as progress_bar
     index = np.arange(len(data))
     if waist_up_framing:
         index = np.array([i for i in index if waist_up_eligible(data.joints[i])], int)
@@ -162,7 +162,7 @@ def evaluate(estimator, data: PoseSet, progress: bool = True, shrink: float = 1.
     found = 0      # detections in all (other people in the image and false ones included)
     rescaled = 0   # of those, re-estimated on a rescaled crop (estimator.rescale)
     t_gt = t_e2e = 0.0
-    for i in tqdm(range(n), desc="eval", disable=not progress):
+    for i in progress_bar(range(n), desc="eval", enabled=progress):
         img = _read(data.images[i])
         if waist_up_framing:
             img, gt[i] = waist_up(img, data.joints[i])

@@ -466,7 +466,7 @@ def initial_model(cfg: TrainConfig) -> tuple[torch.nn.Module, dict]:
 
 
 def train(cfg: TrainConfig, progress: bool = True) -> dict:
-    from tqdm import tqdm
+    from ..progress import Progress
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     device = torch.device("cuda" if cfg.device in ("auto", "cuda") and torch.cuda.is_available()
@@ -533,7 +533,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
     metric = "val_pck" if cfg.kind == "pose" else "val_recall"
     result = {"step": step, "best": best}
     t0 = time.time() - elapsed
-    bar = tqdm(total=cfg.steps, initial=step, desc=f"train {cfg.kind}", disable=not progress)
+    bar = Progress(total=cfg.steps, initial=step, desc=f"train {cfg.kind}", enabled=progress)
     running = None
 
     def save_checkpoint():
