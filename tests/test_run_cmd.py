@@ -143,7 +143,9 @@ def test_default_out_dir_max_frames_and_no_video(video, tmp_path):
     s = run(str(video), cfg, write_video=False, max_frames=2, person_model=person,
             pose_model=pose, progress=False)
     assert s.out_dir == tmp_path / "results" / "walk"
-    assert sorted(p.name for p in s.out_dir.iterdir()) == ["keypoints.csv", "keypoints.jsonl"]
+    # no lock file nor staging folder is left behind
+    assert sorted(p.name for p in s.out_dir.iterdir()) == ["keypoints.csv", "keypoints.jsonl",
+                                                           "run.json"]
     assert s.frames == 2 and len(read_jsonl(s.jsonl_path)) == 2
 
 

@@ -1,32 +1,52 @@
 """``humanpose run SOURCE``: headless pose estimation on a video, image, folder, camera or stream.
 
-Writes into the output folder (default ``<output.directory>/<source stem>``):
+Writes into the output folder (default ``<output.directory>/<source stem>``; ``<stem>-2``... when
+another run holds that one):
 
 * ``keypoints.csv`` (frame,time_s,person,joint,x,y,score) and ``keypoints.jsonl``;
 * ``annotated.mp4`` for videos, cameras and streams, or ``annotated/<file name>`` for images
-  and folders (unless ``--no-video``).
+  and folders (unless ``--no-video``);
+* ``run.json``: source, frames expected / written, ``complete``, ``exit_reason``, config hash,
+  humanpose version.
 
-It ends with one summary line, e.g. ``frames: 205  persons found: 412 (tracks: 5)  fps: 12.3``
-(persons found = person detections summed over frames; tracks = distinct track ids).  Bad
-sources, missing weights and bad configs print ``error: ...`` and exit with status 2;
-Ctrl-C stops cleanly with every file closed and complete up to the last frame (status 130).
+The files are written into a staging folder and moved into place when the run ends
+(:mod:`.outdir`): the previous result stays whole until then, and a second run into a folder in
+use is refused.  It ends with one summary line, e.g. ``frames: 205  persons found: 412
+(tracks: 5)  fps: 12.3`` (persons found = person detections summed over frames; tracks =
+distinct track ids).  Exit status (:attr:`RunSummary.exit_code`): 0 complete; 1 failed (a write
+error such as a full disk: one ``error:`` line); 2 bad source, weights, config or output folder
+(``error: ...``, nothing written); 3 incomplete (a truncated video, a lost stream); 130 / 143 /
+129 interrupted by Ctrl-C / SIGTERM / SIGHUP, every file closed and complete up to the last
+frame.
 """
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
+import threading
 import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
+
 from .. import config as config_mod
 from ..config import Config, ConfigError, add_estimator_arguments
 from ..sources import FrameSource, SourceError, open_source, source_stem
 from .draw import draw_result
+from .outdir import FolderBusy, OutputFolder, config_hash
 from .writers import ExportError, KeypointWriter, VideoWriter, write_image
 
 IMAGE_OUT_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+
+
+# exit codes of `humanpose run` (the README's table)
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INCOMPLETE = 0, 1, 2, 3
+SIGNAL_NAMES = {int(getattr(signal, n)): n for n in ("SIGINT", "SIGTERM", "SIGHUP")
+                if hasattr(signal, n)}
 
 
 @dataclass
@@ -41,8 +61,13 @@ class RunSummary:
     jsonl_path: Path | None = None
     video_path: Path | None = None        # annotated video (videos, cameras, streams)
     images_dir: Path | None = None        # annotated images (images, folders)
+    manifest_path: Path | None = None     # run.json
     interrupted: bool = False
+    signal: int | None = None             # the signal that interrupted the run (None: Ctrl-C)
     source_error: str | None = None       # the source ended abnormally (e.g. truncated video)
+    failed: str | None = None             # a write error (disk full...) that stopped the run
+    frames_expected: int | None = None    # None: a live source without --max-frames
+    sequence: bool | None = None          # folders: frames of one sequence (tracked) or not
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -52,6 +77,32 @@ class RunSummary:
     @property
     def fps(self) -> float:
         return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def complete(self) -> bool:
+        return not (self.interrupted or self.failed or self.source_error)
+
+    @property
+    def signal_name(self) -> str:
+        return SIGNAL_NAMES.get(self.signal, "SIGINT") if self.signal else "SIGINT (Ctrl-C)"
+
+    @property
+    def exit_code(self) -> int:
+        if self.failed:
+            return EXIT_FAILED
+        if self.interrupted:
+            return 128 + (self.signal or int(signal.SIGINT))
+        return EXIT_INCOMPLETE if self.source_error else EXIT_OK
+
+    @property
+    def reason(self) -> str:
+        if self.failed:
+            return f"failed: {self.failed}"
+        if self.interrupted:
+            return f"interrupted by {self.signal_name}"
+        if self.source_error:
+            return f"source ended early: {self.source_error}"
+        return "complete"
 
     def line(self) -> str:
         tracks = f" (tracks: {self.tracks})" if self.tracking else ""
@@ -64,21 +115,82 @@ def _image_name(name: str) -> str:
     return name if Path(name).suffix.lower() in IMAGE_OUT_SUFFIXES else name + ".png"
 
 
+class _StopOnSignal:
+    """While active (main thread only): SIGINT, SIGTERM and SIGHUP ask the run to stop after
+    the frame in progress (:attr:`signum`), so no file is cut mid-frame and the video is closed
+    properly; a second signal stops at once (KeyboardInterrupt).  A signal the process was
+    started to ignore (``nohup``) stays ignored."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._old: dict[int, object] = {}
+
+    def _handle(self, signum, _frame) -> None:
+        if self.signum is not None:
+            raise KeyboardInterrupt
+        self.signum = signum
+
+    def __enter__(self) -> "_StopOnSignal":
+        if threading.current_thread() is threading.main_thread():
+            for sig in SIGNAL_NAMES:
+                try:
+                    if signal.getsignal(sig) is not signal.SIG_IGN:
+                        self._old[sig] = signal.signal(sig, self._handle)
+                except (ValueError, OSError):
+                    pass
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+def _claim_folder(out_dir, cfg: Config, stem: str, source_desc: str,
+                  notes: list[str]) -> OutputFolder:
+    """Lock the output folder.  ``--out`` given and busy: FolderBusy.  The default folder
+    ``<output.directory>/<stem>`` busy: the first free ``<stem>-2``, ``<stem>-3``... (noted)."""
+    if out_dir is not None:
+        return OutputFolder(out_dir).acquire(source_desc)
+    base = cfg.resolve(cfg.output.directory)
+    busy = None
+    for k in range(1, 100):
+        path = base / (stem if k == 1 else f"{stem}-{k}")
+        try:
+            folder = OutputFolder(path).acquire(source_desc)
+        except FolderBusy as exc:
+            busy = busy or exc
+            continue
+        if busy is not None:
+            notes.append(f"{busy.folder} is in use by another run (pid "
+                         f"{busy.holder.get('pid', '?')}); writing to {path} instead")
+        return folder
+    raise busy
+
+
 def run(source: str | int | FrameSource, cfg: Config, out_dir: str | Path | None = None, *,
         write_video: bool = True, max_frames: int | None = None, person_model=None,
-        pose_model=None, progress: bool = True) -> RunSummary:
+        pose_model=None, progress: bool = True, sequence: bool | None = None) -> RunSummary:
     """Estimate poses on every frame of ``source`` and write the result files.
 
     ``source``: a spec for :func:`humanpose.sources.open_source` or an open FrameSource (closed
     on return).  ``person_model`` / ``pose_model``: networks to use instead of the configured
-    weights.  Raises SourceError, ModelError, BackendError, ConfigError or ExportError before
-    anything is written when the run cannot start; a Ctrl-C ends the run early
-    (``summary.interrupted``) with all files closed.
+    weights.  ``sequence``: whether a folder's images are frames of one sequence (tracked and
+    smoothed across images) or unrelated pictures (each estimated alone); None decides from
+    the folder (:func:`humanpose.sources.images.is_frame_sequence`).
+
+    Raises SourceError, ModelError, BackendError, ConfigError or ExportError (FolderBusy: the
+    folder is locked by another run) before anything is written when the run cannot start.
+    Once started, the results are written into a staging folder and moved into place when
+    the run ends (see :mod:`.outdir`), with ``run.json``; a Ctrl-C / SIGTERM / SIGHUP
+    (``summary.interrupted``), a source that ends early (``summary.source_error``) or a write
+    error (``summary.failed``, e.g. a full disk) end the run early with every file closed,
+    complete up to the last frame, and ``"complete": false`` in run.json.
     """
     src = source if isinstance(source, FrameSource) else open_source(source, cfg.source)
-    kps = video = None
+    kps = video = folder = None
     bar = None
     summary = RunSummary(tracking=cfg.tracking.enabled)
+    started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     try:
         src.loop = False                  # a headless run must end
         from ..estimator.pipeline import PoseEstimator   # torch: only once the source is fine
@@ -87,60 +199,146 @@ def run(source: str | int | FrameSource, cfg: Config, out_dir: str | Path | None
             summary.notes.append(estimator.backend_note)
         stem = source_stem(source) if not isinstance(source, FrameSource) else \
             source_stem(src.name) if src.name else "source"
-        out = Path(out_dir) if out_dir is not None else cfg.resolve(cfg.output.directory) / stem
-        summary.out_dir = out
+        independent = False               # reset tracking before every frame
+        if getattr(src, "files", None) is not None and len(src.files) > 1:   # a folder
+            summary.sequence = not src.independent if sequence is None else sequence
+            independent = not summary.sequence
+            if independent:
+                summary.tracking = False  # ids restart on every image: no tracks to count
+        source_desc = src.name or str(source)
+        folder = _claim_folder(out_dir, cfg, stem, source_desc, summary.notes)
+        out = summary.out_dir = folder.path
         summary.csv_path, summary.jsonl_path = out / "keypoints.csv", out / "keypoints.jsonl"
-        kps = KeypointWriter(summary.csv_path, summary.jsonl_path)
+        kps = KeypointWriter(folder.staged("keypoints.csv"), folder.staged("keypoints.jsonl"))
 
         total = src.frame_count
         if max_frames is not None:
             total = min(total, max_frames) if total else max_frames
+        summary.frames_expected = total
         from ..progress import Progress    # a bar on a terminal only; run prints its own summary
         bar = Progress(total=total, unit="frame", enabled=progress, file=sys.stderr,
                        summary=False, dynamic_ncols=True, leave=False)
         gui = cfg.gui
         t0 = time.perf_counter()
-        try:
-            while max_frames is None or summary.frames < max_frames:
-                frame = src.read()
-                if frame is None:
-                    break
-                result = estimator.estimate(frame.image, timestamp=frame.timestamp,
-                                            frame_index=frame.index, keep_maps=False)
-                kps.write(result)
-                summary.frames += 1
-                summary.persons += len(result.persons)
-                summary.track_ids.update(p.track_id for p in result.persons if p.track_id >= 0)
-                if write_video:
-                    annotated = draw_result(frame.image, result, show_boxes=gui.show_boxes,
-                                            show_scores=gui.show_scores,
-                                            joint_threshold=cfg.estimator.joint_threshold)
-                    if frame.name is not None:
-                        summary.images_dir = out / "annotated"
-                        write_image(summary.images_dir / _image_name(frame.name), annotated)
-                    else:
-                        if video is None:
-                            video = VideoWriter(out / "annotated.mp4",
-                                                src.fps or cfg.source.camera_fps)
-                        video.write(annotated)
-                        summary.video_path = video.path
-                bar.update(1)
-                bar.set_postfix(persons=len(result.persons), refresh=False)
-        except KeyboardInterrupt:
-            summary.interrupted = True
-        summary.seconds = time.perf_counter() - t0
-        summary.source_error = src.error
-        skipped = getattr(src, "skipped", None)     # unreadable files of an image folder
-        if skipped:
-            names = ", ".join(Path(f).name for f in skipped[:5]) + (", …" if len(skipped) > 5 else "")
-            summary.notes.append(f"{len(skipped)} unreadable image(s) skipped: {names}")
+        with _StopOnSignal() as stop:
+            try:
+                while max_frames is None or summary.frames < max_frames:
+                    if stop.signum is not None:
+                        break
+                    frame = src.read()
+                    if frame is None:
+                        break
+                    if independent:
+                        estimator.reset()
+                    result = estimator.estimate(frame.image, timestamp=frame.timestamp,
+                                                frame_index=frame.index, keep_maps=False)
+                    kps.write(result)
+                    if write_video:
+                        annotated = draw_result(frame.image, result, show_boxes=gui.show_boxes,
+                                                show_scores=gui.show_scores,
+                                                joint_threshold=cfg.estimator.joint_threshold)
+                        if frame.name is not None:
+                            summary.images_dir = out / "annotated"
+                            write_image(folder.staged("annotated") / _image_name(frame.name),
+                                        annotated)
+                        else:
+                            if video is None:
+                                video = VideoWriter(folder.staged("annotated.mp4"),
+                                                    src.fps or cfg.source.camera_fps)
+                            video.write(annotated)
+                            summary.video_path = out / video.path.name
+                    summary.frames += 1
+                    summary.persons += len(result.persons)
+                    summary.track_ids.update(p.track_id for p in result.persons
+                                             if p.track_id >= 0)
+                    bar.update(1)
+                    bar.set_postfix(persons=len(result.persons), refresh=False)
+            except KeyboardInterrupt:
+                summary.interrupted = True
+            except ExportError as exc:    # a write error: disk full, I/O error
+                summary.failed = str(exc)
+            if stop.signum is not None:
+                summary.interrupted, summary.signal = True, stop.signum
+            summary.seconds = time.perf_counter() - t0
+            summary.source_error = src.error
+            skipped = getattr(src, "skipped", None)     # unreadable files of an image folder
+            if skipped:
+                names = ", ".join(Path(f).name for f in skipped[:5]) + \
+                    (", …" if len(skipped) > 5 else "")
+                summary.notes.append(f"{len(skipped)} unreadable image(s) skipped: {names}")
+            # close before promoting: a video is playable only once closed
+            bar.close()
+            bar = None
+            for closable in (video, kps):
+                if closable is not None:
+                    closable.close()
+            _finish(folder, summary, src, source_desc, cfg, started,
+                    video.frames if video is not None else None)
+    except BaseException:
+        if folder is not None and folder.stage is not None and kps is None:
+            folder.abandon()
+        raise
     finally:
         if bar is not None:
             bar.close()
         for closable in (video, kps, src):
             if closable is not None:
-                closable.close()
+                try:
+                    closable.close()
+                except Exception:  # noqa: BLE001 - the run's own error matters more
+                    pass
+        if folder is not None:
+            folder.release()
     return summary
+
+
+def _finish(folder: OutputFolder, summary: RunSummary, src: FrameSource, source_desc: str,
+            cfg: Config, started: str, video_frames: int | None) -> None:
+    """run.json and the staged files into place; a failure there fails the run."""
+    from .. import __version__
+
+    def manifest() -> dict:
+        files = {"csv": "keypoints.csv", "jsonl": "keypoints.jsonl"}
+        if summary.video_path is not None:
+            files["video"] = summary.video_path.name
+        if summary.images_dir is not None:
+            files["images"] = "annotated/"
+        return {
+            "source": source_desc,
+            "frames_expected": summary.frames_expected,
+            "frames_written": summary.frames,
+            "video_frames": video_frames,
+            "complete": summary.complete,
+            "exit_reason": summary.reason,
+            "exit_code": summary.exit_code,
+            "sequence": summary.sequence,
+            "skipped": [Path(f).name for f in getattr(src, "skipped", None) or []],
+            "persons": summary.persons,
+            "tracks": summary.tracks if summary.tracking else None,
+            "files": files,
+            "config_sha256": config_hash(cfg),
+            "config_file": cfg.path,
+            "models": {"person": cfg.model.person_model, "pose": cfg.model.pose_model},
+            "humanpose_version": __version__,
+            "started": started,
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "pid": os.getpid(),
+        }
+
+    if summary.failed and summary.video_path is not None:
+        staged = folder.staged(summary.video_path.name)   # a full disk: no moov atom...
+        cap = cv2.VideoCapture(str(staged))
+        playable = cap.isOpened() and cap.read()[0]
+        cap.release()
+        if not playable:
+            staged.unlink(missing_ok=True)
+            summary.notes.append(f"the annotated video could not be finished; not kept")
+            summary.video_path = None
+    try:
+        summary.manifest_path = folder.finish(manifest())
+    except ExportError as exc:
+        if not summary.failed:
+            summary.failed = str(exc)
 
 
 def _positive_int(text: str) -> int:
@@ -168,6 +366,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--framework", metavar="NAME", help="torch or opencv (model.framework)")
     parser.add_argument("--device", metavar="NAME", help="cpu, cuda or auto (model.device)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--sequence", action=argparse.BooleanOptionalAction, default=None,
+                        help="a folder's images are frames of one sequence: tracked and "
+                             "smoothed across images (default: when their names are numbered "
+                             "alike and their sizes equal; --no-sequence: each image alone)")
 
 
 def user_error(exc: BaseException) -> bool:
@@ -183,6 +385,9 @@ def user_error(exc: BaseException) -> bool:
 
 
 def main(args: argparse.Namespace) -> int:
+    """Exit status: 0 complete, 1 failed (a write error), 2 bad input / config / output folder
+    (nothing written), 3 incomplete (the source ended early), 128 + signal when interrupted
+    (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP)."""
     def show(message, category, filename, lineno, file=None, line=None):
         print(f"warning: {message}", file=sys.stderr)
 
@@ -191,22 +396,29 @@ def main(args: argparse.Namespace) -> int:
         try:
             cfg = config_mod.from_args(args)
             summary = run(args.source, cfg, args.out, write_video=not args.no_video,
-                          max_frames=args.max_frames, progress=not args.no_progress)
+                          max_frames=args.max_frames, progress=not args.no_progress,
+                          sequence=getattr(args, "sequence", None))
         except Exception as exc:
             if not user_error(exc):
                 raise
             print(f"error: {exc}", file=sys.stderr)
-            return 2
+            return EXIT_BAD_INPUT
     for note in summary.notes:
         print(f"note: {note}", file=sys.stderr)
+    if summary.failed:
+        print(f"error: {summary.failed}; the run stopped after {summary.frames} frame(s) "
+              "(run.json: complete: false)", file=sys.stderr)
     if summary.source_error:
-        print(f"warning: {summary.source_error}", file=sys.stderr)
+        print(f"warning: {summary.source_error} (run.json: complete: false, exit status "
+              f"{EXIT_INCOMPLETE})", file=sys.stderr)
     if summary.interrupted:
-        print("interrupted: files closed after the last complete frame", file=sys.stderr)
-    print(f"keypoints: {summary.csv_path}, {summary.jsonl_path}")
-    if summary.video_path:
-        print(f"annotated video: {summary.video_path}")
-    if summary.images_dir:
-        print(f"annotated images: {summary.images_dir}")
+        print(f"interrupted by {summary.signal_name}: files closed after the last complete "
+              f"frame ({summary.frames}; run.json: complete: false)", file=sys.stderr)
+    if summary.manifest_path is not None:
+        print(f"keypoints: {summary.csv_path}, {summary.jsonl_path}")
+        if summary.video_path:
+            print(f"annotated video: {summary.video_path}")
+        if summary.images_dir:
+            print(f"annotated images: {summary.images_dir}")
     print(summary.line())
-    return 130 if summary.interrupted else 0
+    return summary.exit_code

@@ -18,8 +18,11 @@ Non-finite numbers are written as ``null`` (strict JSON) and read back as NaN.
 from __future__ import annotations
 
 import csv
+import errno
+import io
 import json
 import math
+import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,18 +56,40 @@ def _json_num(v: float, digits: int = 3) -> float | None:
 
 
 def _open_for_writing(path: Path):
+    """A raw (unbuffered) binary file: every write reaches the OS at once, so a failed write
+    is seen where it happens and the file can be cut back to its last complete frame."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        return open(path, "w", encoding="utf-8", newline="")
+        return open(path, "wb", buffering=0)
     except OSError as exc:
         raise ExportError(f"cannot write {path}: {exc.strerror or exc}") from exc
+
+
+def _write_all(fh, data: bytes) -> None:
+    """Write all of ``data`` to a raw file (a raw write may write less than asked)."""
+    view = memoryview(data)
+    while view:
+        n = fh.write(view)
+        if not n:
+            raise OSError(errno.EIO, "the file system accepted no more bytes")
+        view = view[n:]
+
+
+def write_failed(path: Path, exc: OSError) -> ExportError:
+    """The one-line error of a failed write (a full disk says so)."""
+    why = exc.strerror or str(exc)
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        why += " (the disk or your quota is full)"
+    return ExportError(f"cannot write {path}: {why}")
 
 
 class KeypointWriter:
     """Writes :class:`PoseResult` s to a keypoints CSV and/or a JSON-lines file.
 
-    Every :meth:`write` is flushed, so the files are complete up to the last frame even when
-    the run is interrupted.  Use as a context manager or call :meth:`close`.
+    Each :meth:`write` sends one frame's rows to the OS in one go, so the files are complete up
+    to the last frame even when the run is interrupted.  A failed write (disk full, I/O error)
+    raises :class:`ExportError`; the files are then cut back to the last complete frame (no
+    half row).  Use as a context manager or call :meth:`close`.
     """
 
     def __init__(self, csv_path: str | Path | None = None,
@@ -73,31 +98,55 @@ class KeypointWriter:
             raise ValueError("KeypointWriter needs a csv_path, a jsonl_path or both")
         self.csv_path = Path(csv_path) if csv_path is not None else None
         self.jsonl_path = Path(jsonl_path) if jsonl_path is not None else None
-        self._csv_file = self._csv = self._jsonl = None
+        self._csv_file = self._jsonl = None
+        self._good = {}          # file -> its size after the last complete frame
+        self.frames = 0
+        self.rows = 0
         try:
             if self.csv_path is not None:
                 self._csv_file = _open_for_writing(self.csv_path)
-                self._csv = csv.writer(self._csv_file, lineterminator="\n")
-                self._csv.writerow(CSV_COLUMNS)
+                self._good[self._csv_file] = 0
+                self._append(self._csv_file, self.csv_path,
+                             (",".join(CSV_COLUMNS) + "\n").encode())
             if self.jsonl_path is not None:
                 self._jsonl = _open_for_writing(self.jsonl_path)
+                self._good[self._jsonl] = 0
         except ExportError:
             self.close()
             raise
-        self.frames = 0
-        self.rows = 0
+
+    def _append(self, fh, path: Path, data: bytes) -> None:
+        try:
+            _write_all(fh, data)
+        except OSError as exc:
+            self._cut_back()
+            raise write_failed(path, exc) from None
+        self._good[fh] += len(data)
+
+    def _cut_back(self) -> None:
+        """Cut every file back to its last complete frame (a failed write may leave half a row)."""
+        for fh, size in self._good.items():
+            try:
+                os.ftruncate(fh.fileno(), size)
+                fh.seek(size)
+            except (OSError, ValueError):
+                pass
 
     def write(self, result: PoseResult) -> None:
         ids = person_ids(result)
-        if self._csv is not None:
+        if self._csv_file is not None:
             t = _num(result.timestamp, 4)
+            buf = io.StringIO()
+            rows = csv.writer(buf, lineterminator="\n")
+            n = 0
             for pid, person in zip(ids, result.persons):
                 for j in range(NUM_JOINTS):
                     x, y, s = person.joints[j]
-                    self._csv.writerow((result.frame_index, t, pid, JOINTS[j],
-                                        _num(x, 2), _num(y, 2), _num(s, 4)))
-                    self.rows += 1
-            self._csv_file.flush()
+                    rows.writerow((result.frame_index, t, pid, JOINTS[j],
+                                   _num(x, 2), _num(y, 2), _num(s, 4)))
+                    n += 1
+            self._append(self._csv_file, self.csv_path, buf.getvalue().encode("utf-8"))
+            self.rows += n
         if self._jsonl is not None:
             obj = {
                 "frame": int(result.frame_index),
@@ -112,14 +161,18 @@ class KeypointWriter:
                 } for pid, p in zip(ids, result.persons)],
                 "timings": {k: _json_num(v, 3) for k, v in result.timings.items()},
             }
-            self._jsonl.write(json.dumps(obj, separators=(",", ":")) + "\n")
-            self._jsonl.flush()
+            self._append(self._jsonl, self.jsonl_path,
+                         (json.dumps(obj, separators=(",", ":")) + "\n").encode("utf-8"))
         self.frames += 1
 
     def close(self) -> None:
+        """Close the files (never raises: every frame was already written in :meth:`write`)."""
         for f in (self._csv_file, self._jsonl):
             if f is not None and not f.closed:
-                f.close()
+                try:
+                    f.close()
+                except OSError:
+                    pass
 
     def __enter__(self) -> "KeypointWriter":
         return self
@@ -258,7 +311,10 @@ class VideoWriter:
             self._open((w, h))
         if (w, h) != self.size:
             image = cv2.resize(image, self.size, interpolation=cv2.INTER_AREA)
-        self._writer.write(np.ascontiguousarray(image))
+        ok = self._writer.write(np.ascontiguousarray(image))
+        if ok is False:          # OpenCV >= 5 says so (older ones return None and only log)
+            raise ExportError(f"cannot write frame {self.frames} to {self.path} (FFmpeg failed "
+                              "to write it: is the disk full?)")
         self.frames += 1
 
     def close(self) -> None:
@@ -284,7 +340,14 @@ def write_image(path: str | Path, image: np.ndarray) -> Path:
         raise ExportError(f"cannot encode image {path} (unsupported image type {path.suffix!r})")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        data.tofile(str(path))
+        # not ndarray.tofile: its C stdio buffer is flushed at fclose, whose failure (a full
+        # disk) it ignores, leaving a short file with no error
+        with open(path, "wb") as fh:
+            fh.write(data.tobytes())
     except OSError as exc:
-        raise ExportError(f"cannot write {path}: {exc.strerror or exc}") from exc
+        try:
+            path.unlink(missing_ok=True)      # no short image left behind
+        except OSError:
+            pass
+        raise write_failed(path, exc) from None
     return path

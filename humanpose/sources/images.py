@@ -38,13 +38,69 @@ def read_image(path: Path) -> np.ndarray | None:
     return None if image is None else as_bgr(image)
 
 
+_NUMBERED = re.compile(r"^(.*?)(\d+)(\D*)$")
+
+
+def image_size(path: Path) -> tuple[int, int] | None:
+    """(width, height) from the file header of a PNG, JPEG, BMP, GIF or PNM file without
+    decoding it; other formats (and unreadable files) are decoded, None when that fails."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(32)
+            if head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR":
+                return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+            if head[:2] == b"BM" and len(head) >= 26:
+                return (int.from_bytes(head[18:22], "little", signed=True),
+                        abs(int.from_bytes(head[22:26], "little", signed=True)))
+            if head[:6] in (b"GIF87a", b"GIF89a"):
+                return int.from_bytes(head[6:8], "little"), int.from_bytes(head[8:10], "little")
+            if head[:2] == b"\xff\xd8":                     # JPEG: find the SOF marker
+                fh.seek(2)
+                while True:
+                    marker = fh.read(2)
+                    if len(marker) < 2 or marker[0] != 0xFF:
+                        break
+                    if marker[1] in (0xD8, 0x01) or 0xD0 <= marker[1] <= 0xD7:
+                        continue
+                    length = int.from_bytes(fh.read(2), "big")
+                    if marker[1] in (0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA,
+                                     0xCB, 0xCD, 0xCE, 0xCF):
+                        data = fh.read(5)
+                        return int.from_bytes(data[3:5], "big"), int.from_bytes(data[1:3], "big")
+                    fh.seek(length - 2, 1)
+            m = re.match(rb"P[1-6]\s+(?:#[^\n]*\n\s*)*(\d+)\s+(?:#[^\n]*\n\s*)*(\d+)", head)
+            if m:
+                return int(m[1]), int(m[2])
+    except OSError:
+        return None
+    image = read_image(path)
+    return None if image is None else (image.shape[1], image.shape[0])
+
+
+def is_frame_sequence(files: list[Path]) -> bool:
+    """Whether a folder's images are the frames of one sequence (a video saved as images) rather
+    than unrelated pictures: at least two, every name numbered alike (one prefix, digits, one
+    suffix: ``frame_0001.png``, ``frame_0002.png``...) and every readable image of one size.
+    Tracking and smoothing then run across the images; otherwise each image is estimated alone.
+    (LSP's ``im0001.jpg``... are numbered alike but of many sizes: not a sequence.)"""
+    if len(files) < 2:
+        return False
+    parts = [_NUMBERED.match(Path(f).name) for f in files]
+    if not all(parts) or len({(m[1], m[3].lower()) for m in parts}) != 1:
+        return False
+    sizes = {image_size(Path(f)) for f in files} - {None}
+    return len(sizes) == 1
+
+
 class ImageListSource(FrameSource):
     """A single image or the images of a folder, one frame each.
 
     Folders get a nominal frame rate (``fps``, from ``source.camera_fps``) so timestamps are
     ``index / fps`` like a video; a single image has ``fps`` None and timestamp 0.
     Unreadable files inside a folder are skipped (the frame index keeps the file's position in
-    the sorted list; :attr:`skipped` lists them).
+    the sorted list; :attr:`skipped` lists them).  :attr:`independent`: the images are unrelated
+    pictures, not frames of one sequence (:func:`is_frame_sequence`), so tracking restarts on
+    each one.
     """
 
     def __init__(self, files: list[Path], name: str, fps: float | None) -> None:
@@ -69,6 +125,7 @@ class ImageListSource(FrameSource):
             raise SourceError(f"none of the {len(self.files)} images in {name} can be read")
         self._pending: np.ndarray | None = first
         self.size = (first.shape[1], first.shape[0])
+        self.independent = len(self.files) > 1 and not is_frame_sequence(self.files)
 
     def _read(self) -> Frame | None:
         while self._next < len(self.files):
