@@ -30,8 +30,13 @@ def _opt(default, allowed=None, lo=None, hi=None, doc=""):
 
 @dataclass
 class ModelConfig:
-    framework: str = _opt("torch", allowed=("torch", "opencv"))
+    framework: str = _opt("onnxruntime", allowed=("onnxruntime", "torch", "opencv"),
+                          doc="onnxruntime (fastest on the CPU), torch (training, GPU) or "
+                              "opencv (cv2.dnn); all run the same weights")
     device: str = _opt("auto", allowed=("cpu", "cuda", "auto"))
+    precision: str = _opt("fp32", allowed=("fp32", "bf16", "int8"),
+                          doc="int8: onnxruntime on the export of `humanpose export-onnx --int8`; "
+                              "bf16: torch where the CPU has native bfloat16; else fp32 with a note")
     models_dir: str = _opt("models")
     person_model: str = _opt("person_compact")
     pose_model: str = _opt("pose_compact")

@@ -38,7 +38,7 @@ def test_joint_angle():
 
 def test_project_config_loads_and_defaults_match(tmp_path):
     cfg = config.load()
-    assert cfg.estimator.boxsize % 8 == 0 and cfg.model.framework in ("torch", "opencv")
+    assert cfg.estimator.boxsize % 8 == 0 and cfg.model.framework in ("onnxruntime", "torch", "opencv")
     # every dataclass default is the value written in humanpose.yml
     assert cfg.to_dict() == config.Config().to_dict()
 

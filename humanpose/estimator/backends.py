@@ -1,13 +1,26 @@
 """Inference backends: run a net on a float32 NCHW batch and return every stage's maps.
 
-``make_backend(model, framework, device)`` with framework ``torch`` (PyTorch, cpu or cuda) or
-``opencv`` (cv2.dnn on an ONNX export of the same weights, cpu or CUDA), device ``cpu``, ``cuda``
-or ``auto`` (CUDA when available, else CPU with a one-time warning).  A backend is a callable
-``backend(x) -> list[np.ndarray]`` with a ``name`` such as ``"torch/cpu"``.
+``make_backend(model, framework, device, precision)`` with framework
+
+* ``onnxruntime`` (the default on the CPU): ONNX Runtime on the ONNX export of the same weights
+  (:mod:`.onnx_export`), session options tuned for few cores (:func:`ort_session_options`);
+  precision ``int8`` runs the statically quantised export made by ``humanpose export-onnx
+  --int8`` (:mod:`.quantize`);
+* ``torch`` (PyTorch, cpu or cuda; the training and GPU path); precision ``bf16`` runs it in
+  bfloat16 autocast, BatchNorm folded and channels-last, where the CPU has native bf16
+  (:func:`cpu_bf16_support`);
+* ``opencv`` (cv2.dnn on the same ONNX export, cpu or CUDA);
+
+device ``cpu``, ``cuda`` or ``auto`` (CUDA when available, else CPU with a one-time warning).
+A precision a backend cannot run falls back to fp32 and says why in ``backend.note``.  A backend
+is a callable ``backend(x) -> list[np.ndarray]`` with a ``name`` such as ``"onnxruntime/cpu"``
+(``"onnxruntime/cpu/int8"`` for a precision other than fp32) and a ``note`` (None or text).
 """
 from __future__ import annotations
 
 import logging
+import os
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -15,8 +28,12 @@ from torch import nn
 
 log = logging.getLogger(__name__)
 
-FRAMEWORKS = ("torch", "opencv")
+FRAMEWORKS = ("onnxruntime", "torch", "opencv")
 DEVICES = ("cpu", "cuda", "auto")
+PRECISIONS = ("fp32", "bf16", "int8")
+# Measured on 2 cores (README, "Threads"): 1 intra-op thread per session, no spinning.  Spinning
+# threads win a few per cent on an idle machine and collapse when another process takes a core.
+ORT_THREADS = 1
 CPU_FALLBACK_MESSAGE = "CUDA not available, using CPU"
 _warned: set[str] = set()
 
@@ -28,6 +45,9 @@ class BackendError(RuntimeError):
 def _cuda_available(framework: str) -> bool:
     if framework == "torch":
         return torch.cuda.is_available()
+    if framework == "onnxruntime":
+        import onnxruntime as ort
+        return "CUDAExecutionProvider" in ort.get_available_providers()
     import cv2
     try:
         return cv2.cuda.getCudaEnabledDeviceCount() > 0
@@ -46,33 +66,185 @@ def resolve_device(framework: str, device: str) -> tuple[str, str | None]:
     if _cuda_available(framework):
         return "cuda", None
     if device == "cuda":
-        what = ("this PyTorch build has no CUDA or no GPU is visible" if framework == "torch"
-                else "this OpenCV build has no CUDA support or no GPU is visible")
+        what = {"torch": "this PyTorch build has no CUDA or no GPU is visible",
+                "onnxruntime": "this onnxruntime build has no CUDAExecutionProvider (pip "
+                               "install onnxruntime-gpu, or use framework torch)",
+                }.get(framework, "this OpenCV build has no CUDA support or no GPU is visible")
         raise BackendError(f"device cuda requested for framework {framework}, but {what}; "
                            "use device cpu or auto")
     note = CPU_FALLBACK_MESSAGE
+    if framework == "onnxruntime" and torch.cuda.is_available():
+        note += " for onnxruntime (set model.framework: torch to use the GPU)"
     if framework not in _warned:
         _warned.add(framework)
         log.warning("%s (framework %s)", note, framework)
     return "cpu", note
 
 
+def cpu_bf16_support() -> str | None:
+    """The CPU's native bfloat16 instructions ("AMX" or "AVX512-BF16"), or None."""
+    flags = set()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    break
+    except OSError:
+        pass
+    try:
+        native = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        native = False
+    if not native:
+        return None
+    if "amx_bf16" in flags:
+        return "AMX"
+    if "avx512_bf16" in flags:
+        return "AVX512-BF16"
+    return None if flags else "oneDNN bf16"
+
+
+def _join(*notes: str | None) -> str | None:
+    text = "; ".join(n for n in notes if n)
+    return text or None
+
+
+def _fold_batchnorm(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` with each BatchNorm folded into the conv before it (fx), or the model
+    itself when it cannot be traced."""
+    try:
+        from torch.fx.experimental.optimization import fuse
+        import copy
+        return fuse(copy.deepcopy(model).eval())
+    except Exception:   # noqa: BLE001 - not fx-traceable: run it unfolded
+        return model
+
+
 class TorchBackend:
-    def __init__(self, model: nn.Module, device: str, note: str | None = None):
+    def __init__(self, model: nn.Module, device: str, note: str | None = None,
+                 precision: str = "fp32"):
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
-        self.name = f"torch/{device}"
-        self.note = note
+        self.precision = "fp32"
+        extra = None
+        if precision == "int8":
+            extra = "int8 runs in onnxruntime only (model.framework: onnxruntime); using fp32"
+        elif precision == "bf16":
+            native = cpu_bf16_support() if device == "cpu" else "CUDA"
+            if native is None:
+                extra = "bf16 requested but this CPU has no native bfloat16; using fp32"
+            else:
+                self.precision = "bf16"
+                extra = f"bf16 on {native}"
+                if device == "cpu":
+                    self.model = _fold_batchnorm(self.model).to(memory_format=torch.channels_last)
+        self.name = f"torch/{device}" + ("" if self.precision == "fp32" else f"/{self.precision}")
+        self.note = _join(note, extra)
 
     def __call__(self, x: np.ndarray) -> list[np.ndarray]:
         t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(self.device)
         with torch.inference_mode():
-            out = self.model(t)
+            if self.precision == "bf16":
+                if self.device.type == "cpu":
+                    t = t.contiguous(memory_format=torch.channels_last)
+                with torch.autocast(self.device.type, dtype=torch.bfloat16):
+                    out = self.model(t)
+            else:
+                out = self.model(t)
         return [o.float().cpu().numpy() for o in out]
 
 
+def ort_session_options(threads: int = ORT_THREADS, spinning: bool = False,
+                        optimization: str = "all"):
+    """ONNX Runtime session options: ``threads`` intra-op threads (0 = onnxruntime's own choice,
+    one per core), spinning of the waiting threads, graph optimisation level (``basic`` |
+    ``extended`` | ``all``)."""
+    import onnxruntime as ort
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = int(threads)
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.graph_optimization_level = {
+        "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+        "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+        "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+        "none": ort.GraphOptimizationLevel.ORT_DISABLE_ALL}[optimization]
+    so.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
+    so.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    so.log_severity_level = 3
+    return so
+
+
+def ort_threads() -> int:
+    """Intra-op threads of an onnxruntime session: $HUMANPOSE_ORT_THREADS, else ORT_THREADS."""
+    try:
+        return max(0, int(os.environ.get("HUMANPOSE_ORT_THREADS", ORT_THREADS)))
+    except ValueError:
+        return ORT_THREADS
+
+
+class OnnxRuntimeBackend:
+    """ONNX Runtime on the cached ONNX export (fp32) or its int8 quantisation."""
+
+    def __init__(self, model: nn.Module, device: str, note: str | None = None,
+                 precision: str = "fp32", threads: int | None = None, spinning: bool = False,
+                 optimization: str = "all", onnx_path: str | Path | None = None):
+        import onnxruntime as ort
+
+        from .onnx_export import cached_onnx, stage_names
+        model = model.eval()
+        self.precision = "fp32"
+        extra = None
+        if onnx_path is None:
+            if precision == "int8":
+                from .quantize import int8_path
+                path = int8_path(model)
+                if path is not None:
+                    onnx_path, self.precision = path, "int8"
+                else:
+                    extra = ("no int8 export of these weights (make it with `humanpose "
+                             "export-onnx --int8`); using fp32")
+            elif precision == "bf16":
+                extra = ("bf16: onnxruntime has no bfloat16 CPU kernels; using fp32 "
+                         "(bf16 runs with model.framework: torch"
+                         + (f" on this CPU's {cpu_bf16_support()})" if cpu_bf16_support()
+                            else ", where the CPU supports it)"))
+        else:
+            self.precision = precision
+        self.onnx_path = Path(onnx_path) if onnx_path is not None else cached_onnx(model)
+        self.outputs = stage_names(model)
+        providers = (["CUDAExecutionProvider", "CPUExecutionProvider"] if device == "cuda"
+                     else ["CPUExecutionProvider"])
+        self.threads = ort_threads() if threads is None else threads
+        opts = ort_session_options(self.threads, spinning, optimization)
+        try:
+            self.session = ort.InferenceSession(str(self.onnx_path), opts, providers=providers)
+        except Exception as exc:   # noqa: BLE001 - onnxruntime raises its own types
+            if self.precision != "fp32":
+                raise BackendError(f"onnxruntime cannot load {self.onnx_path}: {exc}") from exc
+            log.warning("onnxruntime cannot load the cached %s (%s); exporting it again",
+                        self.onnx_path, exc)
+            from .onnx_export import export_onnx
+            export_onnx(model, self.onnx_path)
+            try:
+                self.session = ort.InferenceSession(str(self.onnx_path), opts,
+                                                    providers=providers)
+            except Exception as exc2:  # noqa: BLE001
+                raise BackendError(f"onnxruntime cannot load {self.onnx_path}: {exc2}") from exc2
+        self.input = self.session.get_inputs()[0].name
+        self.name = f"onnxruntime/{device}" + ("" if self.precision == "fp32"
+                                                else f"/{self.precision}")
+        self.note = _join(note, extra)
+
+    def __call__(self, x: np.ndarray) -> list[np.ndarray]:
+        return self.session.run(self.outputs,
+                                {self.input: np.ascontiguousarray(x, dtype=np.float32)})
+
+
 class OpenCVBackend:
-    def __init__(self, model: nn.Module, device: str, note: str | None = None):
+    def __init__(self, model: nn.Module, device: str, note: str | None = None,
+                 precision: str = "fp32"):
         import cv2
 
         from .onnx_export import cached_onnx, export_onnx, stage_names
@@ -97,7 +269,9 @@ class OpenCVBackend:
             self.net.setPreferableBackend(cv2.dnn.DNN_BACKEND_CUDA)
             self.net.setPreferableTarget(cv2.dnn.DNN_TARGET_CUDA)
         self.name = f"opencv/{device}"
-        self.note = note
+        self.precision = "fp32"
+        self.note = _join(note, None if precision == "fp32" else
+                          f"{precision} is not available with OpenCV-DNN; using fp32")
 
     def __call__(self, x: np.ndarray) -> list[np.ndarray]:
         self.net.setInput(np.ascontiguousarray(x, dtype=np.float32))
@@ -105,12 +279,18 @@ class OpenCVBackend:
         return [np.asarray(o, dtype=np.float32) for o in out]
 
 
-Backend = TorchBackend | OpenCVBackend
+Backend = OnnxRuntimeBackend | TorchBackend | OpenCVBackend
 
 
-def make_backend(model: nn.Module, framework: str, device: str) -> Backend:
-    """A callable running ``model`` on ``framework``/``device`` (see the module doc)."""
+def make_backend(model: nn.Module, framework: str, device: str,
+                 precision: str = "fp32") -> Backend:
+    """A callable running ``model`` on ``framework``/``device`` at ``precision`` (see the
+    module doc)."""
+    if precision not in PRECISIONS:
+        raise BackendError(f"unknown precision {precision!r}; allowed: {', '.join(PRECISIONS)}")
     dev, note = resolve_device(framework, device)
+    if framework == "onnxruntime":
+        return OnnxRuntimeBackend(model, dev, note, precision)
     if framework == "torch":
-        return TorchBackend(model, dev, note)
-    return OpenCVBackend(model, dev, note)
+        return TorchBackend(model, dev, note, precision)
+    return OpenCVBackend(model, dev, note, precision)

@@ -1,4 +1,4 @@
-"""ONNX export of the nets (for the OpenCV-DNN backend) and its cache.
+"""ONNX export of the nets (for the onnxruntime and OpenCV-DNN backends) and its cache.
 
 ``export_onnx(model, path)`` writes an opset-13 ONNX file with dynamic batch, height and width;
 its outputs are ``stage1 .. stageK`` (every stage's maps, in order).
@@ -13,7 +13,8 @@ its outputs are ``stage1 .. stageK`` (every stage's maps, in order).
   temporary folder) under ``onnx/<digest>.onnx``, the digest being the weight file's sha256 or a
   hash of the state dict.
 
-Command ``humanpose export-onnx`` exports the configured person and pose nets.
+Command ``humanpose export-onnx`` exports the configured person and pose nets; with ``--int8``
+also their int8 quantisation (:mod:`.quantize`).
 """
 from __future__ import annotations
 
@@ -156,6 +157,16 @@ def add_arguments(parser) -> None:
     parser.add_argument("--config", default=None, help="config file (default: humanpose.yml)")
     parser.add_argument("--out", default=None,
                         help="output folder (default: next to each weight file, as <weights>.onnx)")
+    parser.add_argument("--int8", action="store_true",
+                        help="also write the statically quantised <weights>.int8.onnx that "
+                             "model.precision: int8 runs (onnxruntime), calibrated on --calibration "
+                             "varied crops of the LSP training images (generated frames without "
+                             "../shared)")
+    parser.add_argument("--calibration", type=int, default=None, metavar="N",
+                        help="calibration crops / frames per net (default: 300)")
+    parser.add_argument("--synthetic", action="store_true",
+                        help="calibrate on generated frames even when ../shared is present "
+                             "(for tests; less accurate)")
 
 
 def main(args) -> int:
@@ -183,4 +194,19 @@ def main(args) -> int:
             print(f"error: cannot write the {kind} model's ONNX file: {exc}", file=sys.stderr)
             return 1
         print(f"{kind} model {name} -> {out}")
+        if args.int8:
+            from .quantize import CALIB_COUNT, export_int8
+            n = args.calibration or CALIB_COUNT
+            if n < 1:
+                print("error: --calibration must be at least 1", file=sys.stderr)
+                return 2
+            target = (Path(args.out) / (Path(model.weights_path).name + ".int8.onnx")
+                      if args.out else None)
+            try:
+                q, how = export_int8(model, n, synthetic=True if args.synthetic else None,
+                                     out_path=target)
+            except OSError as exc:
+                print(f"error: cannot write the {kind} model's int8 file: {exc}", file=sys.stderr)
+                return 1
+            print(f"{kind} model {name} -> {q} (int8; {how})")
     return 0

@@ -17,6 +17,7 @@ from ..config import Config, from_dict
 OPTIONS: dict[str, str] = {
     "framework": "model.framework",
     "device": "model.device",
+    "precision": "model.precision",
     "boxsize": "estimator.boxsize",
     "person_threshold": "estimator.person_threshold",
     "min_pose_score": "estimator.min_pose_score",

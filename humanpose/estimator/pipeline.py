@@ -322,7 +322,7 @@ class PoseEstimator:
         self.pose_model = pose_model.eval()
         self._centre_maps: dict[int, np.ndarray] = {}
         self._person_backend = self._pose_backend = None
-        self.set_backend(cfg.model.framework, cfg.model.device)
+        self.set_backend(cfg.model.framework, cfg.model.device, cfg.model.precision)
         self.set_boxsize(cfg.estimator.boxsize)
         from .tracking import Tracker
         self._tracker = Tracker(self._cfg.tracking)
@@ -343,8 +343,12 @@ class PoseEstimator:
 
     @property
     def backend_note(self) -> str | None:
-        """Why the backend differs from the one asked for (e.g. CUDA not available), or None."""
-        return self._pose_backend.note
+        """Why the backend differs from the one asked for (e.g. CUDA not available, no int8
+        export), or None; the person net's own note where it differs."""
+        pose, person = self._pose_backend.note, self._person_backend.note
+        if person and person != pose:
+            return f"{pose}; person net: {person}" if pose else f"person net: {person}"
+        return pose
 
     def configure(self, **changes) -> dict:
         """Change several options at once (names in :data:`.options.OPTIONS`: framework, device,
@@ -358,9 +362,9 @@ class PoseEstimator:
         if "boxsize" in changes:
             changes["boxsize"] = self._rounded_boxsize(changes["boxsize"])
         cfg = configured(self._cfg, **changes)
-        if (cfg.model.framework, cfg.model.device) != (self._cfg.model.framework,
-                                                       self._cfg.model.device):
-            self.set_backend(cfg.model.framework, cfg.model.device)
+        if (cfg.model.framework, cfg.model.device, cfg.model.precision) != (
+                self._cfg.model.framework, self._cfg.model.device, self._cfg.model.precision):
+            self.set_backend(cfg.model.framework, cfg.model.device, cfg.model.precision)
         with self._lock:
             if cfg.tracking != self._cfg.tracking:
                 self._tracker = Tracker(cfg.tracking)
@@ -384,14 +388,17 @@ class PoseEstimator:
         """Set the box size (pixels); rounded to a multiple of 8 with a warning.  Returns it."""
         return self.configure(boxsize=n)["boxsize"]
 
-    def set_backend(self, framework: str, device: str) -> None:
-        """Switch framework (torch | opencv) and device (cpu | cuda | auto); BackendError if not
-        possible (the previous backend is kept then)."""
-        person = make_backend(self.person_model, framework, device)
-        pose = make_backend(self.pose_model, framework, device)
+    def set_backend(self, framework: str, device: str, precision: str | None = None) -> None:
+        """Switch framework (onnxruntime | torch | opencv), device (cpu | cuda | auto) and
+        precision (fp32 | bf16 | int8; None keeps it); BackendError if not possible (the
+        previous backend is kept then)."""
+        precision = precision or self._cfg.model.precision
+        person = make_backend(self.person_model, framework, device, precision)
+        pose = make_backend(self.pose_model, framework, device, precision)
         with self._lock:
             self._person_backend, self._pose_backend = person, pose
-            model = dataclasses.replace(self._cfg.model, framework=framework, device=device)
+            model = dataclasses.replace(self._cfg.model, framework=framework, device=device,
+                                        precision=precision)
             self._cfg = dataclasses.replace(self._cfg, model=model)
 
     def set_tracking(self, enabled: bool, smoothing: bool, strength: float | None = None) -> None:

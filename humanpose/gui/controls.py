@@ -120,7 +120,7 @@ class EstimatorPanel(QGroupBox):
         self.boxsize.setToolTip("Box size in pixels (multiples of 8): bigger = more accurate, slower")
         self.boxsize_label = QLabel("")
         self.framework = QComboBox()
-        self.framework.addItems(["torch", "opencv"])
+        self.framework.addItems(["onnxruntime", "torch", "opencv"])
         self.device = QComboBox()
         self.device.addItems(["auto", "cpu", "cuda"])
         self.backend = QLabel("loading…")

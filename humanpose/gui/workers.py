@@ -447,7 +447,8 @@ class EstimatorWorker(QObject):
         options = pending.get("options") or {}
         if self.estimator is not None and options:
             # the backend first, on its own: when it is not available the other changes still apply
-            backend = {k: options.pop(k) for k in ("framework", "device") if k in options}
+            backend = {k: options.pop(k) for k in ("framework", "device", "precision")
+                       if k in options}
             for key, group in (("backend", backend), ("options", options)):
                 if not group:
                     continue

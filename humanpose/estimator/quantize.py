@@ -1,0 +1,211 @@
+"""int8 ONNX exports: static QDQ quantisation calibrated on varied training crops.
+
+``humanpose export-onnx --int8`` writes, next to each fp32 export (:func:`.onnx_export.cached_onnx`),
+``<weights>.int8.onnx`` with the same sha256 side-car (the weight file's digest): a changed
+weight file makes the int8 export stale, and the onnxruntime backend then says so and runs fp32.
+
+Quantisation (onnxruntime.quantization): QDQ format, weights int8 per output channel,
+activations uint8 per tensor, ranges from :data:`CALIB_METHOD` over the calibration inputs.
+
+Calibration inputs (:func:`calibration_inputs`), ``n`` of them, deterministic (seed 0):
+
+* pose net: boxsize x boxsize crops of the LSP / LSP-extended *training* images (never the
+  validation split) cut like the pipeline cuts them (the person's joint box centred with a
+  random shift of up to 15 % of the box, its larger side 0.3 to 1.0 of the box, half of them
+  mirrored), normalised, plus the Gaussian centre map;
+* person net: whole training images, letterboxed onto a 4:3 grey canvas (a webcam's frame)
+  and scaled to height ``boxsize`` and padded to a multiple of 32;
+* without ``../shared`` (or with ``synthetic=True``, for tests): generated textured frames with
+  person-like shapes (:func:`synthetic_images`).
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+from torch import nn
+
+CALIB_METHOD = "minmax"           # minmax | percentile | entropy (measured: README / model card)
+CALIB_COUNT = 300                 # crops or frames
+CALIB_BOXSIZE = 192
+INT8_SUFFIX = ".int8.onnx"
+FRAME_ASPECT = 4 / 3
+
+
+def int8_location(model: nn.Module) -> tuple[Path, str]:
+    """Where the int8 export of ``model`` lives and the digest it must be recorded with."""
+    from .onnx_export import onnx_location
+    fp32, digest = onnx_location(model)
+    return fp32.with_name(fp32.name[:-len(".onnx")] + INT8_SUFFIX), digest
+
+
+def int8_path(model: nn.Module) -> Path | None:
+    """The current int8 export of exactly these weights, or None when there is none."""
+    from .onnx_export import _is_current
+    path, digest = int8_location(model)
+    return path if _is_current(path, digest) else None
+
+
+# ------------------------------------------------------------------------ calibration data
+def synthetic_images(n: int, h: int = 240, w: int = 320, seed: int = 0):
+    """``n`` generated BGR frames with textured backgrounds and person-like shapes, and the
+    (centre, size) of the shape in each."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        img = cv2.GaussianBlur(rng.integers(0, 256, (h, w, 3), dtype=np.uint8), (0, 0),
+                               float(rng.uniform(1, 6)))
+        size = rng.uniform(0.4, 0.9) * h
+        cx, cy = rng.uniform(0.3, 0.7) * w, rng.uniform(0.4, 0.6) * h
+        top = cy - size / 2
+        col = tuple(int(c) for c in rng.integers(0, 256, 3))
+        cv2.circle(img, (int(cx), int(top + size * 0.08)), int(size * 0.07), col, -1)
+        cv2.rectangle(img, (int(cx - size * 0.1), int(top + size * 0.17)),
+                      (int(cx + size * 0.1), int(top + size * 0.55)), col[::-1], -1)
+        for dx in (-1, 1):
+            cv2.line(img, (int(cx), int(top + size * 0.55)),
+                     (int(cx + dx * size * 0.12), int(top + size)), col, max(2, int(size * 0.04)))
+        out.append((img, np.array([cx, cy]), float(size)))
+    return out
+
+
+def _lsp_images(n: int, seed: int = 0):
+    """``n`` (image, person centre, person size) of the LSP / LSP-extended training split."""
+    from ..train.datasets import person_box, splits
+    from .bench import shared_media
+    train, _ = splits(shared_media().parent / "data")
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in rng.permutation(len(train)):
+        if len(out) >= n:
+            break
+        j = train.joints[i]
+        if np.isfinite(j[:, 0]).sum() < 6:
+            continue
+        img = cv2.imread(str(train.images[i]), cv2.IMREAD_COLOR)
+        if img is None:
+            continue
+        c, size = person_box(j)
+        out.append((img, c, max(size, 16.0)))
+    return out
+
+
+def shared_data_available() -> bool:
+    from .bench import shared_media
+    d = shared_media().parent / "data"
+    return (d / "lsp" / "joints.mat").exists() and (d / "lspet" / "joints.mat").exists()
+
+
+def calibration_inputs(kind: str, n: int = CALIB_COUNT, boxsize: int = CALIB_BOXSIZE,
+                       synthetic: bool | None = None, seed: int = 0,
+                       centre_sigma: float = 0.06) -> tuple[list[np.ndarray], str]:
+    """(inputs, where from): ``n`` float32 arrays (1, C, H, W) to calibrate a ``kind`` net on."""
+    from . import maps
+    from .pipeline import PAD_VALUE, crop, normalise, pad_to_stride
+    if synthetic is None:
+        synthetic = not shared_data_available()
+    if synthetic:
+        people, where = synthetic_images(n, seed=seed), f"{n} generated frames (synthetic)"
+    else:
+        people, where = _lsp_images(n, seed), f"{n} LSP / LSP-extended training images"
+    rng = np.random.default_rng(seed + 1)
+    inputs = []
+    if kind == "pose":
+        cmap = maps.centre_map(boxsize, centre_sigma * boxsize)[None]
+        for img, c, size in people:
+            frac = rng.uniform(0.3, 1.0)
+            s = frac * boxsize / size
+            side = int(round(boxsize / s))
+            centre = c + rng.uniform(-0.15, 0.15, 2) * side
+            x0, y0 = int(round(centre[0] - side / 2)), int(round(centre[1] - side / 2))
+            window = crop(img, x0, y0, max(side, 8))
+            interp = cv2.INTER_AREA if side > boxsize else cv2.INTER_LINEAR
+            patch = cv2.resize(window, (boxsize, boxsize), interpolation=interp)
+            if rng.random() < 0.5:
+                patch = patch[:, ::-1]
+            inputs.append(np.concatenate([normalise(np.ascontiguousarray(patch)), cmap])[None]
+                          .astype(np.float32))
+        return inputs, where + f", pose crops at boxsize {boxsize}"
+    for img, _, _ in people:
+        h, w = img.shape[:2]
+        ch, cw = (h, int(round(h * FRAME_ASPECT))) if w < h * FRAME_ASPECT else \
+            (int(round(w / FRAME_ASPECT)), w)
+        canvas = np.full((ch, cw, 3), PAD_VALUE, np.uint8)
+        y0, x0 = (ch - h) // 2, (cw - w) // 2
+        canvas[y0:y0 + h, x0:x0 + w] = img
+        nw = int(round(cw * boxsize / ch))
+        frame = cv2.resize(canvas, (nw, boxsize), interpolation=cv2.INTER_AREA)
+        inputs.append(normalise(pad_to_stride(frame, 32))[None].astype(np.float32))
+    return inputs, where + f", whole frames at height {boxsize}"
+
+
+# ------------------------------------------------------------------------ quantisation
+def quantize_onnx(fp32_path: str | Path, out_path: str | Path, inputs: list[np.ndarray],
+                  method: str = CALIB_METHOD, exclude_last: bool = False) -> Path:
+    """Statically quantise ``fp32_path`` (QDQ, weights per channel) calibrated on ``inputs``;
+    written atomically to ``out_path``.  ``exclude_last`` keeps each stage's output conv in
+    fp32."""
+    import onnx
+    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat,
+                                          QuantType, quantize_static)
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Reader(CalibrationDataReader):
+        def __init__(self, name):
+            self.it = iter(inputs)
+            self.name = name
+
+        def get_next(self):
+            x = next(self.it, None)
+            return None if x is None else {self.name: x}
+
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="humanpose-quant-") as tmp:
+        pre = Path(tmp) / "pre.onnx"
+        try:
+            quant_pre_process(str(fp32_path), str(pre), skip_symbolic_shape=True)
+        except Exception:   # noqa: BLE001 - pre-processing is an optimisation only
+            pre = Path(fp32_path)
+        model = onnx.load(str(pre))
+        name = model.graph.input[0].name
+        exclude = []
+        if exclude_last:
+            outs = {o.name for o in model.graph.output}
+            exclude = [n.name for n in model.graph.node if set(n.output) & outs]
+        calib = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
+                 "entropy": CalibrationMethod.Entropy}[method]
+        extra = {"CalibPercentile": 99.999} if method == "percentile" else {}
+        q = Path(tmp) / "q.onnx"
+        quantize_static(str(pre), str(q), Reader(name), quant_format=QuantFormat.QDQ,
+                        per_channel=True, activation_type=QuantType.QUInt8,
+                        weight_type=QuantType.QInt8, calibrate_method=calib,
+                        nodes_to_exclude=exclude, extra_options=extra)
+        fd, part = tempfile.mkstemp(prefix=out_path.name + ".", suffix=".tmp", dir=out_path.parent)
+        os.close(fd)
+        try:
+            os.replace(q, part)
+            os.chmod(part, 0o644)
+            os.replace(part, out_path)
+        except Exception:
+            Path(part).unlink(missing_ok=True)
+            raise
+    return out_path
+
+
+def export_int8(model: nn.Module, n: int = CALIB_COUNT, synthetic: bool | None = None,
+                method: str = CALIB_METHOD, boxsize: int = CALIB_BOXSIZE,
+                out_path: str | Path | None = None) -> tuple[Path, str]:
+    """Quantise the fp32 export of ``model`` (made first if needed); (path, calibration note)."""
+    from .onnx_export import _write_sidecar, cached_onnx
+    kind = getattr(model, "kind", "pose")
+    inputs, where = calibration_inputs(kind, n, boxsize, synthetic)
+    path, digest = int8_location(model)
+    if out_path is not None:
+        path = Path(out_path)
+    quantize_onnx(cached_onnx(model), path, inputs, method)
+    _write_sidecar(path, digest)
+    return path, f"{where}, {method} calibration"

@@ -1,0 +1,169 @@
+"""Real time on the CPU: the onnxruntime backend agrees with torch, int8 export and its
+calibration data, precision choices and their notes, config errors."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from humanpose.config import ConfigError, from_dict
+from humanpose.estimator import backends, quantize
+from humanpose.estimator.backends import BackendError, make_backend
+from humanpose.estimator.pipeline import PoseEstimator
+from humanpose.nets.compact import CompactCPM
+
+torch.set_num_threads(1)
+KW = {"stages": 2, "feat": 16}
+
+
+def tiny(kind: str, seed: int = 0) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    m = CompactCPM(kind, **KW).eval()
+    with torch.no_grad():
+        for mod in m.modules():
+            if isinstance(mod, torch.nn.BatchNorm2d):
+                mod.running_mean.uniform_(-0.2, 0.2)
+                mod.running_var.uniform_(0.5, 1.5)
+    return m
+
+
+@pytest.fixture(autouse=True)
+def cache_in_tmp(tmp_path, monkeypatch):
+    monkeypatch.setenv("HUMANPOSE_CACHE", str(tmp_path / "cache"))
+
+
+def test_onnxruntime_gives_the_torch_maps():
+    m = tiny("pose")
+    tb, ob = make_backend(m, "torch", "cpu"), make_backend(m, "onnxruntime", "cpu")
+    assert ob.name == "onnxruntime/cpu" and ob.note is None
+    rng = np.random.default_rng(0)
+    for n, h, w in ((1, 64, 64), (3, 64, 64), (2, 96, 96)):
+        x = rng.uniform(-0.5, 0.5, (n, 4, h, w)).astype(np.float32)
+        for sa, sb in zip(tb(x), ob(x)):
+            assert sa.shape == sb.shape
+            np.testing.assert_allclose(sa, sb, atol=1e-4, rtol=1e-4)
+
+
+def _estimator(framework: str, precision: str = "fp32", **est) -> PoseEstimator:
+    person, pose = tiny("person", 1), tiny("pose", 2)
+    with torch.no_grad():
+        person.stages[-1].out.bias.add_(5.0)   # always some persons
+    cfg = from_dict({"model": {"framework": framework, "device": "cpu", "precision": precision},
+                     "estimator": {"boxsize": 64, "person_threshold": 0.0, "max_persons": 3,
+                                   "min_pose_score": 0.0, **est},
+                     "tracking": {"enabled": False}})
+    return PoseEstimator(cfg, person, pose)
+
+
+def test_backends_give_the_same_joints_within_a_pixel():
+    frame = np.random.default_rng(3).integers(0, 256, (90, 150, 3), dtype=np.uint8)
+    results = {}
+    for fw in ("torch", "onnxruntime", "opencv"):
+        est = _estimator(fw)
+        assert est.backend_name == f"{fw}/cpu"
+        results[fw] = est.estimate(frame)
+    a = results["torch"]
+    assert len(a.persons) >= 1
+    for fw in ("onnxruntime", "opencv"):
+        b = results[fw]
+        assert len(b.persons) == len(a.persons)
+        for pa, pb in zip(a.persons, b.persons):
+            assert np.hypot(*(pa.joints[:, :2] - pb.joints[:, :2]).T).max() < 1.0
+            np.testing.assert_allclose(pa.joints[:, 2], pb.joints[:, 2], atol=1e-4)
+
+
+def test_calibration_inputs_synthetic_shapes():
+    pose, where = quantize.calibration_inputs("pose", 4, boxsize=64, synthetic=True)
+    assert "synthetic" in where and len(pose) == 4
+    assert all(x.shape == (1, 4, 64, 64) and x.dtype == np.float32 for x in pose)
+    assert all(-0.5 <= x[0, :3].min() and x[0, :3].max() < 0.5 for x in pose)
+    assert all(abs(x[0, 3].max() - 1.0) < 0.05 for x in pose)           # the centre map
+    assert np.std([x[0, :3].mean() for x in pose]) > 1e-3                # varied
+    person, _ = quantize.calibration_inputs("person", 3, boxsize=64, synthetic=True)
+    assert all(x.shape[:2] == (1, 3) and x.shape[2] == 64 and x.shape[3] % 32 == 0
+               for x in person)
+
+
+def test_int8_export_runs_and_is_found_by_the_backend(tmp_path):
+    from humanpose.store import load_model, save_weights
+    wpath = tmp_path / "models" / "pose_tiny.safetensors"
+    save_weights(tiny("pose", 1), wpath, "cpm_compact", kwargs=KW)
+    model = load_model(wpath)
+    # before the export: int8 asked for, fp32 run, and the note says how to make it
+    before = make_backend(model, "onnxruntime", "cpu", "int8")
+    assert before.name == "onnxruntime/cpu" and "export-onnx --int8" in before.note
+    assert quantize.int8_path(model) is None
+
+    path, how = quantize.export_int8(model, n=8, synthetic=True, boxsize=64)
+    assert path == wpath.with_name("pose_tiny.safetensors.int8.onnx") and path.exists()
+    assert "synthetic" in how and quantize.int8_path(model) == path
+    q = make_backend(model, "onnxruntime", "cpu", "int8")
+    assert q.name == "onnxruntime/cpu/int8" and q.note is None and q.precision == "int8"
+    import onnx
+    ops = {n.op_type for n in onnx.load(str(path)).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    x = quantize.calibration_inputs("pose", 1, boxsize=64, synthetic=True, seed=5)[0][0]
+    ref, out = make_backend(model, "onnxruntime", "cpu")(x)[-1], q(x)[-1]
+    assert out.shape == ref.shape
+    assert np.abs(out - ref).max() < 0.25 * (np.abs(ref).max() + 1e-3)   # int8, not garbage
+
+    # new weights in the same file: the int8 export is stale, fp32 runs and says so
+    save_weights(tiny("pose", 9), wpath, "cpm_compact", kwargs=KW)
+    stale = make_backend(load_model(wpath), "onnxruntime", "cpu", "int8")
+    assert stale.precision == "fp32" and "export-onnx --int8" in stale.note
+
+
+def test_export_onnx_command_int8(tmp_path, capsys, monkeypatch):
+    from humanpose.cli import main
+    from humanpose.store import save_weights
+    models = tmp_path / "models"
+    save_weights(tiny("pose", 1), models / "pose_t.safetensors", "cpm_compact", kwargs=KW)
+    save_weights(tiny("person", 1), models / "person_t.safetensors", "cpm_compact", kwargs=KW)
+    cfg = tmp_path / "c.yml"
+    cfg.write_text(f"model:\n  models_dir: {models}\n  person_model: {models}/person_t.safetensors\n"
+                   f"  pose_model: {models}/pose_t.safetensors\n")
+    assert main(["export-onnx", "--config", str(cfg), "--int8", "--synthetic",
+                 "--calibration", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "int8" in out
+    assert (models / "pose_t.safetensors.int8.onnx").exists()
+    assert (models / "person_t.safetensors.int8.onnx").exists()
+
+
+def test_precision_notes():
+    m = tiny("pose")
+    ocv = make_backend(m, "opencv", "cpu", "int8")
+    assert ocv.name == "opencv/cpu" and "int8" in ocv.note
+    tb = make_backend(m, "torch", "cpu", "int8")
+    assert tb.name == "torch/cpu" and "onnxruntime" in tb.note
+    ob = make_backend(m, "onnxruntime", "cpu", "bf16")
+    assert ob.name == "onnxruntime/cpu" and "bf16" in ob.note
+    bf = make_backend(m, "torch", "cpu", "bf16")
+    if backends.cpu_bf16_support():
+        assert bf.name == "torch/cpu/bf16" and "bf16 on" in bf.note
+        x = np.random.default_rng(0).uniform(-0.5, 0.5, (1, 4, 64, 64)).astype(np.float32)
+        ref = make_backend(m, "torch", "cpu")(x)[-1]
+        assert np.abs(bf(x)[-1] - ref).max() < 0.1 * (np.abs(ref).max() + 1e-3)
+    else:
+        assert bf.name == "torch/cpu" and "no native bfloat16" in bf.note
+
+
+def test_no_native_bf16_is_reported(monkeypatch):
+    monkeypatch.setattr(backends, "cpu_bf16_support", lambda: None)
+    bf = make_backend(tiny("pose"), "torch", "cpu", "bf16")
+    assert bf.name == "torch/cpu" and "no native bfloat16; using fp32" in bf.note
+
+
+def test_config_errors():
+    assert from_dict({}).model.framework == "onnxruntime"
+    assert from_dict({}).model.precision == "fp32"
+    with pytest.raises(ConfigError, match="model.precision.*fp16.*fp32, bf16, int8"):
+        from_dict({"model": {"precision": "fp16"}})
+    with pytest.raises(ConfigError, match="model.framework.*tensorrt.*onnxruntime"):
+        from_dict({"model": {"framework": "tensorrt"}})
+    with pytest.raises(BackendError, match="precision"):
+        make_backend(tiny("pose"), "onnxruntime", "cpu", "fp8")
+    with pytest.raises(BackendError, match="onnxruntime"):
+        if "CUDAExecutionProvider" in __import__("onnxruntime").get_available_providers():
+            pytest.skip("onnxruntime has CUDA here")
+        make_backend(tiny("pose"), "onnxruntime", "cuda")
