@@ -46,6 +46,10 @@ class ModelConfig:
 class EstimatorConfig:
     boxsize: int = _opt(192, lo=64, hi=640)
     person_threshold: float = _opt(0.2, lo=0.0, hi=1.0)
+    detector_size: int = _opt(256, lo=64, hi=2048,
+                              doc="the person detector sees the frame scaled so that its longer "
+                                  "side is this many pixels (not the boxsize): larger finds "
+                                  "smaller persons, for more detector time")
     max_persons: int = _opt(8, lo=1, hi=64)
     min_person_distance: float = _opt(0.15, lo=0.0, hi=1.0)
     centre_sigma: float = _opt(0.06, lo=0.005, hi=0.5)

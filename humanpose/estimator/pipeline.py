@@ -6,8 +6,11 @@ track, total):
 1. *preprocess*: the frame (BGR, grayscale or BGRA uint8, any size) is scaled so that its height
    is ``boxsize`` (sx = round(W * s) / W, sy = boxsize / H), padded right to a multiple of 8 with
    grey 128 and normalised to x / 256 - 0.5;
-2. *person*: the person net's last-stage map gives person centres (local maxima above
-   ``estimator.person_threshold``, at least ``min_person_distance * boxsize`` pixels apart);
+2. *person*: the person net sees the frame scaled so that its longer side is
+   ``estimator.detector_size`` (:func:`detector_frame`, padded to a multiple of 32; not the
+   boxsize: small persons in a large frame stay large enough to be found); its last-stage map
+   gives person centres (local maxima above ``estimator.person_threshold``, at least
+   ``min_person_distance * boxsize`` scaled-frame pixels apart), mapped to the scaled frame;
 3. *pose*: for every centre a boxsize x boxsize crop of the scaled frame, placed at the integer
    offset (ox, oy) nearest to centring it (grey 128 outside the frame), plus the Gaussian centre
    map as 4th channel; all crops go through the pose net in ONE batch;
@@ -55,6 +58,7 @@ from .result import Person, PoseResult
 
 BOXSIZE_RANGE = (64, 640)
 PAD_VALUE = 128
+DETECTOR_STRIDE = 32       # the detector's input is padded to a multiple of this (MobileNet trunks)
 RESCALE_TOLERANCE = 1.25   # rescale a person whose size is off the target by more than this factor
 DUPLICATE_DISTANCE = 0.15  # median joint distance (x person size) under which two persons are one
 SHARED_DISTANCE = 0.1      # joints this close (x person size) are on the same place ...
@@ -92,6 +96,17 @@ def scale_frame(bgr: np.ndarray, boxsize: int) -> tuple[np.ndarray, float, float
         return bgr, 1.0, 1.0
     interp = cv2.INTER_AREA if boxsize < h else cv2.INTER_LINEAR
     return cv2.resize(bgr, (nw, boxsize), interpolation=interp), nw / w, boxsize / h
+
+
+def detector_frame(bgr: np.ndarray, size: int) -> tuple[np.ndarray, float, float]:
+    """The person detector's input: ``bgr`` scaled so that its longer side is ``size`` pixels,
+    padded right / bottom to a multiple of DETECTOR_STRIDE with grey; returns (image, sx, sy)."""
+    h, w = bgr.shape[:2]
+    s = size / max(h, w)
+    nw, nh = max(1, int(round(w * s))), max(1, int(round(h * s)))
+    if (nw, nh) != (w, h):
+        bgr = cv2.resize(bgr, (nw, nh), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
+    return pad_to_stride(bgr, DETECTOR_STRIDE), nw / w, nh / h
 
 
 def normalise(bgr: np.ndarray) -> np.ndarray:
@@ -507,12 +522,14 @@ class PoseEstimator:
         t1 = time.perf_counter()
 
         detector_off = centres is not None
-        if centres is None:
-            person_map = self._person_backend(x)[-1][0, 0]
+        if centres is None:   # the detector on its own input (detector_frame), centres back
+            det, dsx, dsy = detector_frame(bgr, est.detector_size)
+            person_map = self._person_backend(normalise(det)[None])[-1][0, 0]
             peaks = maps.find_peaks(person_map, est.person_threshold,
-                                    min_distance=est.min_person_distance * b / maps.STRIDE,
+                                    min_distance=est.min_person_distance * b / sy * dsy / maps.STRIDE,
                                     max_peaks=est.max_persons)
-            centres = maps.from_map(peaks[:, :2]) if len(peaks) else np.zeros((0, 2))
+            centres = ((maps.from_map(peaks[:, :2]) + 0.5) / (dsx, dsy) * (sx, sy) - 0.5
+                       if len(peaks) else np.zeros((0, 2)))
         else:   # given centres, frame pixels -> scaled-frame pixels; no person map
             centres = (np.asarray(centres, np.float64).reshape(-1, 2) + 0.5) * (sx, sy) - 0.5
             peaks = np.column_stack([maps.to_map(centres), np.ones(len(centres))])

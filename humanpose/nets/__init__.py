@@ -13,13 +13,16 @@ from torch import nn
 
 from .compact import CompactCPM
 
-ARCHITECTURES = ("cpm_compact", "cpm_vgg")
+ARCHITECTURES = ("cpm_mobilenet", "cpm_compact", "cpm_vgg")
 
 
 def build_model(arch: str, kind: str, **kwargs) -> nn.Module:
     """Build an architecture by name (random weights)."""
     if arch == "cpm_compact":
         return CompactCPM(kind, **kwargs)
+    if arch == "cpm_mobilenet":
+        from .cpm_mobilenet import MobileNetCPM
+        return MobileNetCPM(kind, **kwargs)
     if arch == "cpm_vgg":
         from .cpm_vgg import build_cpm_vgg
         return build_cpm_vgg(kind, **kwargs)

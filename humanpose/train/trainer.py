@@ -80,6 +80,9 @@ class TrainConfig:
     distill_scale_search: float = 0.0      # d > 0: the teacher's maps also averaged with those of
                                            # the batch zoomed out and in by d (the estimator's
                                            # scale search; 3x the teacher's time)
+    trunk_lr: float = 1.0                  # the pretrained trunk's learning rate as a fraction of lr
+                                           # (nets with a ``trunk``, e.g. cpm_mobilenet)
+    freeze_trunk_steps: int = 0            # the trunk is frozen (no gradient) for these first steps
     threads: int = 2
     loaders: int = 1                       # batch makers: 1 = a background thread (CPU runs, where
                                            # the net is the bottleneck); N > 1 = N worker processes
@@ -123,14 +126,16 @@ class TrainConfig:
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= hi:
                 raise ValueError(f"{path}: {key} must be {what}, not {value!r}")
         for key, lo, what in (("lr", 0.0, "a number > 0"), ("weight_decay", 0.0, "a number >= 0"),
-                              ("positive_weight", 0.0, "a number >= 0")):
+                              ("positive_weight", 0.0, "a number >= 0"),
+                              ("trunk_lr", 0.0, "a number >= 0")):
             value = getattr(cfg, key)
             if (isinstance(value, bool) or not isinstance(value, (int, float))
                     or not (value > lo if key == "lr" else value >= lo)):
                 hint = (" (YAML reads 1e-3 as text: write 1.0e-3)"
                         if isinstance(value, str) and "e" in value.lower() else "")
                 raise ValueError(f"{path}: {key} must be {what}, not {value!r}{hint}")
-        for key, lo in (("steps", 1), ("batch_size", 1), ("val_every", 1), ("checkpoint_every", 1),
+        for key, lo in (("freeze_trunk_steps", 0), ("steps", 1), ("batch_size", 1),
+                        ("val_every", 1), ("checkpoint_every", 1),
                         ("val_images", 1), ("threads", 1), ("max_train_images", 0)):
             value = getattr(cfg, key)
             if isinstance(value, bool) or not isinstance(value, int) or value < lo:
@@ -511,7 +516,14 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
 
     # channels-last: the same maths, about 1.3-1.6x faster convolutions on the CPU (measured)
     model.to(device, memory_format=torch.channels_last).train()
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    trunk = getattr(model, "trunk", None)
+    if (cfg.trunk_lr != 1.0 or cfg.freeze_trunk_steps) and trunk is None:
+        raise ValueError(f"trunk_lr / freeze_trunk_steps: a {cfg.arch} net has no pretrained trunk")
+    trunk_ids = {id(p) for p in trunk.parameters()} if trunk is not None else set()
+    groups = [{"params": [p for p in model.parameters() if id(p) in trunk_ids], "scale": cfg.trunk_lr},
+              {"params": [p for p in model.parameters() if id(p) not in trunk_ids], "scale": 1.0}]
+    opt = torch.optim.Adam([g for g in groups if g["params"]], lr=cfg.lr,
+                           weight_decay=cfg.weight_decay)
     step, best, elapsed = 0, -1.0, 0.0
     last = run_dir / "last.pt"
     if last.exists():
@@ -545,6 +557,8 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
     try:
         while step < cfg.steps:
             x, t, w = (a.to(device) for a in batches.get())
+            if trunk is not None and cfg.freeze_trunk_steps:
+                trunk.requires_grad_(step >= cfg.freeze_trunk_steps)
             x = x.contiguous(memory_format=torch.channels_last)
             outputs = model(x)
             loss = stage_loss(outputs, t, w, cfg.positive_weight)
@@ -553,7 +567,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
                                   torch.ones_like(w), cfg.positive_weight)
                 loss = (1.0 - cfg.distill_weight) * loss + cfg.distill_weight * soft
             for group in opt.param_groups:
-                group["lr"] = lr_at(step)
+                group["lr"] = lr_at(step) * group.get("scale", 1.0)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
