@@ -27,12 +27,8 @@ class Display:
         self._counts["results"] += 1
         if not cached:
             self._counts["estimates"] += 1
-            ms = result.timings.get("total", float("nan"))
-            self._ms_per_frame = ms if not np.isfinite(self._ms_per_frame) else \
-                0.7 * self._ms_per_frame + 0.3 * ms
-            latency = (time.perf_counter() - item.captured) * 1000.0
-            self._latency_ms = latency if not np.isfinite(self._latency_ms) else \
-                0.7 * self._latency_ms + 0.3 * latency
+            self.status.estimate(result.timings.get("total", float("nan")),
+                                 (time.perf_counter() - item.captured) * 1000.0)
         new_ids = {p.track_id for p in result.persons if p.track_id >= 0} - self._seen_ids
         if new_ids and len(self._seen_ids) < MAX_PERSON_CHOICES:
             self._seen_ids |= new_ids

@@ -46,7 +46,7 @@ from .playback import Playback
 from .plot import PlotPanel
 from .session import SourceSession
 from .slots import FrameSlot, ResultCache
-from .status import Status
+from .status import Status, StatusModel
 from .views import VIEW_TITLES, VIEWS, ImageView
 from .workers import CameraWorker, Captured, EstimatorWorker, SourceInfo
 
@@ -102,8 +102,7 @@ class MainWindow(SourceSession, Playback, Output, Status, EstimatorOptions, Disp
         self._analysis_run = 0       # id of the newest analysis run (see CameraWorker.set_analysis)
         self._counts = {"results": 0, "estimates": 0, "shown": 0}
         self._stats_prev = (time.perf_counter(), 0, 0, 0)
-        self._latency_ms = float("nan")
-        self._ms_per_frame = float("nan")
+        self.status = StatusModel()     # playback state, ms/frame, latency of the current source
         self._plot_version = -1
         self._cursor_time: float | None = None
         self._seen_ids: set[int] = set()

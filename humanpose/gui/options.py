@@ -33,7 +33,7 @@ class EstimatorOptions:
             return
         self._set_cfg("estimator.boxsize", snapped)
         self.estimator.update(boxsize=snapped)
-        self._ms_per_frame = float("nan")
+        self.status.reset()
         self._update_boxsize_label()
 
     def set_boxsize(self, value: int) -> None:
@@ -111,6 +111,8 @@ class EstimatorOptions:
                 box.blockSignals(False)
             self._set_cfg("model.framework", model.framework)
             self._set_cfg("model.device", model.device)
+        if any(not key.endswith("_failed") for key in applied):
+            self.status.reset()        # other settings: the counters start again (warm-up skipped)
         if self.analysing and any(not key.endswith("_failed") for key in applied):
             # the change emptied the cache: the frames analysed so far must be analysed again
             self._analysis_run += 1

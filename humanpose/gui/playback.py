@@ -26,7 +26,11 @@ class Playback:
                 self.plot.set_cursor(self._cursor_time)
 
     def _on_state(self, playing: bool) -> None:
-        self.playing = playing
+        self.playing = self.status.playing = playing
+        if playing:
+            self.status.ended = False
+            if self._last_message[0].startswith("End of file"):
+                self.show_message("")       # it plays again: the end-of-file note is stale
         p = self.playback.play
         p.blockSignals(True)
         p.setChecked(playing)
@@ -43,9 +47,13 @@ class Playback:
         self.pause() if self.playing else self.play()
 
     def step(self, delta: int) -> None:
+        self.status.reset(warm_up=False)
         self.camera.step(delta)
 
     def seek(self, index: int) -> None:
+        self.status.reset(warm_up=False)
+        if self._last_message[0].startswith("End of file"):
+            self.show_message("")
         self.camera.seek(index)
 
     def seek_time(self, seconds: float) -> None:

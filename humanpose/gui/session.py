@@ -48,6 +48,9 @@ class SourceSession:
     def _on_opened(self, info: SourceInfo) -> None:
         self.info = info
         self.latest = None
+        self.status.reset()
+        self.plot.set_data([], -1, self.cfg.estimator.joint_threshold)   # not the last clip's axis
+        self._plot_version = -1
         self._seen_ids.clear()
         self._reset_person_choice()
         w, h = info.size
@@ -73,23 +76,15 @@ class SourceSession:
             remembered.remember(self.settings, "source.source", info.spec)
 
     def _on_open_failed(self, message: str) -> None:
-        # the previous source was closed before trying this one: nothing is open now
-        self._stop_analysis(finished=False)
-        self.info = None
-        self.latest = None
-        self.cache.clear()          # the estimator clears it too once it sees the new generation
-        p = self.playback
-        for w in (p.seek, p.back, p.forward, p.analyse, p.speed):
-            w.setEnabled(False)
-        p.frame.setText("– / –")
-        self.controls.source.name.setText("no source")
-        self.setWindowTitle("humanpose")
+        # opening is a transaction (CameraWorker._cmd_open): the current source, its cache and
+        # its plot are still there, only the message says what went wrong
         self.show_message(f"Cannot open the source: {message}", "error")
 
     def _on_lost(self, message: str) -> None:
         self._stop_analysis(finished=False)
         self.set_recording(False)
-        self.show_message(f"Source lost: {message}. Open another source or seek back.", "error")
+        again = "seek back" if self.info is not None and self.info.seekable else "open it again"
+        self.show_message(f"Source lost: {message}. Open another source or {again}.", "error")
 
     def _on_ended(self, last: int, run: int) -> None:
         if self.analysing:
@@ -100,4 +95,5 @@ class SourceSession:
                 self._analysis_last = last
                 self._maybe_finish_analysis()
             return
+        self.status.ended = True
         self.show_message(f"End of file (frame {last}). Press Play to start again.", "info")

@@ -230,14 +230,24 @@ class CameraWorker(QObject):
             self.on_generation(self.generation, seekable)
 
     def _cmd_open(self, spec: str, source_cfg) -> None:
-        self._close()
-        self._set_playing(False)
+        """Open ``spec`` as a transaction: the current source keeps playing (and its generation,
+        so the window keeps its cache and plot) until the new one has delivered its first frame;
+        a failed open leaves everything as it was and says why (``failed``)."""
+        src = None
         try:
             src = self._opener(spec, source_cfg)
+            first = src.read()
+            if first is None:
+                raise SourceError(src.error or f"{src.name}: no frame could be read")
         except Exception as exc:  # noqa: BLE001 - SourceError says why; anything else names spec
-            self._new_generation(False)      # nothing open: the previous source's frames are stale
+            if src is not None:
+                try:
+                    src.close()
+                except Exception:  # noqa: BLE001 - the error above is the one to report
+                    pass
             self.failed.emit(str(exc) if isinstance(exc, SourceError) else f"cannot open {spec}: {exc}")
             return
+        self._close()
         self._new_generation(src.seekable)
         self.source = src
         self.last_index = -1
@@ -245,9 +255,8 @@ class CameraWorker(QObject):
         info = SourceInfo(str(spec), src.name, src.fps, src.frame_count, src.seekable,
                           src.is_live, tuple(src.size), self.generation)
         self.opened.emit(info)
-        self._read_one()                      # show the first frame at once
-        if src.frame_count != 1:
-            self._set_playing(True)
+        self._publish(first)                  # show the first frame at once
+        self._set_playing(src.frame_count != 1)
 
     def _cmd_close(self) -> None:
         self._close()
