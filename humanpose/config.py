@@ -194,15 +194,51 @@ def set_value(cfg: Config, dotted: str, value: Any) -> Config:
     return from_dict({section: {key: value}}, cfg)
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that refuses a key given twice in one mapping (PyYAML keeps the last)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            try:
+                first = seen.setdefault(key, key_node.start_mark.line + 1)
+            except TypeError:                 # an unhashable key: PyYAML's own error follows
+                continue
+            if first != key_node.start_mark.line + 1:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (first on line {first})",
+                    key_node.start_mark)
+        return super().construct_mapping(node, deep)
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """A YAML error in one line: the problem and where (PyYAML's own text spans lines)."""
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    if "could not determine a constructor for the tag" in problem:
+        problem = (f"the tag {problem.split('tag', 1)[1].strip()} is not allowed (plain YAML "
+                   "only: no python objects)")
+    mark = getattr(exc, "problem_mark", None)
+    return problem + (f" (line {mark.line + 1}, column {mark.column + 1})" if mark else "")
+
+
+def read_yaml(path: str | Path) -> Any:
+    """Parse a YAML file safely (no tags that build objects, no duplicate keys); a problem is a
+    one-line :class:`ConfigError` naming the file and the line."""
+    path = Path(path)
+    try:
+        return yaml.load(path.read_text(encoding="utf-8"), Loader=_StrictLoader)  # noqa: S506
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {_yaml_problem(exc)}") from None
+
+
 def load(path: str | Path | None = None) -> Config:
     """Load and validate a YAML config (default: the project's humanpose.yml)."""
     path = Path(path) if path else DEFAULT_CONFIG
     if not path.exists():
         raise ConfigError(f"config file not found: {path}")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+        data = read_yaml(path)
     except UnicodeDecodeError as exc:   # a video or image given where the YAML belongs
         raise ConfigError(f"{path}: not a YAML text file (a config is UTF-8 text; to open a "
                           f"video or image, pass it as the source)") from exc

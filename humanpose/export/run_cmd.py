@@ -237,16 +237,21 @@ def run(source: str | int | FrameSource, cfg: Config, out_dir: str | Path | None
                         annotated = draw_result(frame.image, result, show_boxes=gui.show_boxes,
                                                 show_scores=gui.show_scores,
                                                 joint_threshold=cfg.estimator.joint_threshold)
-                        if frame.name is not None:
-                            summary.images_dir = out / "annotated"
-                            write_image(folder.staged("annotated") / _image_name(frame.name),
-                                        annotated)
-                        else:
-                            if video is None:
-                                video = VideoWriter(folder.staged("annotated.mp4"),
-                                                    src.fps or cfg.source.camera_fps)
-                            video.write(annotated)
-                            summary.video_path = out / video.path.name
+                        try:
+                            if frame.name is not None:
+                                summary.images_dir = out / "annotated"
+                                write_image(folder.staged("annotated") /
+                                            _image_name(frame.name), annotated)
+                            else:
+                                if video is None:
+                                    video = VideoWriter(folder.staged("annotated.mp4"),
+                                                        src.fps or cfg.source.camera_fps)
+                                summary.video_path = out / video.path.name
+                                video.write(annotated)
+                                summary.video_path = out / video.path.name   # .avi fallback
+                        except ExportError:
+                            kps.drop_last()       # the keypoint files end where the images do
+                            raise
                     summary.frames += 1
                     summary.persons += len(result.persons)
                     summary.track_ids.update(p.track_id for p in result.persons

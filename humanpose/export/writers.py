@@ -108,6 +108,7 @@ class KeypointWriter:
                 self._good[self._csv_file] = 0
                 self._append(self._csv_file, self.csv_path,
                              (",".join(CSV_COLUMNS) + "\n").encode())
+                self._commit()
             if self.jsonl_path is not None:
                 self._jsonl = _open_for_writing(self.jsonl_path)
                 self._good[self._jsonl] = 0
@@ -116,15 +117,31 @@ class KeypointWriter:
             raise
 
     def _append(self, fh, path: Path, data: bytes) -> None:
+        """Write ``data``; on any failure cut every file back to its last complete frame."""
         try:
             _write_all(fh, data)
-        except OSError as exc:
+        except BaseException as exc:      # also a second Ctrl-C mid-write
             self._cut_back()
-            raise write_failed(path, exc) from None
-        self._good[fh] += len(data)
+            if isinstance(exc, OSError):
+                raise write_failed(path, exc) from None
+            raise
+
+    def _commit(self) -> None:
+        """The files as they are now end with a complete frame."""
+        self._before_last = dict(self._good)
+        for fh in self._good:
+            self._good[fh] = fh.tell()
+
+    def drop_last(self) -> None:
+        """Take the last frame out again (its annotated frame could not be written)."""
+        if self.frames:
+            self._good = self._before_last
+            self._cut_back()
+            self.frames -= 1
 
     def _cut_back(self) -> None:
-        """Cut every file back to its last complete frame (a failed write may leave half a row)."""
+        """Cut every file back to its last complete frame (a failed write may leave half a
+        row, or one file a frame ahead of the other)."""
         for fh, size in self._good.items():
             try:
                 os.ftruncate(fh.fileno(), size)
@@ -146,7 +163,9 @@ class KeypointWriter:
                                    _num(x, 2), _num(y, 2), _num(s, 4)))
                     n += 1
             self._append(self._csv_file, self.csv_path, buf.getvalue().encode("utf-8"))
-            self.rows += n
+            rows_written = n
+        else:
+            rows_written = 0
         if self._jsonl is not None:
             obj = {
                 "frame": int(result.frame_index),
@@ -163,6 +182,8 @@ class KeypointWriter:
             }
             self._append(self._jsonl, self.jsonl_path,
                          (json.dumps(obj, separators=(",", ":")) + "\n").encode("utf-8"))
+        self._commit()
+        self.rows += rows_written
         self.frames += 1
 
     def close(self) -> None:

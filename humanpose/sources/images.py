@@ -80,13 +80,22 @@ def image_size(path: Path) -> tuple[int, int] | None:
 def is_frame_sequence(files: list[Path]) -> bool:
     """Whether a folder's images are the frames of one sequence (a video saved as images) rather
     than unrelated pictures: at least two, every name numbered alike (one prefix, digits, one
-    suffix: ``frame_0001.png``, ``frame_0002.png``...) and every readable image of one size.
-    Tracking and smoothing then run across the images; otherwise each image is estimated alone.
-    (LSP's ``im0001.jpg``... are numbered alike but of many sizes: not a sequence.)"""
+    suffix: ``frame_0001.png``, ``frame_0002.png``...), the numbers counting up in one step (every
+    frame, or every 5th...: at least 90 % of the gaps equal; a few dropped frames are fine) and
+    every readable image of one size.  Tracking and smoothing then run across the images;
+    otherwise each image is estimated alone.  (LSP's ``im0001.jpg``... are numbered alike but
+    of many sizes; ``im0003``, ``im0010``, ``im0027`` picked from it do not count up in one
+    step: neither is a sequence.)"""
     if len(files) < 2:
         return False
     parts = [_NUMBERED.match(Path(f).name) for f in files]
     if not all(parts) or len({(m[1], m[3].lower()) for m in parts}) != 1:
+        return False
+    gaps = np.diff(sorted(int(m[2]) for m in parts))
+    if gaps.min() <= 0:                                  # f1 and f01: one number twice
+        return False
+    step = np.bincount(gaps).argmax()                    # the most common gap
+    if (gaps != step).sum() > 0.1 * len(gaps):
         return False
     sizes = {image_size(Path(f)) for f in files} - {None}
     return len(sizes) == 1

@@ -99,7 +99,8 @@ class TrainConfig:
 
     @classmethod
     def load(cls, path: str | Path) -> "TrainConfig":
-        data = yaml.safe_load(Path(path).read_text())
+        from ..config import read_yaml      # one-line errors, no duplicate keys
+        data = read_yaml(path)
         if not isinstance(data, dict) or not data:
             # an empty recipe would otherwise start a long run with every default
             raise ValueError(f"{path}: a recipe is a YAML mapping of settings (at least `kind: pose` "

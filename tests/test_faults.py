@@ -1,0 +1,417 @@
+"""Faults a user meets (issue 41): one test per point, with real files read back and real
+subprocesses for the signals.
+
+1 two runs into one folder, 2 a full disk, 3 SIGTERM / SIGHUP, 4 kill -9, 5 a truncated video,
+6 stale files of a rerun, 7 unrelated pictures of one size in a folder, 8 bad YAML to `train`,
+9 the live result cache bounded by bytes, 10 the small ones (weights by path, a pickle as
+weights, duplicate YAML keys, OpenCV's log lines, the ONNX file mode).
+
+Tiny random-weight nets keep it fast (the subprocesses load them from a config file); the
+signal tests start a real `python -m humanpose run` and signal it once its staged files hold
+a few frames.
+"""
+from __future__ import annotations
+
+import errno
+import json
+import os
+import resource
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from humanpose import cli
+from humanpose.config import from_dict
+from humanpose.export import outdir, run_cmd, writers
+from humanpose.export.run_cmd import run
+from humanpose.export.writers import ExportError, KeypointWriter, read_jsonl, read_keypoints_csv
+from humanpose.nets import build_model
+from humanpose.sources import open_source
+from humanpose.sources.images import image_size, is_frame_sequence, list_images
+from humanpose.store import save_weights
+
+torch.set_num_threads(1)
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+W, H = 96, 64
+TINY = {"stages": 2, "feat": 16}
+LONG = 600            # frames of the video the signal tests interrupt (about 25 s of work)
+
+
+def nets():
+    torch.manual_seed(0)
+    person = build_model("cpm_compact", "person", **TINY).eval()
+    with torch.no_grad():
+        person.stages[-1].out.bias.add_(5.0)   # positive map everywhere: always finds persons
+    pose = build_model("cpm_compact", "pose", **TINY).eval()
+    return person, pose
+
+
+def cfg_dict(tmp: Path) -> dict:
+    return {"model": {"framework": "torch", "device": "cpu"},
+            "estimator": {"boxsize": 64, "max_persons": 2, "person_threshold": 0.0,
+                          "min_pose_score": 0.0},
+            "output": {"directory": str(tmp / "results")}}
+
+
+def frame(i: int, w: int = W, h: int = H) -> np.ndarray:
+    img = np.random.default_rng(i).integers(40, 80, (h, w, 3), dtype=np.uint8)
+    cv2.circle(img, (20 + (8 * i) % (w - 30), h // 2), 10, (200, 180, 160), -1)
+    return img
+
+
+def write_video(path: Path, n: int) -> Path:
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (W, H))
+    for i in range(n):
+        w.write(frame(i))
+    w.release()
+    return path
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory) -> dict:
+    """A short and a long video, and a config file whose models are tiny weight files."""
+    tmp = tmp_path_factory.mktemp("faults")
+    person, pose = nets()
+    save_weights(person, tmp / "models" / "p.safetensors", "cpm_compact", kwargs=TINY)
+    save_weights(pose, tmp / "models" / "q.safetensors", "cpm_compact", kwargs=TINY)
+    data = cfg_dict(tmp)
+    data["model"].update(models_dir=str(tmp / "models"), person_model="p.safetensors",
+                         pose_model="q.safetensors")
+    (tmp / "c.yml").write_text(yaml.safe_dump(data))
+    return {"tmp": tmp, "config": tmp / "c.yml", "short": write_video(tmp / "walk.avi", 6),
+            "long": write_video(tmp / "long.avi", LONG)}
+
+
+def tiny_run(source, out, **kw):
+    person, pose = nets()
+    return run(str(source), from_dict(cfg_dict(Path(out).parent)), out, person_model=person,
+               pose_model=pose, progress=False, **kw)
+
+
+def count_frames(path: Path) -> int:
+    cap = cv2.VideoCapture(str(path))
+    n = 0
+    while cap.read()[0]:
+        n += 1
+    return n
+
+
+def start_run(media, *args, preexec=None) -> subprocess.Popen:
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    return subprocess.Popen([sys.executable, "-m", "humanpose", "run", str(media["long"]),
+                             "--config", str(media["config"]), "--no-progress", *map(str, args)],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, preexec_fn=preexec)
+
+
+def wait_staged(proc: subprocess.Popen, folder: Path, frames: int = 5,
+                timeout: float = 60) -> Path:
+    """Wait until ``proc``'s staging folder in ``folder`` holds ``frames`` result lines."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        assert proc.poll() is None, proc.communicate()
+        for stage in folder.glob(outdir.STAGE_PREFIX + "*"):
+            jsonl = stage / "keypoints.jsonl"
+            if jsonl.exists() and jsonl.read_bytes().count(b"\n") >= frames:
+                return stage
+        time.sleep(0.05)
+    proc.kill()
+    raise AssertionError(f"the run wrote no {frames} frames within {timeout} s")
+
+
+def check_result(folder: Path, complete: bool) -> dict:
+    """run.json agrees with the files beside it; no staging folder nor lock is left."""
+    manifest = json.loads((folder / "run.json").read_text())
+    assert manifest["complete"] is complete
+    lines = read_jsonl(folder / "keypoints.jsonl")
+    assert len(lines) == manifest["frames_written"]
+    assert [o["frame"] for o in lines] == list(range(len(lines)))
+    rows = read_keypoints_csv(folder / "keypoints.csv")      # every row whole
+    assert sum(len(f.persons) for f in rows) == sum(len(o["persons"]) for o in lines)
+    assert not list(folder.glob(".partial-*")) and not (folder / outdir.LOCK_NAME).exists()
+    return manifest
+
+
+# ------------------------------------------------------------------ 1: two runs, one folder
+def test_1_second_run_into_a_busy_folder_is_refused_or_moved(media, capsys):
+    tmp = media["tmp"] / "t1"
+    results = tmp / "results"
+    cfg = yaml.safe_load(media["config"].read_text())
+    cfg["output"]["directory"] = str(results)
+    (tmp).mkdir()
+    (tmp / "c.yml").write_text(yaml.safe_dump(cfg))
+    a = start_run({**media, "config": tmp / "c.yml"})           # default folder results/long
+    try:
+        wait_staged(a, results / "long")
+        # a second run with --out the busy folder: one error line naming the running process
+        rc = cli.main(["run", str(media["long"]), "--config", str(tmp / "c.yml"),
+                       "--no-progress", "--out", str(results / "long"), "--max-frames", "3"])
+        out, err = capsys.readouterr()
+        assert rc == 2 and "Traceback" not in err
+        assert err.strip().splitlines() == [
+            next(line for line in err.splitlines() if line.startswith("error: "))]
+        assert f"in use by another humanpose run (pid {a.pid}," in err
+        # without --out: a fresh <stem>-2 folder, and the user is told
+        rc = cli.main(["run", str(media["long"]), "--config", str(tmp / "c.yml"),
+                       "--no-progress", "--max-frames", "3"])
+        out, err = capsys.readouterr()
+        assert rc == 0, err
+        assert f"writing to {results / 'long-2'} instead" in err
+        assert f"keypoints: {results / 'long-2' / 'keypoints.csv'}" in out
+        assert check_result(results / "long-2", True)["frames_written"] == 3
+    finally:
+        a.send_signal(signal.SIGTERM)
+        a.communicate(timeout=60)
+    assert a.returncode == 143
+    m = check_result(results / "long", False)      # the first run's files, not mixed
+    assert m["source"] == str(media["long"]) and m["frames_written"] >= 5
+
+
+# ------------------------------------------------------------------------ 2: a full disk
+def _limit_file_size(limit: int):
+    def preexec():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)      # EFBIG instead of being killed
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
+    return preexec
+
+
+def test_2_disk_full_stops_with_one_line_exit_1(media):
+    """Files may grow to 60 kB only (RLIMIT_FSIZE: the kernel's EFBIG, like ENOSPC of a full
+    disk): one error line, exit 1, no traceback, whole rows up to the failure, complete: false."""
+    out = media["tmp"] / "t2"
+    proc = start_run(media, "--out", out, preexec=_limit_file_size(60_000))
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 1, stderr
+    assert "Traceback" not in stderr and "[ WARN" not in stderr
+    errors = [line for line in stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "cannot write" in errors[0] and "full" in errors[0]
+    m = check_result(out, False)
+    assert 0 < m["frames_written"] < LONG and m["exit_code"] == 1
+    assert m["exit_reason"].startswith("failed: cannot write")
+    assert (out / "keypoints.csv").read_bytes().endswith(b"\n")
+
+
+def test_2_full_disk_mid_frame_cuts_back_to_the_last_whole_frame(tmp_path, monkeypatch):
+    """A writer that raises ENOSPC half-way through a frame's rows."""
+    person, pose = nets()
+    budget = {"n": 5000}
+    real = writers._write_all
+
+    def full_disk(fh, data):
+        if len(data) > budget["n"]:
+            real(fh, data[: budget["n"]])            # half a row reaches the disk, then ENOSPC
+            raise OSError(errno.ENOSPC, "No space left on device")
+        budget["n"] -= len(data)
+        real(fh, data)
+
+    monkeypatch.setattr(writers, "_write_all", full_disk)
+    src = open_source(str(write_video(tmp_path / "v.avi", 40)))
+    s = run(src, from_dict(cfg_dict(tmp_path)), tmp_path / "o", person_model=person,
+            pose_model=pose, progress=False)
+    assert s.failed and "No space left on device (the disk or your quota is full)" in s.failed
+    assert s.exit_code == 1 and not s.complete and 0 < s.frames < 40
+    m = check_result(tmp_path / "o", False)
+    assert m["frames_written"] == s.frames and m["exit_code"] == 1
+    assert count_frames(tmp_path / "o" / "annotated.mp4") == s.frames
+
+
+def test_2_failed_video_frame_and_short_image_are_errors(tmp_path, monkeypatch):
+    # a video frame FFmpeg could not write (OpenCV >= 5 returns False) stops the run
+    v = writers.VideoWriter(tmp_path / "v.mp4", 10)
+    v.write(frame(0))
+
+    class Failing:
+        def write(self, image):
+            return False
+
+        def release(self):
+            pass
+
+    real, v._writer = v._writer, Failing()
+    with pytest.raises(ExportError, match="cannot write frame 1 to .*disk full"):
+        v.write(frame(1))
+    real.release()
+    # an image larger than the file system takes: an error and no short file (was: a file cut
+    # at 8192 bytes by numpy's unchecked fclose, and no error)
+    big = np.random.default_rng(0).integers(0, 255, (300, 300, 3), dtype=np.uint8)
+    old = resource.getrlimit(resource.RLIMIT_FSIZE)
+    old_handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, old[1]))
+    try:
+        with pytest.raises(ExportError, match="cannot write .*big.png: File too large"):
+            writers.write_image(tmp_path / "big.png", big)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, old)
+        signal.signal(signal.SIGXFSZ, old_handler)
+    assert not (tmp_path / "big.png").exists()
+
+
+# ------------------------------------------------------------------ 3: SIGTERM and SIGHUP
+@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
+def test_3_signal_ends_with_playable_video_and_incomplete_manifest(media, sig, code):
+    out = media["tmp"] / f"t3-{sig.name}"
+    proc = start_run(media, "--out", out)
+    wait_staged(proc, out)
+    proc.send_signal(sig)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == code, stderr
+    assert f"interrupted by {sig.name}" in stderr and "Traceback" not in stderr
+    m = check_result(out, False)
+    assert m["exit_reason"] == f"interrupted by {sig.name}" and m["exit_code"] == code
+    assert 5 <= m["frames_written"] < LONG == m["frames_expected"]
+    assert count_frames(out / "annotated.mp4") == m["frames_written"] == m["video_frames"]
+
+
+# ------------------------------------------------------------------------- 4: kill -9
+def test_4_kill_9_keeps_the_previous_complete_result(media):
+    out = media["tmp"] / "t4"
+    first = tiny_run(media["short"], out)
+    assert first.complete and first.frames == 6
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    proc = start_run(media, "--out", out)
+    stage = wait_staged(proc, out, frames=20)
+    proc.kill()
+    proc.communicate(timeout=30)
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()
+            and p.name != outdir.LOCK_NAME} == before
+    assert stage.exists()               # the killed run's partial files, under a hidden name
+    # the next run is not locked out by the dead one, and clears its leftovers
+    again = tiny_run(media["short"], out, max_frames=3)
+    assert again.complete and check_result(out, True)["frames_written"] == 3
+
+
+# ------------------------------------------------------------------ 5: a truncated video
+def test_5_truncated_video_exits_3(media, tmp_path, capsys):
+    data = media["long"].read_bytes()
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(data[: len(data) // 10])
+    rc = cli.main(["run", str(cut), "--config", str(media["config"]), "--no-progress",
+                   "--no-video", "--out", str(tmp_path / "o")])
+    out, err = capsys.readouterr()
+    assert rc == 3, err
+    assert "truncated" in err and "exit status 3" in err
+    m = check_result(tmp_path / "o", False)
+    assert m["exit_code"] == 3 and m["frames_expected"] == LONG
+    assert 0 < m["frames_written"] < LONG and m["exit_reason"].startswith("source ended early")
+
+
+# --------------------------------------------------------------- 6: stale files of a rerun
+def test_6_rerun_leaves_no_stale_files(media, tmp_path):
+    shots = tmp_path / "shots"
+    shots.mkdir()
+    for i in range(5):
+        cv2.imwrite(str(shots / f"s{i}.png"), frame(i))
+    out = tmp_path / "o"
+    tiny_run(media["short"], out)                     # a video: annotated.mp4
+    tiny_run(shots, out)                              # then 5 images
+    assert not (out / "annotated.mp4").exists()
+    for i in range(2, 5):
+        (shots / f"s{i}.png").unlink()
+    s = tiny_run(shots, out)                          # then 2 of them
+    assert s.complete and sorted(p.name for p in (out / "annotated").iterdir()) == \
+        ["s0.png", "s1.png"]
+    assert check_result(out, True)["frames_written"] == 2
+    assert sorted(p.name for p in out.iterdir()) == ["annotated", "keypoints.csv",
+                                                     "keypoints.jsonl", "run.json"]
+
+
+# ------------------------------------------------- 7: unrelated pictures of one size
+def _joints(folder: Path) -> list[np.ndarray]:
+    return [np.array([p["joints"] for p in o["persons"]]) for o in read_jsonl(folder /
+                                                                          "keypoints.jsonl")]
+
+
+def test_7_unrelated_same_size_pictures_are_estimated_alone(tmp_path):
+    pics = tmp_path / "holiday"
+    pics.mkdir()
+    names = ["beach.png", "dog.png", "kitchen.png"]            # not numbered: unrelated
+    for i, name in enumerate(names):
+        cv2.imwrite(str(pics / name), frame(10 * i + 3))
+    s = tiny_run(pics, tmp_path / "o")
+    assert s.sequence is False and "tracks" not in s.line()
+    together = _joints(tmp_path / "o")
+    for name, joints in zip(names, together):
+        alone = tmp_path / f"alone-{name}"
+        tiny_run(pics / name, alone)
+        np.testing.assert_array_equal(joints, _joints(alone)[0])
+    # the same pictures as numbered frames of one size: tracked (and smoothed) across
+    frames = tmp_path / "clip"
+    frames.mkdir()
+    for i, name in enumerate(names):
+        (frames / f"frame{i + 1:03d}.png").write_bytes((pics / name).read_bytes())
+    seq = tiny_run(frames, tmp_path / "seq")
+    assert seq.sequence is True and seq.tracks == 2
+    assert not np.array_equal(_joints(tmp_path / "seq")[2], together[2])   # smoothed
+    forced = tiny_run(frames, tmp_path / "forced", sequence=False)
+    assert forced.sequence is False
+    assert all(np.array_equal(a, b) for a, b in zip(_joints(tmp_path / "forced"), together))
+
+
+def test_7_frame_sequence_rule(tmp_path):
+    def img(name, h=30):
+        cv2.imwrite(str(tmp_path / name), np.zeros((h, 40, 3), np.uint8))
+
+    for n in (8, 9, 10):
+        img(f"f{n}.png")
+    files = list_images(tmp_path)
+    assert [p.name for p in files] == ["f8.png", "f9.png", "f10.png"]   # by number
+    assert is_frame_sequence(files)
+    img("f11.png", h=31)                                      # another size
+    assert not is_frame_sequence(list_images(tmp_path))
+    img("f11.png")
+    img("g12.png")                                            # another name
+    assert not is_frame_sequence(list_images(tmp_path))
+    (tmp_path / "g12.png").unlink()
+    img("f27.png")                                            # picked, not counted up
+    assert not is_frame_sequence(list_images(tmp_path))
+    for n in range(12, 27):                                   # f8..f27 but f20: a dropped frame
+        if n != 20:
+            img(f"f{n}.png")
+    assert is_frame_sequence(list_images(tmp_path))
+    for ext in (".jpg", ".bmp", ".ppm", ".webp"):                           # header sizes
+        cv2.imwrite(str(tmp_path / f"x{ext}"), np.zeros((17, 23, 3), np.uint8))
+        assert image_size(tmp_path / f"x{ext}") == (23, 17), ext
+
+
+def test_7_shared_lsp_people_of_one_size_not_smoothed_together(tmp_path):
+    """The issue's repro with the shipped nets: three LSP people resized to 300x400."""
+    lsp = SHARED / "data" / "lsp" / "images"
+    if not lsp.is_dir():
+        pytest.skip(f"../shared LSP images absent: {lsp}")
+    from humanpose.config import load, set_value
+    cfg = set_value(load(ROOT / "humanpose.yml"), "model.device", "cpu")
+    pics = tmp_path / "people"
+    pics.mkdir()
+    for name in ("im0003.jpg", "im0010.jpg", "im0027.jpg"):
+        img = cv2.resize(cv2.imread(str(lsp / name)), (300, 400))
+        cv2.imwrite(str(pics / name.replace(".jpg", ".png")), img)
+    s = run(str(pics), cfg, tmp_path / "o", progress=False, write_video=False)
+    assert s.sequence is False
+    together = _joints(tmp_path / "o")
+    for k, name in enumerate(sorted(p.name for p in pics.iterdir())):
+        run(str(pics / name), cfg, tmp_path / f"a{k}", progress=False, write_video=False)
+        np.testing.assert_allclose(together[k], _joints(tmp_path / f"a{k}")[0], atol=1e-3)
+
+
+# ------------------------------------------------------------- 8: bad YAML to `train`
+@pytest.mark.parametrize("text, message", [
+    ("kind: pose\nsteps: [1, 2\n", "not valid YAML"),
+    ("kind: !!python/object/apply:os.system ['echo owned']\n", "not allowed"),
+    ("kind: pose\nsteps: 10\nsteps: 20\n", "duplicate key 'steps'"),
+])
+def test_8_train_bad_yaml_is_one_line(tmp_path, capfd, text, message):
+    recipe = tmp_path / "r.yml"
+    recipe.write_text(text)
+    rc = cli.main(["train", str(recipe)])
+    out, err = capfd.readouterr()
+    assert rc == 2 and "Traceback" not in err and "owned" not in out + err
+    assert len(err.strip().splitlines()) == 1 and err.startswith("error: ") and message in err
