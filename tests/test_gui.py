@@ -657,3 +657,56 @@ def test_a_stream_url_with_a_password_is_not_remembered(qtbot, open_window, vide
     win.close()
     text = ini.read_text()
     assert "secret" not in text and "rtsp://cam.local/open" in text
+
+
+def test_the_window_fits_1024_wide_and_every_action_has_a_shortcut(qtbot, open_window, video):
+    win = open_window(str(video))
+    win.resize(1024, 768)
+    qtbot.wait(100)
+    assert win.minimumSizeHint().width() <= 1024
+    assert win.controls.minimumSizeHint().width() <= 400
+    for tab in range(win.controls.count()):
+        scroll = win.controls.widget(tab)
+        assert not scroll.horizontalScrollBar().isVisible()
+        assert scroll.widget().minimumSizeHint().width() <= scroll.viewport().width() + 1
+    actions = [a for top in win.menuBar().actions() for a in top.menu().actions()
+               if a.text() != "Forget remembered settings"]
+    assert len(actions) >= 15
+    assert [a.text() for a in actions if a.shortcut().isEmpty()] == []
+
+
+def test_status_after_end_of_file_restart_and_seek(qtbot, open_window, video):
+    win = open_window(str(video))
+    win.playback.speed.setCurrentIndex(win.playback.speed.findText("max"))
+    qtbot.waitUntil(lambda: win.message.startswith("End of file"), timeout=WAIT_MS)
+    win._update_stats()
+    assert win.stats_label.text().startswith("end of file") and "latency" not in win.stats_label.text()
+    win.playback.speed.setCurrentIndex(win.playback.speed.findText("0.25x"))
+    win.play()                                   # plays again from the start
+    qtbot.waitUntil(lambda: win.playing, timeout=WAIT_MS)
+    assert not win.message.startswith("End of file")
+    win._update_stats()
+    assert win.stats_label.text().startswith("playing") and "latency" in win.stats_label.text()
+    win.pause()
+    qtbot.waitUntil(lambda: not win.playing, timeout=WAIT_MS)
+    win.seek(3)
+    assert win.status.ms_per_frame != win.status.ms_per_frame     # reset (NaN) by the seek
+    win._update_stats()
+    assert win.stats_label.text().startswith("paused") and "latency" not in win.stats_label.text()
+
+
+def test_cache_share_after_a_backend_switch_and_no_screenshot_without_a_source(qtbot, open_window,
+                                                                              video):
+    win = open_window("")
+    assert win.save_screenshot() is None and "open a source first" in win.message
+    win.open_source(str(video))
+    qtbot.waitUntil(lambda: win.info is not None, timeout=WAIT_MS)
+    analyse(qtbot, win)
+    win._update_stats()
+    assert f"cached {N_FRAMES}/{N_FRAMES} (100 %)" in win.stats_label.text()
+    win.controls.estimator.device.setCurrentText("cpu")
+    win.controls.estimator.framework.setCurrentText("opencv" if win.cfg.model.framework == "torch"
+                                                    else "torch")
+    qtbot.waitUntil(lambda: len(win.cache) < N_FRAMES, timeout=WAIT_MS)
+    win._update_stats()
+    assert win.playback.progress.value() < 100 and "(100 %)" not in win.stats_label.text()

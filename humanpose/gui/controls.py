@@ -6,10 +6,11 @@ import math
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGridLayout,
                                QGroupBox, QHBoxLayout, QLabel, QLineEdit, QProgressBar,
-                               QPushButton, QSlider, QSpinBox, QStyle, QToolButton, QVBoxLayout,
-                               QWidget)
+                               QPushButton, QScrollArea, QSlider, QSpinBox, QStyle, QTabWidget,
+                               QToolButton, QVBoxLayout, QWidget)
 
 BOXSIZE_MIN, BOXSIZE_MAX, BOXSIZE_STEP = 64, 640, 8
+PANEL_MIN_WIDTH = 290
 SPEEDS = (("0.25x", 0.25), ("0.5x", 0.5), ("1x", 1.0), ("2x", 2.0), ("4x", 4.0), ("max", 0.0))
 
 
@@ -52,17 +53,16 @@ class SourcePanel(QGroupBox):
         self.open_url = QPushButton("Open")
         self.name = QLabel("no source")
         self.name.setWordWrap(True)
-        grid = QGridLayout(self)
+        grid = QGridLayout(self)          # two buttons a row: fits a narrow panel
         grid.addWidget(QLabel("Camera"), 0, 0)
         grid.addWidget(self.camera_index, 0, 1)
         grid.addWidget(self.open_camera, 0, 2)
-        row = QHBoxLayout()
-        for b in (self.open_video, self.open_image, self.open_folder):
-            row.addWidget(b)
-        grid.addLayout(row, 1, 0, 1, 3)
-        grid.addWidget(self.url, 2, 0, 1, 2)
-        grid.addWidget(self.open_url, 2, 2)
-        grid.addWidget(self.name, 3, 0, 1, 3)
+        grid.addWidget(self.open_video, 1, 0, 1, 2)
+        grid.addWidget(self.open_image, 1, 2)
+        grid.addWidget(self.open_folder, 2, 0, 1, 2)
+        grid.addWidget(self.url, 3, 0, 1, 2)
+        grid.addWidget(self.open_url, 3, 2)
+        grid.addWidget(self.name, 4, 0, 1, 3)
 
 
 class PlaybackBar(QWidget):
@@ -136,7 +136,7 @@ class EstimatorPanel(QGroupBox):
         self.scale_search.setToolTip("Also estimate each person on crops zoomed in and out "
                                      "(estimator.scale_search, 15 % unless humanpose.yml sets "
                                      "another) and average the belief maps")
-        self.rescale = QCheckBox("Rescale crops to the person (small / far persons)")
+        self.rescale = QCheckBox("Rescale crops to the person")
         self.rescale.setToolTip("Re-estimate persons much smaller or larger than the box on a "
                                 "crop cut to fit them (up to 2× pose time)")
         self.tracking = QCheckBox("Track persons (stable ids)")
@@ -206,14 +206,25 @@ class OutputPanel(QGroupBox):
         grid.addWidget(self.folder, 2, 0, 1, 2)
 
 
-class ControlPanel(QWidget):
+class ControlPanel(QTabWidget):
+    """The four groups as tabs (Source, Estimator, Display, Output), each scrolling vertically
+    only: the panel fits beside the picture from 1024 px wide windows up."""
+
     def __init__(self) -> None:
         super().__init__()
         self.source = SourcePanel()
         self.estimator = EstimatorPanel()
         self.display = DisplayPanel()
         self.output = OutputPanel()
-        layout = QVBoxLayout(self)
         for w in (self.source, self.estimator, self.display, self.output):
+            page = QWidget()
+            layout = QVBoxLayout(page)
             layout.addWidget(w)
-        layout.addStretch(1)
+            layout.addStretch(1)
+            scroll = QScrollArea()
+            scroll.setWidget(page)
+            scroll.setWidgetResizable(True)
+            scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+            self.addTab(scroll, w.title())
+            w.setTitle("")
+        self.setMinimumWidth(PANEL_MIN_WIDTH)

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Callable
 
 from PySide6.QtCore import QByteArray, QSettings, Qt, QThread, QTimer
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import (QApplication, QLabel, QMainWindow, QScrollArea, QSplitter, QStyle,
+from PySide6.QtWidgets import (QApplication, QLabel, QMainWindow, QSplitter, QStyle,
                                QTabBar, QVBoxLayout, QWidget)
 
 from ..config import Config, set_value
@@ -195,14 +195,12 @@ class MainWindow(SourceSession, Playback, Output, Status, EstimatorOptions, Disp
         split.setStretchFactor(0, 4)
         split.setStretchFactor(1, 1)
         split.setSizes([620, 200])
-        scroll = QScrollArea()
-        scroll.setWidget(self.controls)
-        scroll.setWidgetResizable(True)
-        scroll.setMinimumWidth(300)
         main = QSplitter(Qt.Orientation.Horizontal)
         main.addWidget(split)
-        main.addWidget(scroll)
+        main.addWidget(self.controls)        # tabs: fits from 1024 px wide windows up
         main.setStretchFactor(0, 1)
+        main.setStretchFactor(1, 0)
+        main.setCollapsible(0, False)
         main.setSizes([960, 320])
         self.setCentralWidget(main)
         self.statusBar().addPermanentWidget(QLabel(""))
@@ -211,13 +209,18 @@ class MainWindow(SourceSession, Playback, Output, Status, EstimatorOptions, Disp
     def _build_menu(self) -> None:
         style = self.style()
         file_menu = self.menuBar().addMenu("&File")
+        src = self.controls.source
         for text, key, slot in (("Open &video…", QKeySequence.StandardKey.Open, self.choose_video),
-                                ("Open &image…", None, self.choose_image),
-                                ("Open &folder…", None, self.choose_folder),
+                                ("Open &image…", "Ctrl+I", self.choose_image),
+                                ("Open &folder…", "Ctrl+Shift+O", self.choose_folder),
+                                ("Open &webcam", "Ctrl+Shift+W",
+                                 lambda: self.open_source(str(src.camera_index.value()))),
+                                ("Open stream &URL…", "Ctrl+L", self._focus_url),
+                                ("&Record video", "Ctrl+R", self.controls.output.record.toggle),
                                 ("&Screenshot", "Ctrl+S", self.save_screenshot),
                                 ("Export keypoints &CSV", "Ctrl+E", lambda: self.export_keypoints("csv")),
-                                ("Export keypoints &JSON", None, lambda: self.export_keypoints("jsonl")),
-                                ("&Quit", QKeySequence.StandardKey.Quit, self.close)):
+                                ("Export keypoints &JSON", "Ctrl+J", lambda: self.export_keypoints("jsonl")),
+                                ("&Quit", "Ctrl+Q", self.close)):
             act = QAction(text, self)
             if key is not None:
                 act.setShortcut(QKeySequence(key))
@@ -232,15 +235,20 @@ class MainWindow(SourceSession, Playback, Output, Status, EstimatorOptions, Disp
         play_menu = self.menuBar().addMenu("&Playback")
         for text, key, slot in (("Play / pause", "Space", self.toggle_play),
                                 ("Frame back", "Left", lambda: self.step(-1)),
-                                ("Frame forward", "Right", lambda: self.step(+1))):
+                                ("Frame forward", "Right", lambda: self.step(+1)),
+                                ("Analyse whole file", "Ctrl+A", self.playback.analyse.toggle)):
             act = QAction(text, self)
             act.setShortcut(QKeySequence(key))
             act.triggered.connect(slot)
             play_menu.addAction(act)
         settings_menu = self.menuBar().addMenu("&Settings")
-        act = QAction("Forget remembered settings", self)
-        act.triggered.connect(self.forget_settings)
-        settings_menu.addAction(act)
+        for text, key, slot in (("Reload models", "F5", self.reload_models),
+                                ("Forget remembered settings", None, self.forget_settings)):
+            act = QAction(text, self)
+            if key is not None:
+                act.setShortcut(QKeySequence(key))
+            act.triggered.connect(slot)
+            settings_menu.addAction(act)
         self._play_icon = style.standardIcon(QStyle.StandardPixmap.SP_MediaPlay)
         self._pause_icon = style.standardIcon(QStyle.StandardPixmap.SP_MediaPause)
 

@@ -92,7 +92,10 @@ class Output:
         return path
 
     def save_screenshot(self, path: str | Path | None = None) -> Path | None:
-        """Save the current view (full resolution) as PNG."""
+        """Save the current view (full resolution) as PNG; refused while nothing is open."""
+        if self.info is None:
+            self.show_message("Nothing to save: open a source first.", "error")
+            return None
         image = self.current_image()
         path = Path(path) if path else \
             self.output_dir / f"{self._stem()}_{self.view}_{time.strftime('%Y%m%d-%H%M%S')}.png"

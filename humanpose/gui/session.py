@@ -6,6 +6,8 @@ A mixin of :class:`~humanpose.gui.main_window.MainWindow`; it uses the window's 
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 from PySide6.QtWidgets import QFileDialog
 
 from ..sources import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
@@ -28,22 +30,41 @@ class SourceSession:
         self.camera.set_analysis(0)
         self.camera.open(spec, self.cfg.source)
 
+    def _last_folder(self, path: str | None = None) -> str:
+        """The folder the file dialogs start in: the last one used (remembered), else ""."""
+        if path:
+            folder = str(Path(path).parent if Path(path).is_file() else Path(path))
+            if self.settings is not None:
+                self.settings.setValue("dialogs/folder", folder)
+            return folder
+        folder = self.settings.value("dialogs/folder") if self.settings is not None else None
+        return folder if isinstance(folder, str) and Path(folder).is_dir() else ""
+
     def choose_video(self) -> None:
         patterns = " ".join("*" + e for e in VIDEO_EXTENSIONS)
-        path, _ = QFileDialog.getOpenFileName(self, "Open video", "", f"Videos ({patterns});;All files (*)")
+        path, _ = QFileDialog.getOpenFileName(self, "Open video", self._last_folder(),
+                                              f"Videos ({patterns});;All files (*)")
         if path:
+            self._last_folder(path)
             self.open_source(path)
 
     def choose_image(self) -> None:
         patterns = " ".join("*" + e for e in IMAGE_EXTENSIONS)
-        path, _ = QFileDialog.getOpenFileName(self, "Open image", "", f"Images ({patterns});;All files (*)")
+        path, _ = QFileDialog.getOpenFileName(self, "Open image", self._last_folder(),
+                                              f"Images ({patterns});;All files (*)")
         if path:
+            self._last_folder(path)
             self.open_source(path)
 
     def choose_folder(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "Open image folder")
+        path = QFileDialog.getExistingDirectory(self, "Open image folder", self._last_folder())
         if path:
+            self._last_folder(path)
             self.open_source(path)
+
+    def _focus_url(self) -> None:
+        self.controls.setCurrentWidget(self.controls.widget(0))
+        self.controls.source.url.setFocus()
 
     def _on_opened(self, info: SourceInfo) -> None:
         self.info = info
