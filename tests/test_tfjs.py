@@ -257,8 +257,11 @@ def test_import_tfjs_makes_a_net_that_starts_as_movenet(tmp_path, capsys):
     assert len(stages) == 6 and stages[0].shape == (1, 15, 24, 24)
     assert all(torch.equal(s, stages[0]) for s in stages[1:])
     want = F.avg_pool2d(heat, 2)[0]
-    # R-shoulder (8) is COCO's right shoulder (6), L-ankle (5) its left ankle (15)
-    for joint, coco in ((8, 6), (5, 15), (11, 9)):
+    # (humanpose.skeleton's order) r_shoulder is COCO's right shoulder (6), l_ankle its left
+    # ankle (15), l_wrist its left wrist (9)
+    from humanpose.skeleton import JOINT_INDEX
+    for joint, coco in ((JOINT_INDEX["r_shoulder"], 6), (JOINT_INDEX["l_ankle"], 15),
+                        (JOINT_INDEX["l_wrist"], 9)):
         assert torch.allclose(stages[-1][0, joint], want[coco], atol=1e-3)
     assert main(["import-tfjs", str(tmp_path / "none.json"), str(out), "--kind", "pose"]) == 2
     assert "not found" in capsys.readouterr().err

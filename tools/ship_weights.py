@@ -27,6 +27,8 @@ def main() -> int:
     p.add_argument("name")
     p.add_argument("--data", default="")
     p.add_argument("--metrics", default="{}", help="JSON object")
+    p.add_argument("--half", action="store_true",
+                   help="store the weights as float16 (half the file; they load as float32)")
     args = p.parse_args()
     try:
         metrics = json.loads(args.metrics)
@@ -38,7 +40,12 @@ def main() -> int:
     meta = store.read_metadata(args.weights)
     models = ROOT / "models"
     dest = models / f"{args.name}.safetensors"
-    if Path(args.weights).resolve() != dest.resolve():   # (re-recording a shipped file's entry)
+    if args.half:
+        extra = {k: v for k, v in meta.items() if k not in ("arch", "kind", "kwargs", "format")}
+        store.save_weights(model.half(), dest, meta["arch"], extra=dict(extra, stored="float16"),
+                           kwargs=json.loads(meta.get("kwargs", "{}")))
+        model = store.load_model(dest)
+    elif Path(args.weights).resolve() != dest.resolve():   # (re-recording a shipped file's entry)
         shutil.copyfile(args.weights, dest)
     entry = {"name": args.name, "architecture": meta["arch"], "kind": meta["kind"],
              "arch_kwargs": json.loads(meta.get("kwargs", "{}")),

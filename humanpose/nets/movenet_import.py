@@ -9,18 +9,21 @@ from __future__ import annotations
 
 import torch
 
+from ..skeleton import JOINTS
+
 from .cpm_mobilenet import MobileNetCPM
 from .mobilenet import graph_alpha, head_state, trunk_state
 from .tfjs import Graph
 
 # COCO keypoints: 0 nose, 1/2 left/right eye, 3/4 ears, 5/6 shoulders, 7/8 elbows, 9/10 wrists,
-# 11/12 hips, 13/14 knees, 15/16 ankles (left = the person's own left, as in LSP).
-# Joint order of humanpose.skeleton: R-ankle, R-knee, R-hip, L-hip, L-knee, L-ankle, R-wrist,
-# R-elbow, R-shoulder, L-shoulder, L-elbow, L-wrist, neck, head-top.  The neck starts as the
-# mean of the two shoulder maps' logits, the head-top as the nose (COCO has no head-top); the
-# background map starts at sigmoid(3) everywhere.  Fine-tuning moves them where LSP puts them.
-COCO_FOR_JOINT = ((16,), (14,), (12,), (11,), (13,), (15,), (10,), (8,), (6,), (5,), (7,), (9,),
-                  (5, 6), (0,))
+# 11/12 hips, 13/14 knees, 15/16 ankles (left = the person's own left, as in humanpose.skeleton).
+# The neck starts as the mean of the two shoulder maps' logits, the head top as the nose (COCO
+# has no head top); the background map starts at sigmoid(3) everywhere.  Fine-tuning moves them
+# where LSP puts them.
+COCO_FOR_JOINT = {"head_top": (0,), "neck": (5, 6), "r_shoulder": (6,), "r_elbow": (8,),
+                  "r_wrist": (10,), "l_shoulder": (5,), "l_elbow": (7,), "l_wrist": (9,),
+                  "r_hip": (12,), "r_knee": (14,), "r_ankle": (16,), "l_hip": (11,),
+                  "l_knee": (13,), "l_ankle": (15,)}
 BACKGROUND_BIAS = 3.0
 
 
@@ -38,7 +41,8 @@ def cpm_from_movenet(graph: Graph, kind: str, **kwargs) -> tuple[MobileNetCPM, d
         state.update(head)
         out_w = torch.zeros_like(state["stage1.out.weight"])
         out_b = torch.full_like(state["stage1.out.bias"], BACKGROUND_BIAS)
-        for j, coco in enumerate(COCO_FOR_JOINT):
+        for j, name in enumerate(JOINTS):
+            coco = COCO_FOR_JOINT[name]
             out_w[j] = w[list(coco)].mean(0)
             out_b[j] = b[list(coco)].mean()
         state["stage1.out.weight"], state["stage1.out.bias"] = out_w, out_b
