@@ -42,6 +42,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--random-weights", action="store_true", help="untrained nets (layout only)")
     p.add_argument("--no-analyse", action="store_true", help="do not analyse the whole file")
     p.add_argument("--size", default="1400x900", help="window size WxH")
+    p.add_argument("--name", default=None,
+                   help="save only the single view, as NAME.png (e.g. screenshot_1280x720)")
     p.add_argument("--fps", default=None, metavar="B1,B2,...",
                    help="instead of screenshots: play the source (looped, at its own rate) and "
                         "print the frame rates the window sustains at each of these boxsizes")
@@ -196,13 +198,13 @@ def main(argv=None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     screen = QGuiApplication.primaryScreen()
-    for view in VIEWS:
+    for view in (["single"] if args.name else VIEWS):
         win.set_view(view)
         spin(0.8)
         image = screen.grabWindow(win.winId()) if screen is not None else None
         if image is None or image.isNull() or image.width() < 100:
             image = win.grab()
-        path = out / f"screenshot_{view}.png"
+        path = out / (f"{args.name}.png" if args.name else f"screenshot_{view}.png")
         if not image.save(str(path)):
             print(f"cannot write {path}", file=sys.stderr)
             return 1
