@@ -85,6 +85,11 @@ class TrackingConfig:
                                 doc="joint acceleration noise spectral density, px^2/s^3")
     measurement_noise: float = _opt(9.0, lo=1e-6, hi=1e9,
                                     doc="joint measurement noise variance, px^2 per axis")
+    detect_every: int = _opt(10, lo=1, hi=1000,
+                             doc="run the person detector on every N-th frame; on the frames "
+                                 "between, while every track had a confident pose, each person "
+                                 "is cropped from its Kalman-predicted joints (1 = detector on "
+                                 "every frame)")
 
 
 @dataclass

@@ -478,12 +478,13 @@ def test_weights_loaded_from_config(tmp_path):
     est = PoseEstimator(cfg)
     for a, b in zip(est.pose_model.state_dict().values(), pose.state_dict().values()):
         assert torch.equal(a, b)
-    assert est.backend_name == "torch/cpu"
+    assert est.backend_name == "onnxruntime/cpu"      # the default framework
 
 
 def test_tracking_ids_and_reset():
     frame = blob_frame(120, 160, [(80, 60)], sigma=6)
-    cfg = from_dict({"model": {"device": "cpu"}, "estimator": {"boxsize": 64},
+    cfg = from_dict({"model": {"framework": "torch", "device": "cpu"},
+                     "estimator": {"boxsize": 64},
                      "tracking": {"enabled": True, "smoothing": True}})
     est = PoseEstimator(cfg, OraclePerson(), OraclePose())
     ids = [est.estimate(frame, frame_index=i).persons[0].track_id for i in range(3)]
@@ -500,7 +501,8 @@ def test_tracking_ids_and_reset():
 
 def test_a_frame_of_another_size_starts_new_tracks():
     """A folder of unrelated pictures: the person of the next picture is not the last one's."""
-    cfg = from_dict({"model": {"device": "cpu"}, "estimator": {"boxsize": 64},
+    cfg = from_dict({"model": {"framework": "torch", "device": "cpu"},
+                     "estimator": {"boxsize": 64},
                      "tracking": {"enabled": True}})
     est = PoseEstimator(cfg, OraclePerson(), OraclePose())
     small = blob_frame(120, 160, [(80, 60)], sigma=6)

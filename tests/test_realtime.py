@@ -161,9 +161,129 @@ def test_config_errors():
         from_dict({"model": {"precision": "fp16"}})
     with pytest.raises(ConfigError, match="model.framework.*tensorrt.*onnxruntime"):
         from_dict({"model": {"framework": "tensorrt"}})
+    with pytest.raises(ConfigError, match="tracking.detect_every"):
+        from_dict({"tracking": {"detect_every": 0}})
     with pytest.raises(BackendError, match="precision"):
         make_backend(tiny("pose"), "onnxruntime", "cpu", "fp8")
     with pytest.raises(BackendError, match="onnxruntime"):
         if "CUDAExecutionProvider" in __import__("onnxruntime").get_available_providers():
             pytest.skip("onnxruntime has CUDA here")
         make_backend(tiny("pose"), "onnxruntime", "cuda")
+
+
+# ------------------------------------------------------------------ tracking-driven crops
+class FakePerson:
+    """Person net stand-in: one peak per entry of ``centres`` (input pixels), counts its calls."""
+
+    def __init__(self, centres):
+        self.centres, self.calls = centres, 0
+        self.name, self.note = "fake", None
+
+    def __call__(self, x):
+        from humanpose.estimator import maps
+        self.calls += 1
+        h, w = x.shape[2] // 8, x.shape[3] // 8
+        m = maps.gaussian_maps(h, w, maps.to_map(np.array(self.centres, float)), 1.0).max(0)
+        return [m[None, None].astype(np.float32)]
+
+
+class FakePose:
+    """Pose net stand-in: the 14 joints spread over the bright blob (the "person") of each crop,
+    peaks of height ``score``; records the batch sizes."""
+
+    def __init__(self):
+        self.score, self.batches = 0.9, []
+        self.name, self.note = "fake", None
+
+    def __call__(self, x):
+        from humanpose.estimator import maps
+        n, _, b, _ = x.shape
+        self.batches.append(n)
+        out = np.zeros((n, 15, b // 8, b // 8), np.float32)
+        for k in range(n):
+            ys, xs = np.nonzero(x[k, 0] > 0.25)
+            if not len(ys):
+                out[k, 14] = 1.0
+                continue
+            top, bottom, cx = ys.min(), ys.max(), xs.mean()
+            jy = np.linspace(top, bottom, 14)
+            jx = cx + np.where(np.arange(14) % 2, 0.15, -0.15) * (bottom - top)
+            joint = maps.gaussian_maps(b // 8, b // 8, maps.to_map(np.column_stack([jx, jy])), 1.0)
+            out[k, :14], out[k, 14] = joint * self.score, 1 - joint.max(0)
+        return [out, out]
+
+
+def _tracked_estimator(detect_every=5, centres=((128, 96),)):
+    cfg = from_dict({"model": {"framework": "torch", "device": "cpu"},
+                     "estimator": {"boxsize": 192},
+                     "tracking": {"detect_every": detect_every}})
+    est = PoseEstimator(cfg, tiny("person"), tiny("pose"))
+    person, pose = FakePerson(list(centres)), FakePose()
+    est._person_backend, est._pose_backend = person, pose
+    return est, person, pose
+
+
+FRAME = np.full((192, 256, 3), 90, np.uint8)   # 256 x 192: the detector and the boxsize scale 1
+FRAME[38:154, 110:146] = 230                    # the person, 116 px tall
+
+
+def test_detector_is_not_called_on_tracked_frames():
+    est, person, pose = _tracked_estimator(detect_every=5)
+    paths = []
+    for i in range(11):
+        before = person.calls
+        r = est.estimate(FRAME, timestamp=i / 30, frame_index=i)
+        paths.append(r.path)
+        assert len(r.persons) == 1
+        tracked = r.path == "tracked"
+        assert (person.calls == before) == tracked
+        assert r.timings["tracked"] == float(tracked)
+        if tracked:
+            assert r.timings["person"] == 0.0 and r.persons[0].track_id == 0
+            np.testing.assert_allclose(r.persons[0].raw_joints[:, 1].min(), 38, atol=2.5)
+            np.testing.assert_allclose(r.persons[0].raw_joints[:, 1].max(), 153, atol=2.5)
+    assert paths == ["detector (no track)"] + ["tracked"] * 4 + ["detector (every 5)"] + \
+        ["tracked"] * 4 + ["detector (every 5)"]
+    assert person.calls == 3
+
+
+def test_detector_runs_at_once_when_a_tracked_pose_drops():
+    est, person, pose = _tracked_estimator(detect_every=10)
+    for i in range(3):
+        est.estimate(FRAME, timestamp=i / 30, frame_index=i)
+    assert person.calls == 1
+    pose.score = 0.2                               # the tracked person is lost on frame 3
+    r = est.estimate(FRAME, timestamp=3 / 30, frame_index=3)
+    assert person.calls == 2 and r.path == "detector (pose score dropped)"
+    assert r.persons == []                         # no confident pose at all
+    pose.score = 0.9
+    r = est.estimate(FRAME, timestamp=4 / 30, frame_index=4)   # no confident track: detector
+    assert person.calls == 3 and r.path == "detector (no track)" and len(r.persons) == 1
+
+
+def test_detector_centres_on_a_track_are_merged_before_the_pose_pass():
+    # the detector finds two centres on the one person (head and hips), and a second person
+    est, person, pose = _tracked_estimator(detect_every=3, centres=((128, 60), (128, 130)))
+    r = est.estimate(FRAME, timestamp=0.0, frame_index=0)
+    assert pose.batches == [2] and len(r.persons) == 1   # no track yet: dropped after the pass
+    for i in range(1, 4):
+        r = est.estimate(FRAME, timestamp=i / 30, frame_index=i)
+    assert r.path == "detector (every 3)" and len(r.persons) == 1
+    assert pose.batches[1:] == [1, 1, 1]                  # both centres on the track: one crop
+    frame = FRAME.copy()
+    frame[60:130, 232:250] = 230                           # a newcomer beside it
+    person.centres.append((241, 96))
+    for i in range(4, 7):
+        r = est.estimate(frame, timestamp=i / 30, frame_index=i)
+    assert r.path == "detector (every 3)"
+    # track + newcomer in one batch; then the rescale pass of the (small) newcomer alone
+    assert pose.batches[-2:] == [2, 1]
+    assert len(r.persons) == 2
+
+
+def test_detect_every_one_is_the_detector_path():
+    est, person, pose = _tracked_estimator(detect_every=1)
+    for i in range(4):
+        r = est.estimate(FRAME, timestamp=i / 30, frame_index=i)
+        assert r.path == "detector" and r.timings["tracked"] == 0.0
+    assert person.calls == 4

@@ -38,6 +38,20 @@ track, total):
    whose :func:`pose_score` is below ``estimator.min_pose_score`` (the pose net finds no person
    there: a false detection on a bollard, a lamp post or a crowd in the background);
 5. *track*: optional tracking ids and Kalman smoothing (:class:`tracking.Tracker`).
+
+*Tracking-driven crops* (the BlazePose / MoveNet way; tracking on, ``tracking.detect_every`` =
+N > 1, no given centres): when every track matched on the previous frame had a confident pose
+(:func:`pose_score` at least ``max(min_pose_score, MIN_TRACK_SCORE)``), each tracked person is
+cut from the frame around its joints predicted to this frame by the Kalman state
+(:meth:`tracking.Tracker.predicted`), the box of those joints at ``rescale_fraction`` of the crop
+(:meth:`Crop.rescaled`: the right scale, so no rescale pass), all in one batch; the person
+detector does not run (nor the boxsize scaling of the frame).  The detector runs on every N-th
+frame (for newcomers), when no track is confident, and at once, on the same frame, when a
+tracked crop's pose score drops below ``min_pose_score`` (a lost track).  On a detector frame
+with tracks, a detector centre that falls in a track's predicted box is that track's (merged
+before the pose pass); the tracks' crops and the newcomers' go through the pose net in one
+batch, and only the newcomers get the rescale pass.  ``PoseResult.timings["tracked"]`` is 1 on a
+frame without the detector, ``PoseResult.path`` says which path ran and why.
 """
 from __future__ import annotations
 
@@ -64,6 +78,7 @@ DUPLICATE_DISTANCE = 0.15  # median joint distance (x person size) under which t
 SHARED_DISTANCE = 0.1      # joints this close (x person size) are on the same place ...
 SHARED_JOINTS = 5          # ... and two persons sharing this many of them are one person
 POSE_SCORE_JOINTS = 7      # a person's score: the mean of its best this many joint scores
+MIN_TRACK_SCORE = 0.3      # a tracked pose scored below this (or min_pose_score) needs the detector
 
 
 def to_bgr(frame: np.ndarray) -> np.ndarray:
@@ -342,6 +357,7 @@ class PoseEstimator:
         from .tracking import Tracker
         self._tracker = Tracker(self._cfg.tracking)
         self._tracked_shape: tuple[int, int] | None = None   # frame size the tracks were made on
+        self._since_detect = 0          # frames since the person detector last ran
 
     # ------------------------------------------------------------------ settings
     @property
@@ -430,6 +446,7 @@ class PoseEstimator:
         """Forget the tracks (new source, seek)."""
         with self._lock:
             self._tracker.reset()
+            self._since_detect = 0
 
     def centre_map(self, boxsize: int | None = None) -> np.ndarray:
         b = boxsize or self.boxsize
@@ -450,15 +467,19 @@ class PoseEstimator:
             return flip_averaged(self._pose_backend, batch)
         return self._pose_backend(batch)
 
-    def _rescale_pass(self, bgr: np.ndarray, crops: list[Crop], stage_maps: list[np.ndarray]):
+    def _rescale_pass(self, bgr: np.ndarray, crops: list[Crop], stage_maps: list[np.ndarray],
+                      skip: int = 0):
         """Second pose pass on the persons whose size (the box of their first-pass joints)
         is off the ``rescale_fraction`` of the box by more than RESCALE_TOLERANCE: their crop
         is cut again from the full frame so that they fill that fraction, and re-estimated.
+        The first ``skip`` crops (cut from tracks, already at that fraction) are left alone.
         Returns (crops, stage maps, indices of the rescaled persons)."""
         est = self._cfg.estimator
         b = est.boxsize
         todo, new = [], []
         for n, cr in enumerate(crops):
+            if n < skip:
+                continue
             joints = cr.joints(stage_maps[-1][n, :NUM_JOINTS], bgr.shape[:2])
             centre, size = person_extent(joints)
             ratio = size * cr.ky / (est.rescale_fraction * b)
@@ -517,6 +538,15 @@ class PoseEstimator:
         b = est.boxsize
         bgr = to_bgr(frame)
         fh, fw = bgr.shape[:2]
+        if timestamp is None:
+            timestamp = frame_index / 30.0
+        plan = self._track_plan(centres is not None, bgr, float(timestamp))
+        if plan is not None and not plan.detect:
+            result = self._estimate_tracked(bgr, plan, t0, float(timestamp), frame_index,
+                                            keep_maps)
+            if result is not None:
+                return result
+            plan.detect, plan.reason = True, "pose score dropped"   # a lost track: at once
         scaled, sx, sy = scale_frame(bgr, b)
         x = normalise(pad_to_stride(scaled))[None]
         t1 = time.perf_counter()
@@ -536,11 +566,21 @@ class PoseEstimator:
             person_map = np.zeros(x.shape[2:], np.float32)[::maps.STRIDE, ::maps.STRIDE]
         t2 = time.perf_counter()
 
-        first = [Crop.from_scaled(scaled, c, b, sx, sy) for c in centres]
+        tracked: list[Crop] = []
+        if plan is not None and plan.crops:   # a centre on a track's box is that track's
+            tracked = plan.crops
+            on_track = plan.covers((centres + 0.5) / (sx, sy) - 0.5)
+            track_centres = (plan.centres + 0.5) * (sx, sy) - 0.5
+            centres = np.concatenate([track_centres, centres[~on_track]])
+            peaks = np.concatenate([np.column_stack([maps.to_map(track_centres), plan.scores]),
+                                    peaks.reshape(-1, 3)[~on_track]])
+        first = tracked + [Crop.from_scaled(scaled, c, b, sx, sy)
+                           for c in centres[len(tracked):]]
         stage_maps = self._pose_pass(first)
         crops, rescaled = first, []
         if est.rescale and stage_maps is not None:
-            crops, stage_maps, rescaled = self._rescale_pass(bgr, first, stage_maps)
+            crops, stage_maps, rescaled = self._rescale_pass(bgr, first, stage_maps,
+                                                             skip=len(tracked))
         if est.scale_search and stage_maps is not None:
             stage_maps = self._scale_search_pass(bgr, crops, stage_maps)
         t3 = time.perf_counter()
@@ -577,12 +617,105 @@ class PoseEstimator:
                 self._tracker.reset()
                 self._tracked_shape = (fh, fw)
             persons = self._tracker.update(persons, float(timestamp))
+        if not detector_off:
+            self._since_detect = 0
         t5 = time.perf_counter()
 
         ms = lambda a, c: (c - a) * 1000.0  # noqa: E731
         timings = {"preprocess": ms(t0, t1), "person": ms(t1, t2), "pose": ms(t2, t3),
-                   "post": ms(t3, t4), "track": ms(t4, t5), "total": ms(t0, t5)}
+                   "post": ms(t3, t4), "track": ms(t4, t5), "total": ms(t0, t5),
+                   "tracked": 0.0}
+        path = ("given centres" if detector_off else
+                "detector" if plan is None else f"detector ({plan.reason})")
         return PoseResult(frame_index=frame_index, timestamp=float(timestamp),
                           frame_shape=(fh, fw), boxsize=b, persons=persons,
                           person_map=person_map.astype(np.float32, copy=False),
-                          timings=timings)
+                          timings=timings, path=path)
+
+    # ------------------------------------------------------------------ tracking-driven crops
+    def _track_plan(self, given: bool, bgr: np.ndarray, timestamp: float) -> "TrackPlan | None":
+        """The tracks' crops for this frame and whether the detector must run (see the module
+        doc); None when tracking-driven crops are off (no tracking, detect_every 1, given
+        centres)."""
+        trk, est = self._cfg.tracking, self._cfg.estimator
+        if given or not trk.enabled or trk.detect_every <= 1:
+            return None
+        if self._tracked_shape != bgr.shape[:2]:     # the tracks are reset: other people
+            return TrackPlan(detect=True, reason="no track")
+        floor = max(est.min_pose_score, MIN_TRACK_SCORE)
+        tracks = self._tracker.predicted(timestamp)
+        sure = [(last, xy) for _, last, xy in tracks if pose_score(last) >= floor]
+        plan = TrackPlan()
+        for last, xy in sure:
+            centre, size = person_extent(xy)
+            size = max(size, float(maps.STRIDE))
+            plan.crops.append(Crop.rescaled(bgr, centre, size / est.rescale_fraction,
+                                            est.boxsize))
+            plan.boxes.append(np.concatenate([xy.min(0), xy.max(0)]))
+            plan.scores.append(pose_score(last))
+        plan.centres = np.array([(bx[:2] + bx[2:]) / 2 for bx in plan.boxes]).reshape(-1, 2)
+        if not tracks:
+            plan.detect, plan.reason = True, "no track"
+        elif len(sure) < len(tracks):
+            plan.detect, plan.reason = True, "pose score dropped"
+        elif self._since_detect + 1 >= trk.detect_every:
+            plan.detect, plan.reason = True, f"every {trk.detect_every}"
+        return plan
+
+    def _estimate_tracked(self, bgr, plan: "TrackPlan", t0: float, timestamp: float,
+                          frame_index: int, keep_maps: bool) -> PoseResult | None:
+        """A frame without the detector: the tracks' crops in one batch.  None when a tracked
+        pose scores below ``min_pose_score`` (the caller runs the detector at once)."""
+        est = self._cfg.estimator
+        fh, fw = bgr.shape[:2]
+        crops = plan.crops
+        t1 = time.perf_counter()
+        stage_maps = self._pose_pass(crops)
+        if est.scale_search:
+            stage_maps = self._scale_search_pass(bgr, crops, stage_maps)
+        t2 = time.perf_counter()
+        last = stage_maps[-1]
+        all_joints = [cr.joints(last[n, :NUM_JOINTS], (fh, fw)) for n, cr in enumerate(crops)]
+        scores = [pose_score(j) for j in all_joints]
+        if min(scores) < est.min_pose_score:
+            return None
+        centres = np.array([person_extent(j)[0] for j in all_joints])
+        drop = duplicates(all_joints, centres)
+        persons = [Person(centre=centres[n], centre_score=scores[n], box=cr.box(),
+                          joints=all_joints[n], raw_joints=all_joints[n].copy(),
+                          stage_maps=(np.stack([s[n] for s in stage_maps]).astype(np.float32)
+                                      if keep_maps else None),
+                          crop=cr.image if keep_maps else None, crop_scale=cr.ky)
+                   for n, cr in enumerate(crops) if n not in drop]
+        t3 = time.perf_counter()
+        persons = self._tracker.update(persons, timestamp)
+        self._since_detect += 1
+        t4 = time.perf_counter()
+        ms = lambda a, c: (c - a) * 1000.0  # noqa: E731
+        timings = {"preprocess": ms(t0, t1), "person": 0.0, "pose": ms(t1, t2),
+                   "post": ms(t2, t3), "track": ms(t3, t4), "total": ms(t0, t4), "tracked": 1.0}
+        return PoseResult(frame_index=frame_index, timestamp=timestamp, frame_shape=(fh, fw),
+                          boxsize=est.boxsize, persons=persons,
+                          person_map=np.zeros((0, 0), np.float32), timings=timings,
+                          path="tracked")
+
+
+@dataclasses.dataclass
+class TrackPlan:
+    """The tracked persons of a frame: their crops, joint boxes (x0, y0, x1, y1, frame pixels),
+    box centres and last pose scores; whether the detector must run, and why."""
+    crops: list = dataclasses.field(default_factory=list)
+    boxes: list = dataclasses.field(default_factory=list)
+    scores: list = dataclasses.field(default_factory=list)
+    centres: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((0, 2)))
+    detect: bool = False
+    reason: str = "tracked"
+
+    def covers(self, xy: np.ndarray) -> np.ndarray:
+        """Which of the (K, 2) frame points fall in a track's joint box."""
+        xy = np.asarray(xy, np.float64).reshape(-1, 2)
+        inside = np.zeros(len(xy), bool)
+        for bx in self.boxes:
+            inside |= ((xy[:, 0] >= bx[0]) & (xy[:, 0] <= bx[2]) & (xy[:, 1] >= bx[1])
+                       & (xy[:, 1] <= bx[3]))
+        return inside

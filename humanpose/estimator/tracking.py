@@ -24,6 +24,11 @@
 ``update`` fills ``person.track_id`` and, when smoothing, ``person.raw_joints`` (the measured
 (14, 3) joints) and ``person.joints`` (filtered x, y; measured score, or the decayed score of a
 predicted joint: ``raw_joints[j, 2] < min_score`` tells a predicted joint from a measured one).
+
+:meth:`Tracker.predicted` gives the joints of the tracks matched on the last frame, predicted to
+a new frame's time (each joint's Kalman state; without smoothing, or for a joint without a
+filter, the last measurement moved by the track centre's velocity): the estimator crops each
+tracked person from them instead of running the person detector (tracking-driven crops).
 """
 from __future__ import annotations
 
@@ -62,7 +67,7 @@ def _new_filter(xy, measurement_noise: float) -> KalmanFilter:
 
 class _Track:
     __slots__ = ("id", "centre", "diag", "time", "missed", "joints", "joint_missed",
-                 "joint_score")
+                 "joint_score", "last_joints")
 
     def __init__(self, track_id: int, person: Person, timestamp: float, measurement_noise: float):
         self.id = track_id
@@ -73,6 +78,7 @@ class _Track:
         self.joints: list[KalmanFilter | None] = [None] * NUM_JOINTS
         self.joint_missed = np.zeros(NUM_JOINTS, np.int64)
         self.joint_score = np.zeros(NUM_JOINTS)
+        self.last_joints = np.array(person.joints, np.float64)   # the last measured (14, 3)
 
     def predicted_centre(self, dt: float) -> np.ndarray:
         x = self.centre.x
@@ -103,6 +109,23 @@ class Tracker:
         """Forget all tracks (seek, new source); ids start again at 0."""
         self._tracks.clear()
         self._next_id = 0
+
+    def predicted(self, timestamp: float) -> list[tuple[int, np.ndarray, np.ndarray]]:
+        """(track id, last measured (14, 3) joints, (14, 2) joints predicted to ``timestamp``)
+        of every track matched on the last frame (tracks coasting on predictions are left out:
+        they were lost)."""
+        out = []
+        for track in self._tracks:
+            if track.missed:
+                continue
+            dt = self._dt(track, float(timestamp))
+            last = track.last_joints
+            xy = last[:, :2] + track.centre.x[2:4] * dt
+            for j, kf in enumerate(track.joints):
+                if kf is not None:
+                    xy[j] = (kf.x[0] + kf.x[2] * dt, kf.x[1] + kf.x[3] * dt)
+            out.append((track.id, last.copy(), xy))
+        return out
 
     def update(self, persons: list[Person], timestamp: float) -> list[Person]:
         """Track (and smooth) the persons of the frame at ``timestamp`` seconds.
@@ -188,6 +211,7 @@ class Tracker:
         track.diag = _box_diag(person.box)
         track.time = timestamp
         track.missed = 0
+        track.last_joints = np.array(person.joints, np.float64)
         person.track_id = track.id
         if self.config.smoothing:
             self._smooth(track, person, F, Q)
