@@ -108,6 +108,9 @@ class GuiConfig:
     show_boxes: bool = _opt(True)
     show_scores: bool = _opt(False)
     display_fps: float = _opt(30.0, lo=1.0, hi=240.0)
+    low_latency_display: bool = _opt(False, doc="paint each camera frame at once with the newest "
+                                                "pose (computed on an earlier frame); off: each "
+                                                "pose is shown on its own frame")
 
 
 @dataclass

@@ -178,12 +178,18 @@ class DisplayPanel(QGroupBox):
         self.boxes = QCheckBox("Boxes")
         self.scores = QCheckBox("Joint confidences")
         self.blend = QCheckBox("Blend maps over the crop")
+        self.low_latency = QCheckBox("Low latency display")
+        self.low_latency.setToolTip("Show each camera frame at once with the newest pose, which "
+                                    "was computed on an earlier frame (skeletons trail moving "
+                                    "people); off: each pose is shown on its own frame, the "
+                                    "picture later by the estimator's latency")
         form = QFormLayout(self)
         form.addRow("Person", self.person)
         form.addRow("Min joint score", self.joint_score)
         form.addRow(self.boxes)
         form.addRow(self.scores)
         form.addRow(self.blend)
+        form.addRow(self.low_latency)
 
 
 class OutputPanel(QGroupBox):

@@ -1,6 +1,15 @@
 """Display of the main window: results arriving from the estimator thread, the frame painted at
 display rate with its result, the views and the plot.
 
+Each pose is drawn on its own frame (:meth:`Display.shown`): the window paints the newest camera
+frame when its own result is known (the estimate of that very frame, or the cache of a file),
+else the frame that the newest result was computed from, so that during playback the picture
+trails the camera by the estimator's latency but the skeleton always stands on its person.  With
+``gui.low_latency_display`` ("Low latency display", off by default) the newest camera frame is
+painted at once with the newest result, which may be several frames older (a walker's skeleton
+trails behind).  Screenshots take what is shown; the recording always pairs each result with
+its own frame.
+
 A mixin of :class:`~humanpose.gui.main_window.MainWindow`.
 """
 from __future__ import annotations
@@ -14,6 +23,8 @@ from .views import AUTO, VIEWS, ViewOptions, render
 from .workers import Captured
 
 MAX_PERSON_CHOICES = 64      # track ids offered in the person selector
+PAIR_MAX_WAIT_S = 2.0        # a newest result this much older than the newest frame is not waited
+                             # for: the frame is shown without a skeleton (a stalled estimator)
 PLOT_LIVE_FRAMES = 3000      # a live source's plot shows its newest frames only (the export has all)
 
 
@@ -54,30 +65,39 @@ class Display:
         return ViewOptions(g.show_boxes, g.show_scores, self.cfg.estimator.joint_threshold,
                            g.heatmap_blend, AUTO if person is None else int(person))
 
-    def result_for(self, item: Captured):
-        """The result to draw on ``item``: its own (cache) if known, else the newest one."""
-        if self.info is None or item.generation != self.info.generation:
-            return None
+    def shown(self) -> tuple[Captured | None, object]:
+        """(frame item, result) to paint: the newest frame with its own result, else the frame
+        of the newest result (or, in low-latency display, the newest frame with the newest
+        result); see the module doc."""
+        _, item = self.display_slot.peek()
+        if item is None or self.info is None or item.generation != self.info.generation:
+            return None, None
         if self.latest is not None and self.latest[0].frame.index == item.frame.index:
-            return self.latest[1]
+            return item, self.latest[1]
         if self.info.seekable:
             cached = self.cache.get(item.frame.index)
             if cached is not None:
-                return cached
-        return self.latest[1] if self.latest is not None else None
+                return item, cached
+        latest = self.latest
+        if latest is None or latest[0].generation != item.generation:
+            return item, None
+        if self.cfg.gui.low_latency_display:
+            return item, latest[1]
+        if item.captured - latest[0].captured > PAIR_MAX_WAIT_S:
+            return item, None
+        return latest
 
     def current_image(self) -> np.ndarray:
         """The BGR image of the current view (what is on screen)."""
-        seq, item = self.display_slot.peek()
-        if item is None or self.info is None or item.generation != self.info.generation:
+        item, result = self.shown()
+        if item is None:
             return render(self.view, None, None, self.view_options())
-        return render(self.view, item.frame.image, self.result_for(item), self.view_options())
+        return render(self.view, item.frame.image, result, self.view_options())
 
     def refresh(self) -> None:
-        """Paint the newest frame with its result (display timer)."""
-        seq, item = self.display_slot.peek()
-        result = self.result_for(item) if item is not None else None
-        key = (seq, id(result), self.view, dataclasses.astuple(self.view_options()),
+        """Paint the frame and result of :meth:`shown` (display timer)."""
+        item, result = self.shown()
+        key = (id(item), id(result), self.view, dataclasses.astuple(self.view_options()),
                self.info.generation if self.info else -1)
         if key == self._shown_key:
             return

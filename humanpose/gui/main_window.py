@@ -276,6 +276,7 @@ class MainWindow(SourceSession, Playback, Output, Status, EstimatorOptions, Disp
         d.boxes.setChecked(cfg.gui.show_boxes)
         d.scores.setChecked(cfg.gui.show_scores)
         d.blend.setChecked(cfg.gui.heatmap_blend)
+        d.low_latency.setChecked(cfg.gui.low_latency_display)
         self.tabs.setCurrentIndex(VIEWS.index(self.view))
         c.output.folder.setText(f"Output folder: {self.output_dir}")
         p = self.playback
@@ -323,7 +324,7 @@ class MainWindow(SourceSession, Playback, Output, Status, EstimatorOptions, Disp
         e.reload.clicked.connect(self.reload_models)
         d = c.display
         for box, key in ((d.boxes, "gui.show_boxes"), (d.scores, "gui.show_scores"),
-                         (d.blend, "gui.heatmap_blend")):
+                         (d.blend, "gui.heatmap_blend"), (d.low_latency, "gui.low_latency_display")):
             box.toggled.connect(lambda on, key=key: self._set_cfg(key, bool(on)))
         d.person.currentIndexChanged.connect(self._on_person)
         d.joint_score.valueChanged.connect(self._on_joint_score)

@@ -39,6 +39,7 @@ REMEMBERED: dict[str, type] = {
     "gui.heatmap_blend": bool,
     "gui.show_boxes": bool,
     "gui.show_scores": bool,
+    "gui.low_latency_display": bool,
 }
 
 
