@@ -22,7 +22,7 @@ import yaml
 
 from ..config import PROJECT_ROOT
 from ..estimator.maps import STRIDE, argmax_subpixel, find_peaks, from_map
-from ..estimator.pipeline import normalise, pad_to_stride, scale_frame
+from ..estimator.pipeline import detector_frame, normalise
 from ..nets import build_model
 from ..skeleton import FLIP_PAIRS, NUM_JOINTS, flip_permutation
 from ..store import ModelError, load_model, read_metadata, save_weights, sha256
@@ -95,6 +95,7 @@ class TrainConfig:
     checkpoint_every: int = 200
     val_every: int = 1000
     val_boxsize: int = 192
+    val_detector_size: int = 256           # person: validation frames' longer side (detector_size)
     max_train_images: int = 0              # 0 = all (small values for smoke tests)
 
     @classmethod
@@ -136,7 +137,7 @@ class TrainConfig:
                         if isinstance(value, str) and "e" in value.lower() else "")
                 raise ValueError(f"{path}: {key} must be {what}, not {value!r}{hint}")
         for key, lo in (("freeze_trunk_steps", 0), ("steps", 1), ("batch_size", 1),
-                        ("val_every", 1), ("checkpoint_every", 1),
+                        ("val_every", 1), ("checkpoint_every", 1), ("val_detector_size", 64),
                         ("val_images", 1), ("threads", 1), ("max_train_images", 0)):
             value = getattr(cfg, key)
             if isinstance(value, bool) or not isinstance(value, int) or value < lo:
@@ -413,14 +414,16 @@ def relabel_mirrored_limbs(cache: dict, weights: str | Path, boxsize: int, devic
 
 
 @torch.inference_mode()
-def validate_person(model, val, boxsize: int, device, threshold: float = 0.3) -> dict:
-    """Detector recall on the validation images: a peak within 0.3 x person size of the centre."""
+def validate_person(model, val, detector_size: int, device, threshold: float = 0.2) -> dict:
+    """Detector recall on the validation images seen as the pipeline's detector sees them
+    (:func:`~humanpose.estimator.pipeline.detector_frame`, longer side ``detector_size``): a
+    peak above ``threshold`` (the config's default) within 0.3 x person size of the centre."""
     hits, peaks = 0, 0
     for path, joints in zip(val.images, val.joints):
-        scaled, sx, sy = scale_frame(cv2.imread(str(path)), boxsize)
-        x = torch.from_numpy(normalise(pad_to_stride(scaled))[None]).to(device)
+        det, sx, sy = detector_frame(cv2.imread(str(path)), detector_size)
+        x = torch.from_numpy(normalise(det)[None]).to(device)
         m = model(x)[-1][0, 0].float().cpu().numpy()
-        pk = find_peaks(m, threshold, min_distance=0.15 * boxsize / STRIDE)
+        pk = find_peaks(m, threshold, min_distance=0.15 * detector_size * 0.75 / STRIDE)
         peaks += len(pk)
         c, size = person_box(joints)
         if len(pk):
@@ -557,9 +560,9 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
 
     try:
         while step < cfg.steps:
-            x, t, w = (a.to(device) for a in batches.get())
             if trunk is not None and cfg.freeze_trunk_steps:
                 trunk.requires_grad_(step >= cfg.freeze_trunk_steps)
+            x, t, w = (a.to(device) for a in batches.get())
             x = x.contiguous(memory_format=torch.channels_last)
             outputs = model(x)
             loss = stage_loss(outputs, t, w, cfg.positive_weight)
@@ -580,7 +583,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
             if step % cfg.val_every == 0 or step == cfg.steps:
                 model.eval()
                 val = (validate_pose(model, val_cache, cfg.val_boxsize, device) if cfg.kind == "pose"
-                       else validate_person(model, val_set, cfg.val_boxsize, device))
+                       else validate_person(model, val_set, cfg.val_detector_size, device))
                 model.train()
                 val["train_hours"] = round((time.time() - t0) / 3600, 3)
                 if val[metric] > best:
