@@ -415,3 +415,99 @@ def test_8_train_bad_yaml_is_one_line(tmp_path, capfd, text, message):
     out, err = capfd.readouterr()
     assert rc == 2 and "Traceback" not in err and "owned" not in out + err
     assert len(err.strip().splitlines()) == 1 and err.startswith("error: ") and message in err
+
+
+def test_7_window_estimates_unrelated_pictures_alone(tmp_path):
+    """The window's camera worker starts a new segment (a tracking reset) on every picture of
+    a folder of unrelated pictures, and keeps one segment over a frame sequence."""
+    pytest.importorskip("PySide6")
+    from humanpose.gui.slots import FrameSlot
+    from humanpose.gui.workers import CameraWorker
+    for folder, names in (("holiday", ["beach.png", "dog.png", "kitchen.png"]),
+                          ("clip", ["f1.png", "f2.png", "f3.png"])):
+        (tmp_path / folder).mkdir()
+        for i, name in enumerate(names):
+            cv2.imwrite(str(tmp_path / folder / name), frame(i))
+    cfg = from_dict(cfg_dict(tmp_path))
+    segments = {}
+    for folder in ("holiday", "clip"):
+        slot = FrameSlot()
+        camera = CameraWorker(slot, FrameSlot())
+        camera._cmd_open(str(tmp_path / folder), cfg.source)      # publishes image 0
+        seen = [slot.take(0).segment]
+        for _ in range(2):
+            camera._read_one()
+            seen.append(slot.take(0).segment)
+        camera._close()
+        segments[folder] = seen
+    assert len(set(segments["holiday"])) == 3 and len(set(segments["clip"])) == 1
+
+
+# -------------------------------------------------------- 9: the live cache, bound by bytes
+def _results(n: int, boxsize: int = 192) -> list:
+    """Results as the window's estimator makes them (maps and crops kept), 2 persons each."""
+    from humanpose.estimator.pipeline import PoseEstimator
+    person, pose = nets()
+    cfg = from_dict({"estimator": {"boxsize": boxsize}}, from_dict(cfg_dict(Path("/tmp"))))
+    est = PoseEstimator(cfg, person, pose)
+    img = cv2.resize(frame(1), (320, 240))
+    return [est.estimate(img, i / 10, i, keep_maps=True) for i in range(n)]
+
+
+def test_9_result_size_is_measured_not_assumed():
+    """result_nbytes agrees with what the results really allocate (tracemalloc), with maps and
+    once they are stripped."""
+    import copy
+    import gc
+    import tracemalloc
+    from humanpose.gui.slots import result_nbytes, strip_maps
+    base = _results(2)
+    for strip in (False, True):
+        gc.collect()
+        tracemalloc.start()
+        made = [copy.deepcopy(strip_maps(r) if strip else r) for r in base * 100]
+        gc.collect()
+        real = tracemalloc.get_traced_memory()[0] / len(made)
+        tracemalloc.stop()
+        measured = np.mean([result_nbytes(r) for r in made])
+        assert 0.8 * real < measured < 1.25 * real, (strip, real, measured)
+    assert result_nbytes(base[0]) > 100_000 > 1_000 > result_nbytes(strip_maps(base[0])) / 10
+
+
+def test_9_live_cache_is_bound_by_bytes_maps_first():
+    import copy
+    from humanpose.gui.slots import ResultCache, result_nbytes, strip_maps
+    base = _results(1)[0]
+    with_maps, without = result_nbytes(base), result_nbytes(strip_maps(base))
+    bound = 4 * with_maps                      # room for 4 results with maps
+    cache = ResultCache(max_bytes=bound)
+    first_drop = None
+    puts = int(2 * bound / without)
+    for i in range(puts):
+        r = copy.deepcopy(base)
+        r.frame_index = i
+        cache.put(r)
+        assert cache.nbytes <= bound
+        kept = [k for k, _ in cache.items()]
+        if kept[0] != 0 and first_drop is None:        # the first result dropped ...
+            first_drop = i                              # ... only once no old one has maps
+            assert all(res.persons[0].stage_maps is None for _, res in cache.items()[:-1])
+    items = cache.items()
+    assert cache.nbytes == sum(result_nbytes(r) for _, r in items)      # the books balance
+    assert items[-1][0] == puts - 1 and items[-1][1].persons[0].stage_maps is not None
+    # the joints of as many frames as fit beside the newest one's maps: far more than 4
+    assert first_drop is not None and len(items) >= 0.95 * (bound - with_maps) / without
+    assert cache.nbytes > 0.9 * bound and without < with_maps / 20
+
+
+def test_9_window_bounds_a_live_sources_cache_by_bytes():
+    pytest.importorskip("PySide6")
+    from humanpose.gui.slots import FrameSlot, ResultCache
+    from humanpose.gui.workers import LIVE_BYTES, EstimatorWorker
+    worker = EstimatorWorker(FrameSlot(), ResultCache(), lambda c: None, None)
+    worker.new_source(1, False)                   # a camera or stream
+    worker._apply_pending()
+    assert worker.cache.max_bytes == LIVE_BYTES == 256 << 20
+    worker.new_source(2, True)                    # a video file: one result per frame
+    worker._apply_pending()
+    assert worker.cache.max_bytes is None

@@ -28,7 +28,8 @@ from ..sources import Frame, SourceError, open_source
 from .slots import FrameSlot, ResultCache
 
 POLL_S = 0.05
-LIVE_RESULTS = 20_000     # results kept of a live source (33 min at 10 estimates/s; 4.5 kB each with 3 persons)
+LIVE_BYTES = 256 << 20    # memory for a live source's results, maps included (maps go first;
+                          # then ~50 000 results of 5 kB with 3 persons: 80 min at 10/s)
 
 
 @dataclass
@@ -201,7 +202,8 @@ class CameraWorker(QObject):
     def _publish(self, frame: Frame) -> None:
         """Hand ``frame`` to the estimator and the display."""
         self.frames_read += 1
-        if frame.index != self.last_index + 1:
+        # a jump, or a folder of unrelated pictures (each image is estimated alone)
+        if frame.index != self.last_index + 1 or getattr(self.source, "independent", False):
             self.segment += 1
         self.last_index = frame.index
         item = Captured(frame, time.perf_counter(), self.generation, self.segment)
@@ -450,7 +452,7 @@ class EstimatorWorker(QObject):
         if "source" in pending:
             self.generation, self.use_cache = pending.pop("source")
             self.cache.clear()
-            self.cache.max_entries = None if self.use_cache else LIVE_RESULTS
+            self.cache.max_bytes = None if self.use_cache else LIVE_BYTES
             pending["reset"] = True
         changed = False
         options = pending.get("options") or {}
