@@ -287,3 +287,26 @@ def test_detect_every_one_is_the_detector_path():
         r = est.estimate(FRAME, timestamp=i / 30, frame_index=i)
         assert r.path == "detector" and r.timings["tracked"] == 0.0
     assert person.calls == 4
+
+
+# ------------------------------------------------------------------ bench --webcam
+def test_webcam_bench_table_with_tiny_nets(monkeypatch, tmp_path):
+    from humanpose.estimator import bench, webcam_bench
+    monkeypatch.setattr(bench, "shared_media", lambda: tmp_path / "none" / "media")
+    frames, where = webcam_bench.webcam_frames(4)
+    assert "generated" in where and len(frames) == 4
+    assert all(f.shape == (480, 640, 3) for f in frames)
+    assert np.abs(frames[0].astype(int) - frames[3]).mean() > 1     # it moves
+    cfg = from_dict({"estimator": {"min_pose_score": 0.0}})
+    variants = webcam_bench.make_variants(cfg, tiny("person"), tiny("pose"), [64],
+                                          webcam_bench.BACKENDS)
+    assert len(variants) == 6
+    int8 = [v for v in variants if v.precision == "int8"]
+    assert all(v.skip and "export-onnx --int8" in v.skip for v in int8)   # none made here
+    webcam_bench.run_variants(variants, frames, warmup=1)
+    table = webcam_bench.format_table(variants)
+    assert table.count("\n") == 7
+    assert "| 64 | onnxruntime fp32 | detect every frame |" in table
+    assert "tracking-driven (detector every 10)" in table
+    for v in variants:
+        assert v.skip is not None or len(v.times) == 4

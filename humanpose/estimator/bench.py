@@ -1,5 +1,8 @@
 """``humanpose bench``: milliseconds per step for several box sizes, compact net vs. cpm_vgg.
 
+(``humanpose bench --webcam``: ms per frame of a one-person webcam sequence, see
+:mod:`.webcam_bench`.)
+
 For every architecture and box size the full pipeline (:class:`PoseEstimator`, configured
 backend, device and tracking) runs on ``--frames`` frames after two warm-up frames; the table
 gives median milliseconds of
@@ -47,8 +50,12 @@ def add_arguments(parser) -> None:
                         help="architectures to compare (default: %(default)s)")
     parser.add_argument("--vgg-person", default=None, help="converted cpm_vgg person weights")
     parser.add_argument("--vgg-pose", default=None, help="converted cpm_vgg pose weights")
-    parser.add_argument("--framework", choices=("torch", "opencv"), default=None,
+    parser.add_argument("--framework", choices=("onnxruntime", "torch", "opencv"), default=None,
                         help="override model.framework")
+    parser.add_argument("--webcam", action="store_true",
+                        help="p50 / p95 ms per frame of a 640x480 one-person sequence: detector on "
+                             "every frame vs tracking-driven crops, torch / onnxruntime fp32 / "
+                             "int8, boxsizes 128 192 256 (--boxsizes, --frames, --source apply)")
     parser.add_argument("--device", choices=("cpu", "cuda", "auto"), default=None,
                         help="override model.device")
     parser.add_argument("--threads", type=int, default=None,
@@ -232,6 +239,11 @@ def main(args) -> int:
         torch.set_num_threads(args.threads)
         cv2.setNumThreads(args.threads)
     boxsizes = list(dict.fromkeys(8 * round(b / 8) for b in args.boxsizes))
+    if getattr(args, "webcam", False):
+        from . import webcam_bench
+        given = args.boxsizes != list(DEFAULT_BOXSIZES)
+        return webcam_bench.main(args, cfg, boxsizes if given else None,
+                                 args.frames if args.frames != 10 else None)
     try:
         frames, where = load_frames(args.source, args.frames)
     except (FileNotFoundError, ValueError) as exc:
