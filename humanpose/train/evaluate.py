@@ -39,6 +39,12 @@ body (:func:`waist_up_window`); the joints cut off are not counted.  Comparing i
 joints on the whole images (``per_image_*`` with ``waist_up_index``) shows what the frame's
 edge costs.
 
+``--still-clip N`` asks what tracking-driven crops (``tracking.detect_every``) cost: the
+end-to-end mode sees each image as an N-frame still clip (tracking on, tracks forgotten between
+images) and scores its last frame, which with ``detect_every`` > 1 the pose net estimates on the
+crop cut from the track, not on the detector's; ``--compare`` against the same run with
+``tracking.detect_every: 1`` (detector on every frame) isolates it.
+
 ``--compare BASE.json`` (a report written by ``--json`` for other weights or settings on the
 same images) adds the difference in both modes with its 95 % interval from a paired bootstrap
 over the images: the JSON keeps which joints were correct in each image (``per_image_*``:
@@ -142,10 +148,12 @@ def _read(path) -> np.ndarray:
 
 
 def evaluate(estimator, data: PoseSet, progress: bool = True, shrink: float = 1.0,
-             waist_up_framing: bool = False) -> dict:
+             waist_up_framing: bool = False, still_clip: int = 0) -> dict:
     """Run both modes over ``data`` (each image shrunk as :func:`shrunk` does when ``shrink``
     < 1; with ``waist_up_framing`` only the eligible persons, each image cut as :func:`waist_up`
-    does); returns the JSON-able report."""
+    does; with ``still_clip`` = N > 0 the end-to-end mode sees each image as an N-frame still
+    clip, tracks forgotten between images, and scores the last frame: with tracking-driven crops
+    its frames after the first are cropped from the track); returns the JSON-able report."""
     from ..progress import progress as progress_bar
     index = np.arange(len(data))
     if waist_up_framing:
@@ -161,6 +169,7 @@ def evaluate(estimator, data: PoseSet, progress: bool = True, shrink: float = 1.
     matched = np.zeros(n, bool)
     found = 0      # detections in all (other people in the image and false ones included)
     rescaled = 0   # of those, re-estimated on a rescaled crop (estimator.rescale)
+    tracked = 0    # still-clip frames made from the tracks (no detector)
     t_gt = t_e2e = 0.0
     for i in progress_bar(range(n), desc="eval", enabled=progress):
         img = _read(data.images[i])
@@ -173,7 +182,13 @@ def evaluate(estimator, data: PoseSet, progress: bool = True, shrink: float = 1.
         res = estimator.estimate(img, frame_index=i, keep_maps=False, centres=centre[None])
         t1 = time.perf_counter()
         pred_gt[i] = res.persons[0].joints[:, :2]
-        res = estimator.estimate(img, frame_index=i, keep_maps=False)
+        if still_clip:
+            estimator.reset()
+            for k in range(still_clip):
+                res = estimator.estimate(img, timestamp=k / 30.0, frame_index=k, keep_maps=False)
+                tracked += res.path == "tracked"
+        else:
+            res = estimator.estimate(img, frame_index=i, keep_maps=False)
         t2 = time.perf_counter()
         t_gt += t1 - t0
         t_e2e += t2 - t1
@@ -226,6 +241,10 @@ def evaluate(estimator, data: PoseSet, progress: bool = True, shrink: float = 1.
         "framing": "waist-up" if waist_up_framing else "whole",
         **({"waist_up_index": index.tolist()} if waist_up_framing else {}),
         "rescaled_fraction_end_to_end": round(rescaled / max(found, 1), 3),
+        **({"still_clip": still_clip,
+            "detect_every": cfg.tracking.detect_every,
+            "tracked_frames_fraction": round(tracked / max(n * still_clip, 1), 3)}
+           if still_clip else {}),
         "backend": estimator.backend_name,
         "person_model": cfg.model.person_model,
         "pose_model": cfg.model.pose_model,
@@ -361,6 +380,10 @@ def add_arguments(p) -> None:
     p.add_argument("--waist-up", action="store_true",
                    help="webcam framing: only the persons within 45 degrees of upright, each image "
                         "cut a little below the hips (see the module doc)")
+    p.add_argument("--still-clip", type=int, default=0, metavar="N",
+                   help="end-to-end mode on each image as an N-frame still clip with tracking on "
+                        "(tracks forgotten between images), the last frame scored: measures "
+                        "tracking-driven crops (tracking.detect_every) against the detector")
     p.add_argument("--limit", type=int, help="evaluate only the first N images")
     p.add_argument("--json", help="write the report as JSON here")
     p.add_argument("--compare", metavar="BASE.json",
@@ -374,6 +397,10 @@ def main(args) -> int:
     from ..store import ModelError
     try:
         cfg = set_value(from_args(args), "tracking.enabled", False)   # independent images
+        if args.still_clip < 0:
+            raise ValueError(f"--still-clip must be 0 or more, not {args.still_clip}")
+        if args.still_clip:
+            cfg = set_value(cfg, "tracking.enabled", True)           # within each clip
         if args.split == "val":
             data = splits(Path(args.data).parent)[1]
         else:
@@ -389,7 +416,7 @@ def main(args) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     rep = evaluate(estimator, data, progress=not args.no_progress, shrink=args.shrink,
-                   waist_up_framing=args.waist_up)
+                   waist_up_framing=args.waist_up, still_clip=args.still_clip)
     rep["data"] = str(Path(args.data)) + (" (validation split)" if args.split == "val" else "")
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
