@@ -43,6 +43,10 @@ def main(argv: list[str] | None = None) -> int:
     # OpenMP threads that spin-wait stall the estimator when the cores are busy (the GUI's
     # threads, other programs): must be set before torch is imported by a command module.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    # OpenCV's and FFmpeg's own log lines ("[ WARN:0@...]", "[mov,mp4...] moov atom not found")
+    # only repeat what the commands say in their own error / warning lines (as the window does)
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")   # AV_LOG_QUIET
     argv = list(sys.argv[1:] if argv is None else argv)
     command = next((a for a in argv if not a.startswith("-")), None)
     if command is not None and command not in COMMANDS:

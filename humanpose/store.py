@@ -11,7 +11,9 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import sys
+import warnings
 from pathlib import Path
 
 import torch
@@ -46,6 +48,25 @@ def sha256(path: str | Path) -> str:
     return h.hexdigest()
 
 
+def _umask() -> int:
+    try:                                   # Linux: read it without changing it
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)                 # elsewhere: the only way to read it is to set it
+    os.umask(mask)
+    return mask
+
+
+def default_mode(path: str | Path) -> None:
+    """Give a file the mode a plain ``open()`` gives (0666 less the umask): safetensors and
+    ``tempfile.mkstemp`` create files readable by their owner only (0600)."""
+    os.chmod(path, 0o666 & ~_umask())
+
+
 def save_weights(model: torch.nn.Module, path: str | Path, arch: str, extra: dict | None = None,
                  kwargs: dict | None = None) -> Path:
     """Save ``model`` in the project's weight format (safetensors + metadata)."""
@@ -57,7 +78,24 @@ def save_weights(model: torch.nn.Module, path: str | Path, arch: str, extra: dic
         meta[k] = v if isinstance(v, str) else json.dumps(v)
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     save_file(state, str(path), metadata=meta)
+    default_mode(path)
     return path
+
+
+def _foreign_format(path: Path) -> str | None:
+    """What a file that is not safetensors looks like it is, from its first bytes (or None)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+    except OSError:
+        return None
+    if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
+        return "a pickle?"
+    if head[:4] == b"PK\x03\x04":
+        return "a zip archive: a torch.save / PyTorch .pt / .pth file?"
+    if head[:8] == b"\x89HDF\r\n\x1a\n":
+        return "an HDF5 (Keras) file?"
+    return None
 
 
 def read_metadata(path: str | Path) -> dict:
@@ -66,6 +104,10 @@ def read_metadata(path: str | Path) -> dict:
         raise ModelError(f"weight file not found: {path}; " + how_to_get(path))
     if not path.is_file():
         raise ModelError(f"weight file {path} is not a file (a folder?); name a .safetensors file")
+    kind = _foreign_format(path)
+    if kind:
+        raise ModelError(f"weight file {path} is not a safetensors file ({kind}; humanpose does "
+                         "not unpickle weights): " + how_to_get(path))
     try:
         with safe_open(str(path), framework="pt") as fh:
             meta = fh.metadata() or {}
@@ -141,6 +183,11 @@ def resolve_model(name_or_path: str, models_dir: str | Path) -> tuple[Path, str 
     if not p.is_absolute() and not p.exists():
         p = models_dir / p
     if p.exists():
+        # a file given by path: its manifest entry (here or beside it) still has its checksum
+        for folder in dict.fromkeys((models_dir, p.parent)):
+            for entry in read_manifest(folder):
+                if (folder / entry["file"]).resolve() == p.resolve():
+                    return p, entry.get("sha256")
         return p, None
     names = [e["name"] for e in read_manifest(models_dir)]
     raise ModelError(f"model {name_or_path!r} is neither in {models_dir / MANIFEST} "
@@ -150,7 +197,12 @@ def resolve_model(name_or_path: str, models_dir: str | Path) -> tuple[Path, str 
 
 
 def load_named(name_or_path: str, models_dir: str | Path, kind: str) -> torch.nn.Module:
+    """Load a model by manifest name or path, checked against its sha256 where a manifest
+    lists the file; a file no manifest lists is loaded with a warning giving its sha256."""
     path, digest = resolve_model(name_or_path, models_dir)
+    if digest is None and path.is_file():
+        warnings.warn(f"{kind} weights {path} are in no manifest.json: loaded without a checksum "
+                      f"(sha256 {sha256(path)})", UserWarning, stacklevel=2)
     return load_model(path, digest, kind)
 
 

@@ -30,12 +30,11 @@ import yaml
 
 from humanpose import cli
 from humanpose.config import from_dict
-from humanpose.export import outdir, run_cmd, writers
+from humanpose.export import writers
 from humanpose.export.run_cmd import run
-from humanpose.export.writers import ExportError, KeypointWriter, read_jsonl, read_keypoints_csv
+from humanpose.export.writers import ExportError, read_jsonl, read_keypoints_csv
 from humanpose.nets import build_model
 from humanpose.sources import open_source
-from humanpose.sources.images import image_size, is_frame_sequence, list_images
 from humanpose.store import save_weights
 
 torch.set_num_threads(1)
@@ -44,6 +43,8 @@ SHARED = ROOT.parent / "shared"
 W, H = 96, 64
 TINY = {"stages": 2, "feat": 16}
 LONG = 600            # frames of the video the signal tests interrupt (about 25 s of work)
+STAGE_PREFIX = ".partial-"             # a run's staging folder inside its output folder
+LOCK_NAME = ".humanpose-run.lock"      # its lock file there
 
 
 def nets():
@@ -119,7 +120,7 @@ def wait_staged(proc: subprocess.Popen, folder: Path, frames: int = 5,
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         assert proc.poll() is None, proc.communicate()
-        for stage in folder.glob(outdir.STAGE_PREFIX + "*"):
+        for stage in folder.glob(STAGE_PREFIX + "*"):
             jsonl = stage / "keypoints.jsonl"
             if jsonl.exists() and jsonl.read_bytes().count(b"\n") >= frames:
                 return stage
@@ -137,7 +138,7 @@ def check_result(folder: Path, complete: bool) -> dict:
     assert [o["frame"] for o in lines] == list(range(len(lines)))
     rows = read_keypoints_csv(folder / "keypoints.csv")      # every row whole
     assert sum(len(f.persons) for f in rows) == sum(len(o["persons"]) for o in lines)
-    assert not list(folder.glob(".partial-*")) and not (folder / outdir.LOCK_NAME).exists()
+    assert not list(folder.glob(".partial-*")) and not (folder / LOCK_NAME).exists()
     return manifest
 
 
@@ -282,7 +283,7 @@ def test_4_kill_9_keeps_the_previous_complete_result(media):
     proc.kill()
     proc.communicate(timeout=30)
     assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()
-            and p.name != outdir.LOCK_NAME} == before
+            and p.name != LOCK_NAME} == before
     assert stage.exists()               # the killed run's partial files, under a hidden name
     # the next run is not locked out by the dead one, and clears its leftovers
     again = tiny_run(media["short"], out, max_frames=3)
@@ -357,6 +358,8 @@ def test_7_unrelated_same_size_pictures_are_estimated_alone(tmp_path):
 
 
 def test_7_frame_sequence_rule(tmp_path):
+    from humanpose.sources.images import image_size, is_frame_sequence, list_images
+
     def img(name, h=30):
         cv2.imwrite(str(tmp_path / name), np.zeros((h, 40, 3), np.uint8))
 
@@ -511,3 +514,91 @@ def test_9_window_bounds_a_live_sources_cache_by_bytes():
     worker.new_source(2, True)                    # a video file: one result per frame
     worker._apply_pending()
     assert worker.cache.max_bytes is None
+
+
+# ------------------------------------------------------------------------ 10: small ones
+def test_10_weights_by_path_are_checked_or_named(tmp_path):
+    import hashlib
+    import warnings as w
+    from humanpose.store import ModelError, load_named, write_manifest
+    person, _ = nets()
+    models = tmp_path / "models"
+    path = save_weights(person, models / "p.safetensors", "cpm_compact", kwargs=TINY)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    write_manifest(models, [{"name": "p", "file": "p.safetensors", "sha256": digest}])
+    data = bytearray(path.read_bytes())
+    data[-5] ^= 0xFF                                  # a weight changed, the header intact
+    path.write_bytes(bytes(data))
+    for spec, folder in ((str(path), tmp_path / "elsewhere"), ("p.safetensors", models)):
+        with pytest.raises(ModelError, match="does not match its sha256 in the manifest"):
+            load_named(spec, folder, "person")      # by path too, the manifest's checksum
+    other = save_weights(person, tmp_path / "mine.safetensors", "cpm_compact", kwargs=TINY)
+    with w.catch_warnings(record=True) as caught:
+        w.simplefilter("always")
+        load_named(str(other), models, "person")
+    assert [str(c.message) for c in caught] == [
+        f"person weights {other} are in no manifest.json: loaded without a checksum (sha256 "
+        f"{hashlib.sha256(other.read_bytes()).hexdigest()})"]
+
+
+def test_10_a_pickle_as_weights_is_named(tmp_path):
+    import pickle
+    from humanpose.store import ModelError, load_model
+    (tmp_path / "w.pkl").write_bytes(pickle.dumps({"conv.weight": [1.0, 2.0]}))
+    torch.save({"w": torch.zeros(2)}, tmp_path / "w.pth")
+    with pytest.raises(ModelError, match=r"not a safetensors file \(a pickle\?"):
+        load_model(tmp_path / "w.pkl")
+    with pytest.raises(ModelError, match=r"not a safetensors file \(a zip archive: a torch.save"):
+        load_model(tmp_path / "w.pth")
+
+
+def test_10_duplicate_yaml_keys_are_errors(tmp_path):
+    from humanpose.config import ConfigError, load
+    path = tmp_path / "c.yml"
+    path.write_text("estimator:\n  boxsize: 128\n  flip_test: true\n  boxsize: 256\n")
+    with pytest.raises(ConfigError, match=r"duplicate key 'boxsize' \(first on line 2\) "
+                                          r"\(line 4, column 3\)"):
+        load(path)
+    path.write_text("estimator:\n  boxsize: 128\nestimator:\n  flip_test: true\n")
+    with pytest.raises(ConfigError, match="duplicate key 'estimator'"):
+        load(path)
+
+
+def test_10_cli_quiets_opencv_and_ffmpeg_log_lines(media, tmp_path):
+    broken = tmp_path / "broken.mp4"
+    mp4 = tiny_run(media["short"], tmp_path / "o").video_path
+    broken.write_bytes(mp4.read_bytes()[: len(mp4.read_bytes()) // 2])   # no moov atom
+    proc = subprocess.run([sys.executable, "-m", "humanpose", "run", str(broken), "--out",
+                           str(tmp_path / "x")], cwd=ROOT, capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        f"error: cannot open video {broken}: not a video OpenCV can decode (corrupt, truncated "
+        "or unsupported codec)"]
+
+
+def test_10_cpu_fallback_said_once(media, tmp_path, capsys):
+    import torch.cuda
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available: there is no fallback to report")
+    from humanpose.estimator import backends
+    backends._warned.clear()
+    cfg = yaml.safe_load(media["config"].read_text())
+    cfg["model"]["device"] = "auto"
+    (tmp_path / "c.yml").write_text(yaml.safe_dump(cfg))
+    rc = cli.main(["run", str(media["short"]), "--config", str(tmp_path / "c.yml"),
+                   "--no-progress", "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert rc == 0 and err.count("CUDA not available") == 1, err
+
+
+def test_10_onnx_and_weight_files_get_the_usual_mode(tmp_path):
+    from humanpose.estimator.onnx_export import export_onnx
+    from humanpose.store import _umask
+    person, _ = nets()
+    expected = 0o666 & ~_umask()
+    assert expected == 0o666 & ~os.umask(os.umask(0o022))
+    onnx = export_onnx(person, tmp_path / "p.onnx")
+    weights = save_weights(person, tmp_path / "p.safetensors", "cpm_compact", kwargs=TINY)
+    for path in (onnx, weights):
+        assert (path.stat().st_mode & 0o777) == expected, (path, oct(path.stat().st_mode))

@@ -69,6 +69,8 @@ def export_onnx(model: nn.Module, path: str | Path) -> Path:
             warnings.simplefilter("ignore")  # legacy-exporter deprecation and tracer warnings
             torch.onnx.export(model, (_dummy(model),), tmp, dynamo=False, opset_version=OPSET,
                               input_names=["input"], output_names=names, dynamic_axes=dynamic)
+        from ..store import default_mode
+        default_mode(tmp)                  # mkstemp's 0600 would hide the cache from others
         os.replace(tmp, path)
     except Exception:
         Path(tmp).unlink(missing_ok=True)

@@ -22,6 +22,7 @@ frame.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import signal
 import sys
@@ -40,6 +41,7 @@ from .draw import draw_result
 from .outdir import FolderBusy, OutputFolder, config_hash
 from .writers import ExportError, KeypointWriter, VideoWriter, write_image
 
+CPU_FALLBACK_MESSAGE = "CUDA not available, using CPU"   # estimator.backends' note
 IMAGE_OUT_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
 
@@ -396,6 +398,23 @@ def main(args: argparse.Namespace) -> int:
     def show(message, category, filename, lineno, file=None, line=None):
         print(f"warning: {message}", file=sys.stderr)
 
+    class LogLine(logging.Handler):       # the modules' log warnings as one line each
+        def emit(self, record):
+            message = record.getMessage()
+            # the backend note is printed once, as a note, with the results
+            if not message.startswith(CPU_FALLBACK_MESSAGE):
+                print(f"warning: {message}", file=sys.stderr)
+
+    handler = LogLine(logging.WARNING)
+    logger = logging.getLogger("humanpose")
+    logger.addHandler(handler)
+    try:
+        return _main(args, show)
+    finally:
+        logger.removeHandler(handler)
+
+
+def _main(args: argparse.Namespace, show) -> int:
     with warnings.catch_warnings():
         warnings.showwarning = show
         try:
