@@ -310,3 +310,44 @@ def test_webcam_bench_table_with_tiny_nets(monkeypatch, tmp_path):
     assert "tracking-driven (detector every 10)" in table
     for v in variants:
         assert v.skip is not None or len(v.times) == 4
+
+
+def test_eval_still_clip_scores_the_last_frame_of_each_clip(tmp_path):
+    """eval --still-clip: each image N times with the tracks forgotten between images; the
+    last frame's pose is the one scored, and the share of tracked frames is reported."""
+    import humanpose.skeleton as sk
+    from humanpose.config import Config
+    from humanpose.estimator.result import Person, PoseResult
+    from humanpose.train import evaluate as ev
+    from humanpose.train.datasets import read_lsp_dir
+    from test_training import _fake_lsp
+    _fake_lsp(tmp_path / "lsp", n=3)
+    data = read_lsp_dir(tmp_path / "lsp", "lsp")
+
+    class ClipEstimator:
+        config = Config()
+        backend_name = "clip oracle"
+
+        def __init__(self):
+            self.calls, self.resets, self.image = [], 0, -1
+
+        def reset(self):
+            self.resets += 1
+            self.image += 1
+
+        def estimate(self, img, timestamp=None, frame_index=0, keep_maps=False, centres=None):
+            gt = data.joints[max(self.image, 0)]
+            self.calls.append((self.image, frame_index, centres is None))
+            last = centres is not None or frame_index == 2
+            joints = np.column_stack([np.nan_to_num(gt if last else gt + 500.0),
+                                      np.full(sk.NUM_JOINTS, 0.9)])
+            return PoseResult(frame_index, 0.0, img.shape[:2], 192, [Person(
+                centre=np.nanmean(gt, 0), centre_score=1.0, box=np.zeros(4), joints=joints)],
+                path="tracked" if frame_index else "detector")
+
+    est = ClipEstimator()
+    rep = ev.evaluate(est, data, progress=False, still_clip=3)
+    assert est.resets == 3
+    assert [c for c in est.calls if c[2]] == [(i, k, True) for i in range(3) for k in range(3)]
+    assert rep["pck_end_to_end"] == 100.0 and rep["still_clip"] == 3
+    assert rep["tracked_frames_fraction"] == round(6 / 9, 3)
