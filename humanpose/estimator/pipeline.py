@@ -81,6 +81,10 @@ POSE_SCORE_JOINTS = 7      # a person's score: the mean of its best this many jo
 MIN_TRACK_SCORE = 0.3      # a tracked pose scored below this (or min_pose_score) needs the detector
 
 
+class Cancelled(RuntimeError):
+    """An estimate stopped by :meth:`PoseEstimator.cancel` (between two net passes)."""
+
+
 def to_bgr(frame: np.ndarray) -> np.ndarray:
     """A BGR uint8 HxWx3 view/copy of a BGR, grayscale (HxW, HxWx1) or BGRA uint8 frame."""
     if not isinstance(frame, np.ndarray):
@@ -347,10 +351,12 @@ class PoseEstimator:
                 raise ValueError(f"the {kind} model is a {getattr(model, 'kind', 'unknown')!r} "
                                  f"net, expected a {kind!r} net")
         self._lock = threading.RLock()
+        self._cancelled = threading.Event()
         self._cfg = dataclasses.replace(cfg)
         self.person_model = person_model.eval()
         self.pose_model = pose_model.eval()
         self._centre_maps: dict[int, np.ndarray] = {}
+        self._batches: dict[tuple[int, int], np.ndarray] = {}   # reused pose-net inputs
         self._person_backend = self._pose_backend = None
         self.set_backend(cfg.model.framework, cfg.model.device, cfg.model.precision)
         self.set_boxsize(cfg.estimator.boxsize)
@@ -442,6 +448,17 @@ class PoseEstimator:
         with self._lock:
             self._tracker.reset()
 
+    def cancel(self) -> None:
+        """Stop for good (any thread, without the estimator's lock): the estimate under way
+        raises :class:`Cancelled` before its next net pass (person net, pose batch, flip,
+        rescale or scale-search pass), and so does every later one.  A window that closes does
+        not wait for a whole estimate."""
+        self._cancelled.set()
+
+    def _check_cancelled(self) -> None:
+        if self._cancelled.is_set():
+            raise Cancelled("the estimator was cancelled")
+
     def reset(self) -> None:
         """Forget the tracks (new source, seek)."""
         with self._lock:
@@ -456,13 +473,29 @@ class PoseEstimator:
         return m
 
     # ------------------------------------------------------------------ inference
+    def _batch_buffer(self, n: int, b: int) -> np.ndarray:
+        """A float32 (n, 4, b, b) pose-net input whose 4th channel holds the centre map, kept
+        for the next frames (a few shapes at most: the person count and boxsize change
+        rarely).  The backends copy or only read it, so the next pass may overwrite it."""
+        buf = self._batches.get((n, b))
+        if buf is None:
+            if len(self._batches) > 16:
+                self._batches.clear()
+            buf = self._batches[(n, b)] = np.empty((n, 4, b, b), np.float32)
+            buf[:, 3] = self.centre_map(b)
+        return buf
+
     def _pose_pass(self, crops: list[Crop]) -> list[np.ndarray] | None:
         """Stage maps (each (N, 15, h, w)) of the crops, in one batch; None if no crop."""
         if not crops:
             return None
+        self._check_cancelled()
         b = crops[0].image.shape[0]
-        cmap = self.centre_map(b)[None]
-        batch = np.stack([np.concatenate([normalise(c.image), cmap]) for c in crops])
+        batch = self._batch_buffer(len(crops), b)   # reused: no allocation per frame
+        for k, c in enumerate(crops):     # normalise() written straight into the batch
+            np.multiply(c.image.transpose(2, 0, 1), 1.0 / 256.0, out=batch[k, :3],
+                        casting="unsafe")
+        batch[:, :3] -= 0.5
         if self._cfg.estimator.flip_test:
             return flip_averaged(self._pose_backend, batch)
         return self._pose_backend(batch)
@@ -553,6 +586,7 @@ class PoseEstimator:
 
         detector_off = centres is not None
         if centres is None:   # the detector on its own input (detector_frame), centres back
+            self._check_cancelled()
             det, dsx, dsy = detector_frame(bgr, est.detector_size)
             person_map = self._person_backend(normalise(det)[None])[-1][0, 0]
             peaks = maps.find_peaks(person_map, est.person_threshold,
