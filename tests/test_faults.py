@@ -82,11 +82,15 @@ def media(tmp_path_factory) -> dict:
     """A short and a long video, and a config file whose models are tiny weight files."""
     tmp = tmp_path_factory.mktemp("faults")
     person, pose = nets()
-    save_weights(person, tmp / "models" / "p.safetensors", "cpm_compact", kwargs=TINY)
-    save_weights(pose, tmp / "models" / "q.safetensors", "cpm_compact", kwargs=TINY)
+    from humanpose.store import sha256, write_manifest
+    entries = []
+    for name, net in (("p", person), ("q", pose)):      # listed: loaded with their checksum
+        path = save_weights(net, tmp / "models" / f"{name}.safetensors", "cpm_compact",
+                            kwargs=TINY)
+        entries.append({"name": name, "file": path.name, "sha256": sha256(path)})
+    write_manifest(tmp / "models", entries)
     data = cfg_dict(tmp)
-    data["model"].update(models_dir=str(tmp / "models"), person_model="p.safetensors",
-                         pose_model="q.safetensors")
+    data["model"].update(models_dir=str(tmp / "models"), person_model="p", pose_model="q")
     (tmp / "c.yml").write_text(yaml.safe_dump(data))
     return {"tmp": tmp, "config": tmp / "c.yml", "short": write_video(tmp / "walk.avi", 6),
             "long": write_video(tmp / "long.avi", LONG)}
@@ -170,11 +174,12 @@ def test_1_second_run_into_a_busy_folder_is_refused_or_moved(media, capsys):
         assert f"keypoints: {results / 'long-2' / 'keypoints.csv'}" in out
         assert check_result(results / "long-2", True)["frames_written"] == 3
     finally:
-        a.send_signal(signal.SIGTERM)
-        a.communicate(timeout=60)
-    assert a.returncode == 143
+        a.send_signal(signal.SIGHUP)               # its terminal closed (3: SIGHUP too)
+        _, a_err = a.communicate(timeout=60)
+    assert a.returncode == 129 and "interrupted by SIGHUP" in a_err
     m = check_result(results / "long", False)      # the first run's files, not mixed
     assert m["source"] == str(media["long"]) and m["frames_written"] >= 5
+    assert m["exit_reason"] == "interrupted by SIGHUP"
 
 
 # ------------------------------------------------------------------------ 2: a full disk
@@ -199,6 +204,10 @@ def test_2_disk_full_stops_with_one_line_exit_1(media):
     assert 0 < m["frames_written"] < LONG and m["exit_code"] == 1
     assert m["exit_reason"].startswith("failed: cannot write")
     assert (out / "keypoints.csv").read_bytes().endswith(b"\n")
+    if "video" in m["files"]:                 # kept only when it opens
+        assert count_frames(out / m["files"]["video"]) > 0
+    else:
+        assert not list(out.glob("annotated.*")) and "not kept" in stderr
 
 
 def test_2_full_disk_mid_frame_cuts_back_to_the_last_whole_frame(tmp_path, monkeypatch):
@@ -256,10 +265,10 @@ def test_2_failed_video_frame_and_short_image_are_errors(tmp_path, monkeypatch):
     assert not (tmp_path / "big.png").exists()
 
 
-# ------------------------------------------------------------------ 3: SIGTERM and SIGHUP
-@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
-def test_3_signal_ends_with_playable_video_and_incomplete_manifest(media, sig, code):
-    out = media["tmp"] / f"t3-{sig.name}"
+# ---------------------------------------------------- 3: SIGTERM (SIGHUP: in test 1)
+def test_3_sigterm_ends_with_playable_video_and_incomplete_manifest(media):
+    sig, code = signal.SIGTERM, 143
+    out = media["tmp"] / "t3"
     proc = start_run(media, "--out", out)
     wait_staged(proc, out)
     proc.send_signal(sig)

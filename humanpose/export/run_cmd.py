@@ -126,6 +126,7 @@ class _StopOnSignal:
     def __init__(self) -> None:
         self.signum: int | None = None
         self._old: dict[int, object] = {}
+        self._depth = 0                    # nested uses share one installation
 
     def _handle(self, signum, _frame) -> None:
         if self.signum is not None:
@@ -133,7 +134,8 @@ class _StopOnSignal:
         self.signum = signum
 
     def __enter__(self) -> "_StopOnSignal":
-        if threading.current_thread() is threading.main_thread():
+        self._depth += 1
+        if self._depth == 1 and threading.current_thread() is threading.main_thread():
             for sig in SIGNAL_NAMES:
                 try:
                     if signal.getsignal(sig) is not signal.SIG_IGN:
@@ -143,8 +145,11 @@ class _StopOnSignal:
         return self
 
     def __exit__(self, *exc) -> None:
-        for sig, old in self._old.items():
-            signal.signal(sig, old)
+        self._depth -= 1
+        if self._depth == 0:
+            for sig, old in self._old.items():
+                signal.signal(sig, old)
+            self._old.clear()
 
 
 def _claim_folder(out_dir, cfg: Config, stem: str, source_desc: str,
@@ -193,6 +198,7 @@ def run(source: str | int | FrameSource, cfg: Config, out_dir: str | Path | None
     bar = None
     summary = RunSummary(tracking=cfg.tracking.enabled)
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    stop = _StopOnSignal().__enter__()    # a signal while the nets load: stop before writing
     try:
         src.loop = False                  # a headless run must end
         from ..estimator.pipeline import PoseEstimator   # torch: only once the source is fine
@@ -208,6 +214,9 @@ def run(source: str | int | FrameSource, cfg: Config, out_dir: str | Path | None
             if independent:
                 summary.tracking = False  # ids restart on every image: no tracks to count
         source_desc = src.name or str(source)
+        if stop.signum is not None:       # nothing written: the previous result stays
+            summary.interrupted, summary.signal = True, stop.signum
+            return summary
         folder = _claim_folder(out_dir, cfg, stem, source_desc, summary.notes)
         out = summary.out_dir = folder.path
         summary.csv_path, summary.jsonl_path = out / "keypoints.csv", out / "keypoints.jsonl"
@@ -222,7 +231,7 @@ def run(source: str | int | FrameSource, cfg: Config, out_dir: str | Path | None
                        summary=False, dynamic_ncols=True, leave=False)
         gui = cfg.gui
         t0 = time.perf_counter()
-        with _StopOnSignal() as stop:
+        with stop:
             try:
                 while max_frames is None or summary.frames < max_frames:
                     if stop.signum is not None:
@@ -263,7 +272,8 @@ def run(source: str | int | FrameSource, cfg: Config, out_dir: str | Path | None
             except KeyboardInterrupt:
                 summary.interrupted = True
             except ExportError as exc:    # a write error: disk full, I/O error
-                summary.failed = str(exc)
+                # named by the final path the user knows, not the hidden staging folder's
+                summary.failed = str(exc).replace(str(folder.stage), str(folder.path))
             if stop.signum is not None:
                 summary.interrupted, summary.signal = True, stop.signum
             summary.seconds = time.perf_counter() - t0
@@ -286,6 +296,7 @@ def run(source: str | int | FrameSource, cfg: Config, out_dir: str | Path | None
             folder.abandon()
         raise
     finally:
+        stop.__exit__()
         if bar is not None:
             bar.close()
         for closable in (video, kps, src):
@@ -339,8 +350,9 @@ def _finish(folder: OutputFolder, summary: RunSummary, src: FrameSource, source_
         cap.release()
         if not playable:
             staged.unlink(missing_ok=True)
-            summary.notes.append(f"the annotated video could not be finished; not kept")
+            summary.notes.append("the annotated video could not be finished; not kept")
             summary.video_path = None
+            video_frames = None
     try:
         summary.manifest_path = folder.finish(manifest())
     except ExportError as exc:
@@ -435,7 +447,10 @@ def _main(args: argparse.Namespace, show) -> int:
     if summary.source_error:
         print(f"warning: {summary.source_error} (run.json: complete: false, exit status "
               f"{EXIT_INCOMPLETE})", file=sys.stderr)
-    if summary.interrupted:
+    if summary.interrupted and summary.out_dir is None:
+        print(f"interrupted by {summary.signal_name} before the first frame: nothing written",
+              file=sys.stderr)
+    elif summary.interrupted:
         print(f"interrupted by {summary.signal_name}: files closed after the last complete "
               f"frame ({summary.frames}; run.json: complete: false)", file=sys.stderr)
     if summary.manifest_path is not None:
