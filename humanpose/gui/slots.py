@@ -113,6 +113,13 @@ def strip_maps(result):
     return dataclasses.replace(result, person_map=None, persons=persons)
 
 
+MAPS_BUDGET = 256 << 20      # maps kept of a video file's results (seeking back shows them)
+LIVE_BYTES = 256 << 20       # all a live source's results may take, maps included (measured)
+LIVE_MAPS_BYTES = 32 << 20   # a live source's maps: of the newest results only (no seeking back;
+                             # a large churn of freed maps between the long-lived joints would
+                             # also fragment the heap: +50 % RSS over the measured bytes)
+
+
 class ResultCache:
     """frame index -> PoseResult for one source and one set of estimator settings.
 
@@ -122,7 +129,7 @@ class ResultCache:
     maps of the oldest entries go first, then the oldest entries themselves.  ``max_entries``
     bounds the count too, when set."""
 
-    def __init__(self, maps_budget_bytes: int = 256 << 20, max_bytes: int | None = None) -> None:
+    def __init__(self, maps_budget_bytes: int = MAPS_BUDGET, max_bytes: int | None = None) -> None:
         self._lock = threading.Lock()
         self._results: dict[int, Any] = {}   # in the order first put
         self.max_entries: int | None = None  # keep only the newest this many
@@ -133,6 +140,13 @@ class ResultCache:
         self._bytes = 0
         self.budget = maps_budget_bytes
         self.version = 0      # bumped on every change (plots redraw when it moves)
+
+    def set_live(self, live: bool) -> None:
+        """The bounds of a live source's cache (``LIVE_BYTES`` in all, ``LIVE_MAPS_BYTES`` of
+        maps) or of a video file's (``MAPS_BUDGET`` of maps; one result per frame)."""
+        with self._lock:
+            self.max_bytes = LIVE_BYTES if live else None
+            self.budget = LIVE_MAPS_BYTES if live else MAPS_BUDGET
 
     def get(self, index: int):
         with self._lock:

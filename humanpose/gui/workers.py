@@ -28,8 +28,6 @@ from ..sources import Frame, SourceError, open_source
 from .slots import FrameSlot, ResultCache
 
 POLL_S = 0.05
-LIVE_BYTES = 256 << 20    # memory for a live source's results, maps included (maps go first;
-                          # then ~50 000 results of 5 kB with 3 persons: 80 min at 10/s)
 
 
 @dataclass
@@ -452,7 +450,7 @@ class EstimatorWorker(QObject):
         if "source" in pending:
             self.generation, self.use_cache = pending.pop("source")
             self.cache.clear()
-            self.cache.max_bytes = None if self.use_cache else LIVE_BYTES
+            self.cache.set_live(not self.use_cache)   # a live source: bound by bytes
             pending["reset"] = True
         changed = False
         options = pending.get("options") or {}
