@@ -109,3 +109,29 @@ def test_bench_on_the_shared_video(tmp_path, capsys):
     frames, where = bench.load_frames(None, 2)
     assert len(frames) == 2 and frames[0].shape == (720, 1280, 3)
     assert "street_people.avi (1280x720)" in where
+
+
+def test_bench_models_compares_weight_pairs_side_by_side(tmp_path, capsys, monkeypatch):
+    """--models PERSON,POSE ...: one column a pair (files or manifest names), here a compact and
+    a cpm_mobilenet pair; a malformed pair is one error line."""
+    monkeypatch.setattr(bench, "shared_media", lambda: tmp_path / "no_media")
+    models = tmp_path / "models"
+    kw = {"stages": 2, "feat": 16}
+    save_weights(CompactCPM("person", **kw), models / "p.safetensors", "cpm_compact", kwargs=kw)
+    save_weights(CompactCPM("pose", **kw), models / "q.safetensors", "cpm_compact", kwargs=kw)
+    mkw = {"stages": 2, "width": 8}
+    save_weights(build_model("cpm_mobilenet", "person", **mkw), models / "mp.safetensors",
+                 "cpm_mobilenet", kwargs=mkw)
+    save_weights(build_model("cpm_mobilenet", "pose", **mkw), models / "mq.safetensors",
+                 "cpm_mobilenet", kwargs=mkw)
+    cfg = write_config(tmp_path, models)
+    rc = main(["bench", "--config", cfg, "--frames", "1", "--boxsizes", "64", "--threads", "1",
+               "--models", "mp.safetensors,mq.safetensors", "p.safetensors,q.safetensors"])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    head = table_rows(out)[0]
+    assert head[2] == "cpm_mobilenet (mp.safetensors + mq.safetensors)"
+    assert head[3] == "cpm_compact (p.safetensors + q.safetensors)"
+    assert all(float(r[2].split()[0]) > 0 and float(r[3].split()[0]) > 0 for r in table_rows(out)[1:])
+    assert main(["bench", "--config", cfg, "--frames", "1", "--models", "mp.safetensors"]) == 1
+    assert "PERSON,POSE pairs" in capsys.readouterr().err

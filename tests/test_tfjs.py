@@ -300,3 +300,20 @@ def test_tiny_fine_tuning_from_a_synthetic_trunk_lowers_the_loss(tmp_path):
                               / (start.state_dict()[k].abs().mean() + 1e-8)) for k in keys])
     stages = [k for k in end if k.startswith("stage1.")]
     assert 0 < moved(trunk) < moved(stages)
+
+
+@needs_movenet
+def test_teacher_pck_tool_scores_movenet_on_the_limb_joints(capsys):
+    """tools/teacher_pck.py with a MoveNet .json: the rebuilt net zero-shot on LSP crops, the
+    COCO keypoints on the 12 limb joints (the zero-shot figure of the model card)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        "teacher_pck", Path(__file__).resolve().parents[1] / "tools" / "teacher_pck.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    assert tool.main([str(MOVENET / "movenet-lightning.json"), "--data", str(SHARED / "data" / "lsp"),
+                      "--format", "lsp", "--limit", "8"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    limbs = next(v for v in lines if "12 limb joints" in v)
+    assert float(limbs.split(":")[-1]) > 60          # MoveNet finds these LSP poses
+    assert "head_top=0.0" in lines[0]                # COCO has no head top: scored as missed

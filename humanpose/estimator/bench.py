@@ -48,6 +48,10 @@ def add_arguments(parser) -> None:
                              "if present, else a generated frame)")
     parser.add_argument("--archs", nargs="+", default=list(DEFAULT_ARCHS), choices=DEFAULT_ARCHS,
                         help="architectures to compare (default: %(default)s)")
+    parser.add_argument("--models", nargs="+", default=None, metavar="PERSON,POSE",
+                        help="compare these weight pairs (manifest names or files) side by side "
+                             "instead of --archs, e.g. person_mobilenet,pose_mobilenet "
+                             "person_compact,pose_compact")
     parser.add_argument("--vgg-person", default=None, help="converted cpm_vgg person weights")
     parser.add_argument("--vgg-pose", default=None, help="converted cpm_vgg pose weights")
     parser.add_argument("--framework", choices=("onnxruntime", "torch", "opencv"), default=None,
@@ -140,6 +144,18 @@ def compact_candidate(cfg) -> Candidate:
     return Candidate(arch, person, pose, f"{cfg.model.person_model} + {cfg.model.pose_model}")
 
 
+def named_candidate(cfg, pair: str) -> Candidate:
+    """A PERSON,POSE pair of manifest names or weight files (``--models``)."""
+    from ..store import load_named
+    names = pair.split(",")
+    if len(names) != 2 or not all(names):
+        raise ValueError(f"--models takes PERSON,POSE pairs, not {pair!r}")
+    models_dir = cfg.resolve(cfg.model.models_dir)
+    person = load_named(names[0], models_dir, "person")
+    pose = load_named(names[1], models_dir, "pose")
+    return Candidate(getattr(pose, "arch", "?"), person, pose, f"{names[0]} + {names[1]}")
+
+
 def vgg_candidate(person_path: str | None, pose_path: str | None) -> Candidate:
     from ..store import load_model
     if bool(person_path) != bool(pose_path):
@@ -164,7 +180,9 @@ def time_candidate(cfg, cand: Candidate, frames: list[np.ndarray], boxsizes, n: 
     """{boxsize: {"person", "pose", "total", "persons"}} and the backend name."""
     from .pipeline import PoseEstimator, crop, crop_offset, normalise, scale_frame
 
-    est = PoseEstimator(cfg, cand.person, cand.pose)
+    from ..config import set_value
+    # the detector on every frame: this table times it (bench --webcam times the tracked path)
+    est = PoseEstimator(set_value(cfg, "tracking.detect_every", 1), cand.person, cand.pose)
     est.set_backend(framework, device)
     rows = {}
     for b in boxsizes:
@@ -251,9 +269,10 @@ def main(args) -> int:
         return 2
 
     results = []
-    for arch in args.archs:
+    for arch in args.models or args.archs:
         try:
-            cand = (compact_candidate(cfg) if arch == "cpm_compact"
+            cand = (named_candidate(cfg, arch) if args.models
+                    else compact_candidate(cfg) if arch == "cpm_compact"
                     else vgg_candidate(args.vgg_person, args.vgg_pose))
         except (ModelError, ValueError, ImportError) as exc:
             print(f"error: {arch}: {exc}", file=sys.stderr)
