@@ -200,10 +200,11 @@ def load_named(name_or_path: str, models_dir: str | Path, kind: str) -> torch.nn
     """Load a model by manifest name or path, checked against its sha256 where a manifest
     lists the file; a file no manifest lists is loaded with a warning giving its sha256."""
     path, digest = resolve_model(name_or_path, models_dir)
-    if digest is None and path.is_file():
+    model = load_model(path, digest, kind)
+    if digest is None:                    # said once it loaded: a broken file says why instead
         warnings.warn(f"{kind} weights {path} are in no manifest.json: loaded without a checksum "
                       f"(sha256 {sha256(path)})", UserWarning, stacklevel=2)
-    return load_model(path, digest, kind)
+    return model
 
 
 def convert_caffe(prototxt: str | Path, caffemodel: str | Path, out: str | Path,
