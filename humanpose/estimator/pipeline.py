@@ -42,10 +42,11 @@ track, total):
 *Tracking-driven crops* (the BlazePose / MoveNet way; tracking on, ``tracking.detect_every`` =
 N > 1, no given centres): when every track matched on the previous frame had a confident pose
 (:func:`pose_score` at least ``max(min_pose_score, MIN_TRACK_SCORE)``), each tracked person is
-cut from the frame around its joints predicted to this frame by the Kalman state
-(:meth:`tracking.Tracker.predicted`), the box of those joints at ``rescale_fraction`` of the crop
-(:meth:`Crop.rescaled`: the right scale, so no rescale pass), all in one batch; the person
-detector does not run (nor the boxsize scaling of the frame).  The detector runs on every N-th
+cut from the frame where the Kalman state predicts it (:meth:`tracking.Tracker.predicted`,
+:func:`track_crop`): its last crop moved by the track's predicted motion while its predicted
+joints fill about ``rescale_fraction`` of it, else the window that its predicted joints fill to
+that fraction (the right scale, so no rescale pass), all in one batch; the person detector
+does not run (nor the boxsize scaling of the frame).  The detector runs on every N-th
 frame (for newcomers), when no track is confident, and at once, on the same frame, when a
 tracked crop's pose score drops below ``min_pose_score`` (a lost track).  On a detector frame
 with tracks, a detector centre that falls in a track's predicted box is that track's (merged
@@ -678,13 +679,14 @@ class PoseEstimator:
             return TrackPlan(detect=True, reason="no track")
         floor = max(est.min_pose_score, MIN_TRACK_SCORE)
         tracks = self._tracker.predicted(timestamp)
-        sure = [(last, xy) for _, last, xy in tracks if pose_score(last) >= floor]
+        sure = [t[1:] for t in tracks if pose_score(t[1]) >= floor]
         plan = TrackPlan()
-        for last, xy in sure:
-            centre, size = person_extent(xy)
-            size = max(size, float(maps.STRIDE))
-            plan.crops.append(Crop.rescaled(bgr, centre, size / est.rescale_fraction,
-                                            est.boxsize))
+        scaled = None
+        for last, xy, box, scale, shift in sure:
+            if scaled is None:
+                scaled = scale_frame(bgr, est.boxsize)
+            plan.crops.append(track_crop(bgr, scaled, xy, box, scale, shift,
+                                         est.rescale_fraction, est.boxsize))
             plan.boxes.append(np.concatenate([xy.min(0), xy.max(0)]))
             plan.scores.append(pose_score(last))
         plan.centres = np.array([(bx[:2] + bx[2:]) / 2 for bx in plan.boxes]).reshape(-1, 2)
@@ -713,7 +715,8 @@ class PoseEstimator:
         scores = [pose_score(j) for j in all_joints]
         if min(scores) < est.min_pose_score:
             return None
-        centres = np.array([person_extent(j)[0] for j in all_joints])
+        # a person's centre: its crop's, as on a detector frame (centred on the detector peak)
+        centres = np.array([(cr.box()[:2] + cr.box()[2:]) / 2 for cr in crops])
         drop = duplicates(all_joints, centres)
         persons = [Person(centre=centres[n], centre_score=scores[n], box=cr.box(),
                           joints=all_joints[n], raw_joints=all_joints[n].copy(),
@@ -732,6 +735,29 @@ class PoseEstimator:
                           boxsize=est.boxsize, persons=persons,
                           person_map=np.zeros((0, 0), np.float32), timings=timings,
                           path="tracked")
+
+
+def track_crop(bgr: np.ndarray, scaled: tuple, joints_xy: np.ndarray, box: np.ndarray,
+               scale: float, shift: np.ndarray, fraction: float, b: int) -> Crop:
+    """The crop of a tracked person: its last crop (``box`` in frame pixels, ``scale`` crop
+    pixels per frame pixel) moved by the track's predicted ``shift`` and cut the same way (from
+    ``scaled`` = :func:`scale_frame` (image, sx, sy) as the detector path cuts it, or as a
+    resized window as the rescale pass cuts it: on a still person the very same crop), as long
+    as the person's size (the box of its predicted joints) stays within RESCALE_TOLERANCE of
+    ``fraction`` of it; else the window around those joints that they fill to ``fraction``.
+    Keeping the last crop, not re-fitting it to the joints on every frame, keeps the errors of
+    one frame's joints out of the next frame's crop."""
+    centre, size = person_extent(joints_xy)
+    size = max(size, float(maps.STRIDE))
+    side = float(max(box[2] - box[0], box[3] - box[1]))
+    ratio = size / (fraction * side) if side > 0 else 0.0
+    if ratio <= 0 or abs(np.log(ratio)) > np.log(RESCALE_TOLERANCE):
+        return Crop.rescaled(bgr, centre, size / fraction, b)
+    moved = (box[:2] + box[2:]) / 2 + shift
+    image, sx, sy = scaled
+    if abs(scale - sy) <= 1e-9 * sy:          # last cut from the scaled frame: again so
+        return Crop.from_scaled(image, (moved + 0.5) * (sx, sy) - 0.5, b, sx, sy)
+    return Crop.rescaled(bgr, moved, side, b)
 
 
 @dataclasses.dataclass

@@ -25,10 +25,12 @@
 (14, 3) joints) and ``person.joints`` (filtered x, y; measured score, or the decayed score of a
 predicted joint: ``raw_joints[j, 2] < min_score`` tells a predicted joint from a measured one).
 
-:meth:`Tracker.predicted` gives the joints of the tracks matched on the last frame, predicted to
-a new frame's time (each joint's Kalman state; without smoothing, or for a joint without a
-filter, the last measurement moved by the track centre's velocity): the estimator crops each
-tracked person from them instead of running the person detector (tracking-driven crops).
+:meth:`Tracker.predicted` gives, for the tracks matched on the last frame, their joints
+predicted to a new frame's time (each joint's Kalman state; without smoothing, or for a joint
+without a filter, the last measurement moved by the track centre's velocity), their last box and
+how far the person moves meanwhile (the median of its joints' Kalman velocities): the
+estimator crops each tracked person from them
+instead of running the person detector (tracking-driven crops).
 """
 from __future__ import annotations
 
@@ -67,7 +69,7 @@ def _new_filter(xy, measurement_noise: float) -> KalmanFilter:
 
 class _Track:
     __slots__ = ("id", "centre", "diag", "time", "missed", "joints", "joint_missed",
-                 "joint_score", "last_joints")
+                 "joint_score", "last_joints", "last_box", "last_scale")
 
     def __init__(self, track_id: int, person: Person, timestamp: float, measurement_noise: float):
         self.id = track_id
@@ -79,6 +81,8 @@ class _Track:
         self.joint_missed = np.zeros(NUM_JOINTS, np.int64)
         self.joint_score = np.zeros(NUM_JOINTS)
         self.last_joints = np.array(person.joints, np.float64)   # the last measured (14, 3)
+        self.last_box = np.array(person.box, np.float64)          # and the last box (crop)
+        self.last_scale = float(person.crop_scale)                # crop pixels per frame pixel
 
     def predicted_centre(self, dt: float) -> np.ndarray:
         x = self.centre.x
@@ -110,10 +114,11 @@ class Tracker:
         self._tracks.clear()
         self._next_id = 0
 
-    def predicted(self, timestamp: float) -> list[tuple[int, np.ndarray, np.ndarray]]:
-        """(track id, last measured (14, 3) joints, (14, 2) joints predicted to ``timestamp``)
-        of every track matched on the last frame (tracks coasting on predictions are left out:
-        they were lost)."""
+    def predicted(self, timestamp: float) -> list[tuple]:
+        """(track id, last measured (14, 3) joints, (14, 2) joints predicted to ``timestamp``,
+        last box (x0, y0, x1, y1), its crop scale, (2,) shift of the person predicted to
+        ``timestamp``) of every track matched on the last frame (tracks coasting on predictions
+        are left out: they were lost)."""
         out = []
         for track in self._tracks:
             if track.missed:
@@ -124,7 +129,12 @@ class Tracker:
             for j, kf in enumerate(track.joints):
                 if kf is not None:
                     xy[j] = (kf.x[0] + kf.x[2] * dt, kf.x[1] + kf.x[3] * dt)
-            out.append((track.id, last.copy(), xy))
+            # the person's motion: the median of its joints' Kalman velocities (the centre's
+            # without joint filters); zero-mean noise on a still person, so the crop stays put
+            speeds = [kf.x[2:4] for kf in track.joints if kf is not None]
+            speed = np.median(speeds, axis=0) if len(speeds) >= 3 else track.centre.x[2:4]
+            out.append((track.id, last.copy(), xy, track.last_box.copy(), track.last_scale,
+                        speed * dt))
         return out
 
     def update(self, persons: list[Person], timestamp: float) -> list[Person]:
@@ -212,6 +222,8 @@ class Tracker:
         track.time = timestamp
         track.missed = 0
         track.last_joints = np.array(person.joints, np.float64)
+        track.last_box = np.array(person.box, np.float64)
+        track.last_scale = float(person.crop_scale)
         person.track_id = track.id
         if self.config.smoothing:
             self._smooth(track, person, F, Q)
