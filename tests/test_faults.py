@@ -210,6 +210,54 @@ def test_2_disk_full_stops_with_one_line_exit_1(media):
         assert not list(out.glob("annotated.*")) and "not kept" in stderr
 
 
+@pytest.fixture()
+def small_disk(tmp_path):
+    """A real 1 MB file system (tmpfs; needs root, else the test skips)."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs",
+                                            str(mount)], capture_output=True).returncode != 0:
+        pytest.skip("mounting a 1 MB tmpfs needs root (and mount permission)")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], check=False)
+
+
+def test_2_full_disk_folder_run_keeps_whole_images_and_its_run_json(tmp_path, small_disk):
+    """A real full disk: every annotated image whole (none cut short), the keypoints up to the
+    last whole frame, and run.json (its space was reserved at the start) saying so."""
+    shots = tmp_path / "shots"
+    shots.mkdir()
+    for i in range(80):                                   # ~18 kB each annotated: > 1 MB
+        cv2.imwrite(str(shots / f"s{i:02d}.png"), frame(i))
+    s = tiny_run(shots, small_disk / "o")
+    assert s.failed and "No space left on device" in s.failed and s.exit_code == 1
+    m = check_result(small_disk / "o", False)
+    images = sorted((small_disk / "o" / "annotated").iterdir())
+    assert len(images) == m["frames_written"] == s.frames and 0 < s.frames < 80
+    assert all(cv2.imread(str(p)) is not None for p in images)
+
+
+def test_2_run_json_is_written_on_a_disk_that_filled_up(small_disk):
+    """Its space is reserved when the run starts: another program filling the disk to the last
+    byte meanwhile does not cost the run its run.json (nor the results it describes)."""
+    from humanpose.export.outdir import OutputFolder
+    folder = OutputFolder(small_disk / "o").acquire("test")
+    folder.staged("keypoints.csv").write_text("frame,time_s,person,joint,x,y,score\n")
+    with open(small_disk / "filler", "wb") as fh:        # the disk, full
+        with pytest.raises(OSError, match="No space left"):
+            while True:
+                fh.write(b"x" * 65536)
+                fh.flush()
+    # larger than the 4 kB page a file gets for its first byte
+    manifest = {"complete": False, "exit_reason": "failed: disk full", "notes": ["x" * 9000]}
+    path = folder.finish(manifest)
+    folder.release()
+    assert json.loads(path.read_text()) == manifest
+    assert (small_disk / "o" / "keypoints.csv").exists()
+
+
 def test_2_full_disk_mid_frame_cuts_back_to_the_last_whole_frame(tmp_path, monkeypatch):
     """A writer that raises ENOSPC half-way through a frame's rows."""
     person, pose = nets()

@@ -7,7 +7,8 @@ A run never writes its results under their final names while it runs:
    another run holds it (:class:`FolderBusy` names that run's process).  Staging folders left by
    a killed run (``.partial-*``) are removed;
 2. the writers write into the staging folder ``.partial-<pid>-<random>/`` inside the output
-   folder (same file system: the renames below are atomic);
+   folder (same file system: the renames below are atomic), where ``run.json``'s space is
+   reserved at the start (a disk that fills up during the run still takes it);
 3. :meth:`OutputFolder.finish` writes ``run.json`` (what the files hold, complete or not, why
    the run ended), removes the previous run's result files (``RESULT_NAMES``: a rerun leaves no
    stale annotated image behind) and renames the staged files into place, ``run.json`` last.
@@ -32,6 +33,8 @@ from .writers import ExportError
 LOCK_NAME = ".humanpose-run.lock"
 STAGE_PREFIX = ".partial-"
 MANIFEST_NAME = "run.json"
+MANIFEST_RESERVE = 16384     # bytes of run.json written when the run starts: on a disk that fills
+                             # up during the run, it is overwritten in place, needing no new space
 # everything a run writes into its folder (other files there are left alone)
 RESULT_NAMES = ("keypoints.csv", "keypoints.jsonl", "annotated.mp4", "annotated.avi",
                 "annotated", MANIFEST_NAME)
@@ -127,6 +130,8 @@ class OutputFolder:
                 _remove(stale)
             self.stage = Path(tempfile.mkdtemp(prefix=f"{STAGE_PREFIX}{os.getpid()}-",
                                                dir=self.path))
+            with open(self.stage / MANIFEST_NAME, "wb") as fh:     # its space, reserved
+                fh.write(b" " * (MANIFEST_RESERVE - 1) + b"\n")
         except FolderBusy:
             self._cleanup_created()
             raise
@@ -195,10 +200,12 @@ class OutputFolder:
         run's result files); returns the path of ``run.json``.  Raises ExportError."""
         assert self.stage is not None, "acquire() first"
         staged_manifest = self.stage / MANIFEST_NAME
+        data = (json.dumps(manifest, indent=2) + "\n").encode("utf-8")
         try:
-            with open(staged_manifest, "w", encoding="utf-8") as fh:
-                json.dump(manifest, fh, indent=2)
-                fh.write("\n")
+            # over the reserved bytes (no new space needed on a full disk), then cut to size
+            with open(staged_manifest, "r+b" if staged_manifest.exists() else "wb") as fh:
+                fh.write(data)
+                fh.truncate(len(data))
                 fh.flush()
                 os.fsync(fh.fileno())
             # the old run.json goes first: a crash below never leaves it describing new files

@@ -442,8 +442,9 @@ def _main(args: argparse.Namespace, show) -> int:
     for note in summary.notes:
         print(f"note: {note}", file=sys.stderr)
     if summary.failed:
+        kept = "run.json: complete: false" if summary.manifest_path else "nothing kept"
         print(f"error: {summary.failed}; the run stopped after {summary.frames} frame(s) "
-              "(run.json: complete: false)", file=sys.stderr)
+              f"({kept})", file=sys.stderr)
     if summary.source_error:
         print(f"warning: {summary.source_error} (run.json: complete: false, exit status "
               f"{EXIT_INCOMPLETE})", file=sys.stderr)
