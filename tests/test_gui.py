@@ -118,8 +118,9 @@ def open_window(qtbot, tmp_path, nets):
 
     yield make
     for win in windows:
-        win.close()
-        assert not win.camera_thread.isRunning() and not win.estimator_thread.isRunning()
+        win.close()     # waits up to a second; a thread still busy then (a model being loaded on
+        # a loaded machine) ends on its own, the application's process does not wait for it
+        assert win.camera_thread.wait(WAIT_MS) and win.estimator_thread.wait(WAIT_MS)
 
 
 def wait_result(qtbot, win, cond=lambda item, res: True, action=None, timeout=WAIT_MS):
@@ -710,3 +711,43 @@ def test_cache_share_after_a_backend_switch_and_no_screenshot_without_a_source(q
     qtbot.waitUntil(lambda: len(win.cache) < N_FRAMES, timeout=WAIT_MS)
     win._update_stats()
     assert win.playback.progress.value() < 100 and "(100 %)" not in win.stats_label.text()
+
+
+class FastStream(FrameSource):
+    """A live stream whose container claims 25 fps while its frames arrive at 50 fps (stamped as
+    live sources stamp them: seconds since open, here exactly 1/50 apart)."""
+
+    def __init__(self, n: int = 400):
+        super().__init__()
+        self.name, self.fps, self.size, self.is_live = "http://cam.local/mjpeg", 25.0, SIZE, True
+        self.n, self.i = n, 0
+
+    def _read(self):
+        if self.i >= self.n:
+            return None
+        time.sleep(0.01)
+        img = np.full((SIZE[1], SIZE[0], 3), 40 + self.i % 200, np.uint8)
+        self.i += 1
+        return Frame(self.i - 1, (self.i - 1) / 50.0, img)
+
+
+def test_a_live_stream_fps_is_measured_from_its_frame_timestamps(qtbot, open_window):
+    win = open_window("http://cam.local/mjpeg", opener=lambda spec, cfg: FastStream())
+    name = win.controls.source.name
+    qtbot.waitUntil(lambda: "fps measured" in name.text(), timeout=WAIT_MS)
+    assert "50.0 fps measured (the source says 25.0)" in name.text() and "live" in name.text()
+    assert win.source_fps() == pytest.approx(50.0)
+    # the plot's cursor stands at the frame's own time, not at index / 25
+    qtbot.waitUntil(lambda: win.camera.last_index >= 60 and len(win.cache) > 0, timeout=WAIT_MS)
+    win.pause()
+    qtbot.waitUntil(lambda: not win.playing, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: win._cursor_time is None, timeout=WAIT_MS)   # drawn by the plot timer
+    assert win.plot.cursor.value() == pytest.approx(win.camera.last_index / 50.0)
+    assert all(r.timestamp == pytest.approx(i / 50.0) for i, r in win.cache.items())
+    # a recording runs at the measured rate
+    win.set_recording(True)
+    assert win.recorder.fps == pytest.approx(50.0)
+    win.set_recording(False)
+    # streams cannot seek: a lost one says to open it again
+    win._on_lost("stream stopped")
+    assert "open it again" in win.message and "seek" not in win.message

@@ -216,3 +216,21 @@ def test_shared_images():
     with open_source(messi.parent) as src:
         names = [f.name for f in src]
     assert names == ["basketball1.png", "messi5.jpg"]
+
+
+def test_frame_rate_is_measured_from_timestamps_not_taken_from_the_claim():
+    from humanpose.sources.rate import FrameRate
+    rate = FrameRate()
+    announced = [rate.add(i / 50.0) for i in range(40)]
+    assert announced[:5] == [None] * 5                  # too few intervals yet
+    assert announced[5] == pytest.approx(50.0)          # the first measurement is announced
+    assert all(a is None for a in announced[6:])        # ... and no repeat while it holds
+    # a late frame and a burst of buffered ones do not move the median
+    for t in (0.8 + 0.15, 0.951, 0.952, 0.953):
+        rate.add(t)
+    assert rate.fps == pytest.approx(50.0)
+    assert rate.add(0.953) is None                      # a repeated stamp is ignored
+    # the source slows down to 20 fps: announced once the window has more slow than fast gaps
+    slow = [rate.add(0.953 + (i + 1) / 20.0) for i in range(30)]
+    assert rate.fps == pytest.approx(20.0)
+    assert any(a == pytest.approx(20.0) for a in slow if a is not None)

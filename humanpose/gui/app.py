@@ -96,8 +96,28 @@ def main(args: argparse.Namespace) -> int:
     tick.start(250)
     code = int(app.exec())
     tick.stop()
-    del window
-    return code
+    window.shutdown()          # closed already (closeEvent); quitting some other way: now
+    end_process(code)
+    return code     # not reached
+
+
+def end_process(code: int) -> None:
+    """End the application's process at once with ``code``.
+
+    Everything the window writes is finished when its event loop returns (the recording closed,
+    the remembered settings synced, exports and screenshots are written synchronously), but
+    Python's own teardown with torch, ONNX Runtime and Qt loaded takes 1.5-3 s on two busy cores
+    (module and Qt object destruction; ``tools/close_time.py``), and a worker thread blocked in
+    a stream read would hold it longer.  So only the logs and the standard streams are flushed,
+    then ``os._exit``."""
+    import logging
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError, AttributeError):   # closed or absent (pythonw)
+            pass
+    os._exit(code)
 
 
 def run(argv: list[str] | None = None) -> int:

@@ -94,9 +94,16 @@ class Display:
             return render(self.view, None, None, self.view_options())
         return render(self.view, item.frame.image, result, self.view_options())
 
+    def _shown_frame(self):
+        """The Frame on show (None without a source)."""
+        item, _ = self.shown()
+        return None if item is None else item.frame
+
     def refresh(self) -> None:
         """Paint the frame and result of :meth:`shown` (display timer)."""
         item, result = self.shown()
+        if item is not None and (item.frame.image.shape, item.frame.name) != self._described:
+            self._describe_source(item.frame)     # each picture of a folder has its own size
         key = (id(item), id(result), self.view, dataclasses.astuple(self.view_options()),
                self.info.generation if self.info else -1)
         if key == self._shown_key:

@@ -56,6 +56,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 STOP_TIMEOUT_MS = 1000
+UNFINISHED: list[tuple] = []    # (thread, worker) that did not stop when their window closed
 PLOT_INTERVAL_MS = 400
 SCALE_SEARCH_ON = 0.15       # the zoom of "Scale search" when humanpose.yml sets none
 
@@ -106,6 +107,8 @@ class MainWindow(SourceSession, Playback, Output, Status, EstimatorOptions, Disp
         self._plot_version = -1
         self._cursor_time: float | None = None
         self._seen_ids: set[int] = set()
+        self.measured_fps: float | None = None   # a live source's frame rate, as measured
+        self._described = None       # (shape, name) of the frame the info line describes
         self._closing = False
         self.stats = {"camera_fps": 0.0, "estimator_fps": 0.0, "display_fps": 0.0,
                       "latency_ms": float("nan"), "dropped": 0}
@@ -139,6 +142,7 @@ class MainWindow(SourceSession, Playback, Output, Status, EstimatorOptions, Disp
         c.lost.connect(self._on_lost)
         c.ended.connect(self._on_ended)
         c.position.connect(self._on_position)
+        c.rate.connect(self._on_rate)
         c.state.connect(self._on_state)
         e.ready.connect(self._on_estimator_ready)
         e.failed.connect(self._on_estimator_failed)
@@ -335,8 +339,12 @@ class MainWindow(SourceSession, Playback, Output, Status, EstimatorOptions, Disp
         o.screenshot.clicked.connect(self.save_screenshot)
         self.plot.seek_requested.connect(self.seek_time)
 
-    def shutdown(self) -> bool:
-        """Stop both threads; True when they ended within STOP_TIMEOUT_MS."""
+    def shutdown(self, timeout_ms: int = STOP_TIMEOUT_MS) -> bool:
+        """Stop both threads, waiting at most ``timeout_ms`` for them (the estimate under way is
+        cancelled before its next net pass); True when they ended.  A thread that did not end
+        (a stream read that blocks) is left running, kept from destruction in
+        :data:`UNFINISHED`; the application's process ends without waiting for it
+        (:func:`humanpose.gui.app.main`)."""
         if self._closing:
             return not (self.camera_thread.isRunning() or self.estimator_thread.isRunning())
         self._closing = True
@@ -347,13 +355,18 @@ class MainWindow(SourceSession, Playback, Output, Status, EstimatorOptions, Disp
         self.estimator.stop()
         for thread in (self.camera_thread, self.estimator_thread):
             thread.quit()   # leaves the thread's event loop as soon as the worker loop returns
-        deadline = time.perf_counter() + STOP_TIMEOUT_MS / 1000.0
+        deadline = time.perf_counter() + timeout_ms / 1000.0
         ok = True
-        for thread in (self.camera_thread, self.estimator_thread):
+        for thread, worker in ((self.camera_thread, self.camera),
+                               (self.estimator_thread, self.estimator)):
             left = max(1, int((deadline - time.perf_counter()) * 1000))
             if not thread.wait(left):
                 ok = False
-                thread.wait()          # never leave a running QThread behind (it would abort)
+                log.warning("%s did not stop within %d ms; not waiting for it",
+                            thread.objectName(), timeout_ms)
+                # a running QThread (and its worker) must not be destroyed with the window
+                thread.setParent(None)
+                UNFINISHED.append((thread, worker))
         return ok
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt name

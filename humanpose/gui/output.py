@@ -36,7 +36,8 @@ class Output:
                 on = False
             else:
                 path = self.output_dir / f"{self._stem()}_annotated_{time.strftime('%Y%m%d-%H%M%S')}.mp4"
-                self.recorder = VideoWriter(path, self.info.fps or self.stats["estimator_fps"] or 10.0)
+                self.recorder = VideoWriter(path, self.source_fps() or self.stats["estimator_fps"]
+                                            or 10.0)
                 self._record_t0 = None
                 self.show_message(f"Recording to {path} …")
         elif not on and self.recorder is not None:

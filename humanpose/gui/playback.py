@@ -13,17 +13,17 @@ import numpy as np
 class Playback:
     """Play, pause, seek, step, speed and the whole-file analysis (mixin of MainWindow)."""
 
-    def _on_position(self, index: int) -> None:
+    def _on_position(self, index: int, timestamp: float) -> None:
         p = self.playback
         p.seek.blockSignals(True)
         p.seek.setValue(index)
         p.seek.blockSignals(False)
         total = self.info.frame_count if self.info and self.info.frame_count else None
         p.frame.setText(f"{index} / {total - 1}" if total else f"frame {index}")
-        if self.info and self.info.fps:
-            self._cursor_time = index / self.info.fps   # drawn by the plot timer (repaint cost)
-            if not self.playing:
-                self.plot.set_cursor(self._cursor_time)
+        # the frame's own time, as the plot's (a live source's: its arrival, not index / fps)
+        self._cursor_time = timestamp               # drawn by the plot timer (repaint cost)
+        if not self.playing:
+            self.plot.set_cursor(self._cursor_time)
 
     def _on_state(self, playing: bool) -> None:
         self.playing = self.status.playing = playing

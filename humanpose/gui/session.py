@@ -74,11 +74,8 @@ class SourceSession:
         self._plot_version = -1
         self._seen_ids.clear()
         self._reset_person_choice()
-        w, h = info.size
-        fps = f"{info.fps:.1f} fps" if info.fps else "fps unknown"
-        frames = f", {info.frame_count} frames" if info.frame_count else ""
-        kind = "live" if info.is_live else ("seekable" if info.seekable else "")
-        self.controls.source.name.setText(f"{info.name}\n{w}x{h}, {fps}{frames} {kind}")
+        self.measured_fps = None
+        self._describe_source()
         self.setWindowTitle(f"humanpose – {info.name}")
         seekable = info.seekable and bool(info.frame_count)
         p = self.playback
@@ -95,6 +92,36 @@ class SourceSession:
         if info.spec and not info.spec.isdigit() and redact_url(info.spec) == info.spec \
                 and self.settings is not None:
             remembered.remember(self.settings, "source.source", info.spec)
+
+    def _describe_source(self, frame=None) -> None:
+        """The info line under the source buttons: the source's name, the size of ``frame`` (the
+        picture on show: each image of a folder has its own; None: the first frame's), the frame
+        rate (a live source's as measured from its frames' timestamps, with what it claims) and
+        the frame count."""
+        info = self.info
+        w, h = info.size if frame is None else (frame.image.shape[1], frame.image.shape[0])
+        self._described = None if frame is None else (frame.image.shape, frame.name)
+        if info.is_live:
+            claim = f"{info.fps:.1f}" if info.fps else "nothing"
+            fps = (f"{self.measured_fps:.1f} fps measured" if self.measured_fps
+                   else "fps being measured") + f" (the source says {claim})"
+        else:
+            fps = f"{info.fps:.1f} fps" if info.fps else "fps unknown"
+        frames = f", {info.frame_count} frames" if info.frame_count else ""
+        kind = " live" if info.is_live else (" seekable" if info.seekable else "")
+        name = f"\n{frame.name}" if frame is not None and frame.name and frame.name != info.name else ""
+        self.controls.source.name.setText(f"{info.name}{name}\n{w}x{h}, {fps}{frames}{kind}")
+
+    def source_fps(self) -> float | None:
+        """Frames per second of the current source: a live one's as measured (once known)."""
+        if self.info is None:
+            return None
+        return (self.measured_fps or self.info.fps) if self.info.is_live else self.info.fps
+
+    def _on_rate(self, fps: float) -> None:
+        if self.info is not None and self.info.is_live:
+            self.measured_fps = fps
+            self._describe_source(self._shown_frame())
 
     def _on_open_failed(self, message: str) -> None:
         # opening is a transaction (CameraWorker._cmd_open): the current source, its cache and

@@ -11,7 +11,8 @@
 
 Both run a loop in their thread (started by ``QThread.started``); the GUI talks to them through
 thread-safe request methods and they answer with Qt signals (queued to the GUI thread).
-``stop()`` ends a loop within one poll interval (50 ms) plus the step in progress.
+``stop()`` ends a loop within one poll interval (50 ms) plus the step in progress (of an
+estimate: the net pass in progress, :meth:`~humanpose.estimator.pipeline.PoseEstimator.cancel`).
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from typing import Any, Callable
 from PySide6.QtCore import QObject, Signal
 
 from ..sources import Frame, SourceError, open_source
+from ..sources.rate import FrameRate
 from .slots import FrameSlot, ResultCache
 
 POLL_S = 0.05
@@ -56,7 +58,8 @@ class CameraWorker(QObject):
     failed = Signal(str)         # could not open the source
     lost = Signal(str)           # the source stopped midway (truncated file, camera unplugged)
     ended = Signal(int, int)     # normal end of a file: last frame index, analysis run (0: none)
-    position = Signal(int)       # index of the frame just read
+    position = Signal(int, float)   # index and timestamp (seconds) of the frame just read
+    rate = Signal(float)         # a live source's frame rate, measured from its frames' timestamps
     state = Signal(bool)         # playing?
     finished = Signal()
 
@@ -79,6 +82,7 @@ class CameraWorker(QObject):
         self.last_index = -1
         self.segment = 0            # bumped whenever a frame is not the successor of the last one
         self._clock: tuple[float, int] | None = None   # (perf_counter, index) pacing reference
+        self._rate = FrameRate()
         # called in this thread with (generation, seekable) whenever the generation changes (a
         # source opened, failed to open or closed), before any frame of the new one is put into
         # the slots: the estimator must know the generation before it sees its frames, and drop
@@ -207,7 +211,10 @@ class CameraWorker(QObject):
         item = Captured(frame, time.perf_counter(), self.generation, self.segment)
         self.display_slot.put(item)
         self.estimator_slot.put(item)
-        self.position.emit(frame.index)
+        self.position.emit(frame.index, frame.timestamp)
+        fps = self._rate.add(frame.timestamp) if self.source.is_live else None
+        if fps is not None:
+            self.rate.emit(fps)
 
     def _set_playing(self, on: bool, announce: bool = False) -> None:
         """Play or not; ``state`` says so when it changes (or always with ``announce``: the GUI's
@@ -252,6 +259,7 @@ class CameraWorker(QObject):
         self.source = src
         self.last_index = -1
         self._clock = None
+        self._rate = FrameRate()
         info = SourceInfo(str(spec), src.name, src.fps, src.frame_count, src.seekable,
                           src.is_live, tuple(src.size), self.generation)
         self.opened.emit(info)
@@ -377,7 +385,10 @@ class EstimatorWorker(QObject):
         self._request(rebuild=cfg)
 
     def stop(self) -> None:
-        self._stop.set()
+        self._stop.set()        # and the estimate under way stops before its next net pass
+        cancel = getattr(self.estimator, "cancel", None)
+        if cancel is not None:
+            cancel()
 
     # ---------------------------------------------------------------- the loop (worker thread)
     def run(self) -> None:
@@ -426,6 +437,8 @@ class EstimatorWorker(QObject):
             res = self.estimator.estimate(item.frame.image, item.frame.timestamp, index,
                                           keep_maps=True)
         except Exception as exc:  # noqa: BLE001
+            if self._stop.is_set():          # cancelled by stop(): nothing to report
+                return
             message = f"estimation failed on frame {index}: {exc}"
             if message != self._last_error:      # do not flood the window with one error
                 self._last_error = message
