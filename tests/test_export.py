@@ -10,8 +10,8 @@ import pytest
 
 from humanpose.estimator import maps
 from humanpose.estimator.result import Person, PoseResult
-from humanpose.export.draw import (crop_coords, draw_result, heatmap_tiles, stage_strip,
-                                   track_colour)
+from humanpose.export.draw import (crop_coords, draw_result, drawing_sizes, heatmap_tiles,
+                                   stage_strip, track_colour)
 from humanpose.export.writers import (CSV_COLUMNS, ExportError, KeypointWriter, VideoWriter,
                                       read_jsonl, read_keypoints_csv, write_image)
 from humanpose.skeleton import JOINTS, LIMB_COLOURS, LIMBS, NUM_JOINTS
@@ -252,3 +252,20 @@ def test_write_image(tmp_path):
     assert np.array_equal(cv2.imdecode(np.fromfile(str(p), np.uint8), cv2.IMREAD_COLOR), img)
     with pytest.raises(ExportError, match="cannot encode"):
         write_image(tmp_path / "a.unknownext", img)
+
+
+def test_drawing_scales_with_the_person_not_the_picture():
+    """A folder of small pictures (70x160, one child each) and an HD frame: lines, joints and the
+    box label take the same share of the person in both, within the minimum and maximum."""
+    def scene(k: float, shape):
+        xy = (FIGURE - FIGURE.min(0)) * k * 0.7 + 5 * k          # 126 px tall at k = 1
+        p = Person(centre=xy.mean(0), centre_score=0.8,
+                   box=np.r_[xy.min(0) - 4 * k, xy.max(0) + 4 * k], track_id=0, crop_scale=1.0,
+                   joints=np.c_[xy, np.full(NUM_JOINTS, 0.9)])
+        img = np.full(shape + (3,), 90, np.uint8)
+        out = draw_result(img, PoseResult(0, 0.0, shape, BOX, [p]), show_boxes=True)
+        drawn = np.abs(out.astype(int) - img).sum(2) > 120        # not the anti-aliased fringe
+        return drawn.mean()                                       # share of the picture drawn on
+    small, large = scene(1.0, (160, 70)), scene(4.0, (640, 280))
+    assert 0.67 < small / large < 1.5      # before: 2 px lines and a 0.8 label in both (x 5.3)
+    assert drawing_sizes(20)[:2] == (1, 0.3) and drawing_sizes(5000)[:2] == (8, 1.2)

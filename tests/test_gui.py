@@ -751,3 +751,22 @@ def test_a_live_stream_fps_is_measured_from_its_frame_timestamps(qtbot, open_win
     # streams cannot seek: a lost one says to open it again
     win._on_lost("stream stopped")
     assert "open it again" in win.message and "seek" not in win.message
+
+
+def test_the_info_line_follows_each_picture_of_a_folder(qtbot, open_window, tmp_path):
+    folder = tmp_path / "small"
+    folder.mkdir()
+    sizes = [(70, 160), (90, 120), (64, 64)]
+    for i, (w, h) in enumerate(sizes):
+        cv2.imwrite(str(folder / f"kid_{i}.png"), np.full((h, w, 3), 60 + 40 * i, np.uint8))
+    win = open_window("")
+    wait_result(qtbot, win, action=lambda: win.open_source(str(folder)))
+    win.pause()
+    qtbot.waitUntil(lambda: not win.playing, timeout=WAIT_MS)
+    name = win.controls.source.name
+    for i in (2, 0, 1):
+        win.seek(i)
+        w, h = sizes[i]
+        qtbot.waitUntil(lambda: f"kid_{i}.png" in name.text() and f"\n{w}x{h}," in name.text(),
+                        timeout=WAIT_MS)
+        assert win.image_view.bgr.shape[:2] == (h, w)

@@ -19,6 +19,8 @@ from ..skeleton import JOINT_COLOURS, JOINT_LABELS, LIMB_COLOURS, LIMBS, NUM_JOI
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 UNTRACKED_COLOUR = (200, 200, 200)
 GAP = 2  # pixels between tiles
+LINE_PER_PX, LINE_WIDTH = 100.0, (1, 8)      # a limb line 1 px per 100 px of person, 1 to 8 px
+FONT_PER_PX, FONT_SCALE = 350.0, (0.3, 1.2)  # the box label's font scale per person px, its range
 
 
 def track_colour(track_id: int) -> tuple[int, int, int]:
@@ -59,6 +61,28 @@ def label(image: np.ndarray, text: str, org: tuple[int, int], colour=(255, 255, 
     cv2.putText(image, text, (x + 2, y + th + 2), FONT, scale, colour, thickness, cv2.LINE_AA)
 
 
+def person_size(person: Person, image_shape: tuple[int, ...], joint_threshold: float = 0.1) -> float:
+    """A person's size in image pixels, what its drawing scales with: the longer side of the box
+    around its visible joints, else (fewer than two) 0.65 of its crop box cut to the image."""
+    joints = np.asarray(person.joints, dtype=np.float64)
+    vis = _visible(joints, joint_threshold)
+    if vis.sum() >= 2:
+        xy = joints[vis, :2]
+        return float((xy.max(0) - xy.min(0)).max())
+    h, w = image_shape[:2]
+    x0, y0, x1, y1 = np.asarray(person.box, dtype=np.float64)
+    return 0.65 * float(max(min(x1, w) - max(x0, 0), min(y1, h) - max(y0, 0), 0.0))
+
+
+def drawing_sizes(size: float) -> tuple[int, float, int]:
+    """(line width px, label font scale, label font thickness) for a person ``size`` pixels
+    tall: proportional, within LINE_WIDTH and FONT_SCALE (a child in a 70x160 picture gets thin
+    lines and a small label, a person filling an HD frame thick ones)."""
+    line = int(np.clip(round(size / LINE_PER_PX), *LINE_WIDTH))
+    font = float(np.clip(size / FONT_PER_PX, *FONT_SCALE))
+    return line, font, 1 if font < 0.7 else 2
+
+
 def draw_skeleton(image: np.ndarray, joints: np.ndarray, joint_threshold: float = 0.1,
                   colour: tuple[int, int, int] | None = None, thickness: int = 2,
                   show_scores: bool = False) -> np.ndarray:
@@ -97,19 +121,20 @@ def draw_result(frame: np.ndarray, result: PoseResult, show_boxes: bool = True,
     if colour_by not in ("limb", "track"):
         raise ValueError(f"colour_by must be 'limb' or 'track', not {colour_by!r}")
     image = _as_bgr(frame)
-    h, w = image.shape[:2]
-    thickness = max(2, int(round(min(h, w) / 240)))
     for k, person in enumerate(result.persons):
         tc = track_colour(person.track_id)
+        # line width, joint radius and label size follow the person's size (drawing_sizes)
+        thickness, font, font_thickness = drawing_sizes(
+            person_size(person, image.shape, joint_threshold))
         if show_boxes:
             x0, y0, x1, y1 = (int(round(float(v))) for v in person.box)
             cv2.rectangle(image, (x0, y0), (x1, y1), tc, thickness, cv2.LINE_AA)
             text = f"#{person.track_id}" if person.track_id >= 0 else f"person {k}"
             if show_scores:
                 text += f" {person.centre_score:.2f}"
-            (_, th), base = cv2.getTextSize(text, FONT, 0.4 * thickness, thickness)
+            (_, th), base = cv2.getTextSize(text, FONT, font, font_thickness)
             label(image, text, (x0, y0 - th - base - 4), colour=(0, 0, 0),
-                  scale=0.4 * thickness, thickness=thickness, background=tc)
+                  scale=font, thickness=font_thickness, background=tc)
         draw_skeleton(image, person.joints, joint_threshold,
                       colour=tc if colour_by == "track" else None, thickness=thickness,
                       show_scores=show_scores)
