@@ -365,3 +365,34 @@ def test_make_icon_writes_where_it_is_told_and_help_writes_nothing(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["humanpose.ico", "humanpose.png", "humanpose.svg"]
     assert (tmp_path / "humanpose.svg").read_text() == (ROOT / "resources" / "humanpose.svg").read_text()
     assert {p: p.stat().st_mtime_ns for p in (ROOT / "resources").glob("humanpose.*")} == shipped
+
+
+def test_plot_shows_gaps_not_jumps_where_the_track_goes_over_to_someone_else(qtbot):
+    """vtest.avi's crowd: a track that passes from one walker to another (or is lost for a while)
+    must not draw a line across; the title names the person plotted."""
+    from humanpose.gui.plot import PlotPanel, identity_breaks
+    rng = np.random.default_rng(0)
+    figure = rng.uniform(0, 100, (NUM_JOINTS, 2))          # a person 100 px tall
+
+    def at(x: float, t: float, scale: float = 1.0):
+        p = person(track_id=3)
+        p.joints[:, :2] = figure * scale + (x, 50)
+        r = result(0, [p])
+        r.timestamp = t
+        return r
+    # walks 10 px per 0.1 s, then the track jumps to a walker 300 px away (frame 5), then to a
+    # child half as large in the same place (frame 8), then nobody is estimated for 2 s
+    times = [0.1 * i for i in range(10)] + [3.0, 3.1]
+    xs = [10 * i for i in range(5)] + [350 + 10 * i for i in range(7)]
+    items = [(i, at(x, t, 0.5 if 8 <= i <= 9 else 1.0)) for i, (x, t) in enumerate(zip(xs, times))]
+    assert np.flatnonzero(identity_breaks(items)).tolist() == [5, 8, 10]
+    panel = PlotPanel()
+    qtbot.addWidget(panel)
+    panel.set_chosen(["R elbow"])
+    panel.set_data(items)
+    joined = panel.curves["R elbow"].opts["connect"]
+    assert joined.tolist() == [True] * 4 + [False] + [True] * 2 + [False] + [True] + [False] + \
+        [True, False]
+    assert panel.plot.plotItem.titleLabel.text.startswith("person #3: the one seen most")
+    panel.set_data(items, person=3)
+    assert panel.plot.plotItem.titleLabel.text == "person #3 (chosen under Display)"

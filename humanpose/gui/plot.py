@@ -2,6 +2,13 @@
 
 Data come from the per-frame result cache; a vertical cursor marks the current frame and a click
 into the plot asks the window to seek there (:attr:`PlotPanel.seek_requested`, seconds).
+
+The curves follow one identity (a track id: the chosen one, else the person seen most) and
+show gaps, not jumps: where that person is not in the frame, where a joint is below the joint
+threshold, where no frame was estimated for BREAK_GAP_S, and where the track moved to someone
+else (:func:`identity_breaks`: its joints jumped further than a person walks, or its size
+changed by more than BREAK_SIZE).  The joints are those of the overlay (Kalman-smoothed with
+the same tracking settings).  The plot's title names the person plotted.
 """
 from __future__ import annotations
 
@@ -17,6 +24,10 @@ from .views import AUTO, select_person
 MODES = ("angles", "coordinates")
 DEFAULT_ANGLES = ("R elbow", "L elbow", "R knee", "L knee", "R hip", "L hip")
 DEFAULT_JOINTS = ("R wrist", "L wrist")
+BREAK_GAP_S = 1.0     # no estimate of the person for this long: the curve is not joined across
+BREAK_JUMP = 0.5      # the joints' centre moved more than this share of the person's size ...
+BREAK_SPEED = 2.0     # ... plus this share per second between two estimates: another person
+BREAK_SIZE = 1.6      # the person's size changed by more than this factor: another person
 PENS = [(230, 80, 80), (80, 160, 255), (250, 180, 40), (90, 200, 90), (200, 90, 220),
         (60, 210, 210), (240, 240, 240), (160, 120, 60)]
 
@@ -56,6 +67,20 @@ def series(items, mode: str, names: list[str], person: int = AUTO,
     "coordinates": names are joint labels and each gives two curves "<name> x" and "<name> y"
     (frame pixels).  Joints scored below ``joint_threshold`` count as missing.
     """
+    times, xy = _person_joints(items, person, joint_threshold)
+    out: dict[str, np.ndarray] = {}
+    for name in names:
+        if mode == "angles":
+            out[name] = _angles(xy, name)
+        else:
+            j = JOINT_LABELS.index(name)
+            out[f"{name} x"], out[f"{name} y"] = xy[:, j, 0].copy(), xy[:, j, 1].copy()
+    return times, out
+
+
+def _person_joints(items, person: int, joint_threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """(times (F,), joint x, y (F, 14, 2), NaN where absent or below ``joint_threshold``) of the
+    person ``series`` follows."""
     if person == AUTO:
         track = main_track(items)
         person = AUTO if track is None else track
@@ -66,15 +91,31 @@ def series(items, mode: str, names: list[str], person: int = AUTO,
         if p is not None:
             joints[n] = p.joints
     joints[joints[..., 2] < joint_threshold, :2] = np.nan
-    xy = joints[..., :2]
-    out: dict[str, np.ndarray] = {}
-    for name in names:
-        if mode == "angles":
-            out[name] = _angles(xy, name)
-        else:
-            j = JOINT_LABELS.index(name)
-            out[f"{name} x"], out[f"{name} y"] = xy[:, j, 0].copy(), xy[:, j, 1].copy()
-    return times, out
+    return times, joints[..., :2]
+
+
+def identity_breaks(items, person: int = AUTO, joint_threshold: float = 0.1) -> np.ndarray:
+    """(F,) bools: True where the curve must not join a sample to the previous one of the same
+    person (``series``'s): more than BREAK_GAP_S apart, or the track went over to someone else
+    (its joints' centre moved more than BREAK_JUMP + BREAK_SPEED x seconds person sizes, or its
+    size changed by more than BREAK_SIZE)."""
+    times, xy = _person_joints(items, person, joint_threshold)
+    out = np.zeros(len(times), bool)
+    prev = None
+    for n in range(len(times)):
+        seen = np.isfinite(xy[n]).all(1)
+        if seen.sum() < 4:           # too few joints to tell where and how large the person is
+            continue
+        centre = np.median(xy[n, seen], axis=0)
+        size = float((xy[n, seen].max(0) - xy[n, seen].min(0)).max())
+        if prev is not None:
+            dt = times[n] - prev[0]
+            jump = np.hypot(*(centre - prev[1])) / max(size, prev[2], 1.0)
+            ratio = max(size, 1.0) / max(prev[2], 1.0)
+            out[n] = (dt > BREAK_GAP_S or jump > BREAK_JUMP + BREAK_SPEED * max(dt, 0.0)
+                      or not 1 / BREAK_SIZE <= ratio <= BREAK_SIZE)
+        prev = (times[n], centre, size)
+    return out
 
 
 class PlotPanel(QWidget):
@@ -159,6 +200,7 @@ class PlotPanel(QWidget):
 
     def redraw(self) -> None:
         times, data = series(self._items, self.mode, self.chosen(), self.person, self.joint_threshold)
+        breaks = identity_breaks(self._items, self.person, self.joint_threshold)
         for name in list(self.curves):
             if name not in data:
                 self.plot.removeItem(self.curves.pop(name))
@@ -175,9 +217,24 @@ class PlotPanel(QWidget):
                 curve = self.plot.plot([], [], name=name, connect="finite",
                                        pen=pg.mkPen(colour, width=2))
                 self.curves[name] = curve
-            curve.setData(times, values, connect="finite")
+            finite = np.isfinite(values)
+            # point i is joined to i + 1 when both are known and no identity break lies between
+            joined = np.zeros(len(values), bool)
+            joined[:-1] = finite[:-1] & finite[1:] & ~breaks[1:]
+            curve.setData(times, values, connect=joined)
         track = main_track(self._items) if self.person == AUTO else None
         self.info.setText(f"{len(times)} frames" + (f" · #{track}" if track is not None else ""))
+        self.plot.setTitle(self.who(track), size="9pt", color=(220, 220, 220))
+
+    def who(self, track: int | None = None) -> str:
+        """Which person the curves are of (the plot's title)."""
+        if not self._items:
+            return ""
+        if self.person != AUTO:
+            return f"person #{self.person} (chosen under Display)"
+        if track is not None:
+            return f"person #{track}: the one seen most (Display → Person picks another)"
+        return "the most confident person of each frame (tracking is off)"
 
     def set_cursor(self, seconds: float) -> None:
         self.cursor.setValue(seconds)
