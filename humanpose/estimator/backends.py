@@ -31,9 +31,9 @@ log = logging.getLogger(__name__)
 FRAMEWORKS = ("onnxruntime", "torch", "opencv")
 DEVICES = ("cpu", "cuda", "auto")
 PRECISIONS = ("fp32", "bf16", "int8")
-# Measured on 2 cores (README, "Threads"): 1 intra-op thread per session, no spinning.  Spinning
-# threads win a few per cent on an idle machine and collapse when another process takes a core.
-ORT_THREADS = 1
+# Measured on 2 busy cores (docs/configuration.md, "Threads"): one intra-op thread per core (2
+# beat 1), no spinning: spinning threads collapse when another process takes a core.
+ORT_MAX_THREADS = 4
 CPU_FALLBACK_MESSAGE = "CUDA not available, using CPU"
 _warned: set[str] = set()
 
@@ -155,8 +155,7 @@ class TorchBackend:
         return [o.float().cpu().numpy() for o in out]
 
 
-def ort_session_options(threads: int = ORT_THREADS, spinning: bool = False,
-                        optimization: str = "all"):
+def ort_session_options(threads: int = 0, spinning: bool = False, optimization: str = "all"):
     """ONNX Runtime session options: ``threads`` intra-op threads (0 = onnxruntime's own choice,
     one per core), spinning of the waiting threads, graph optimisation level (``basic`` |
     ``extended`` | ``all``)."""
@@ -177,11 +176,17 @@ def ort_session_options(threads: int = ORT_THREADS, spinning: bool = False,
 
 
 def ort_threads() -> int:
-    """Intra-op threads of an onnxruntime session: $HUMANPOSE_ORT_THREADS, else ORT_THREADS."""
+    """Intra-op threads of an onnxruntime session: $HUMANPOSE_ORT_THREADS, else one per usable
+    core, at most ORT_MAX_THREADS."""
     try:
-        return max(0, int(os.environ.get("HUMANPOSE_ORT_THREADS", ORT_THREADS)))
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    default = max(1, min(cores, ORT_MAX_THREADS))
+    try:
+        return max(0, int(os.environ.get("HUMANPOSE_ORT_THREADS", default)))
     except ValueError:
-        return ORT_THREADS
+        return default
 
 
 class OnnxRuntimeBackend:
