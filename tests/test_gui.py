@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -770,3 +771,34 @@ def test_the_info_line_follows_each_picture_of_a_folder(qtbot, open_window, tmp_
         qtbot.waitUntil(lambda: f"kid_{i}.png" in name.text() and f"\n{w}x{h}," in name.text(),
                         timeout=WAIT_MS)
         assert win.image_view.bgr.shape[:2] == (h, w)
+
+
+def test_closing_does_not_wait_for_the_estimate_under_way(qtbot, open_window, video, nets):
+    """The window closes while a net pass hangs: it goes without waiting for it, and the
+    estimate ends after that pass (cancelled: no further pass, no result, no error)."""
+    entered, gate = threading.Event(), threading.Event()
+    built = []
+
+    def factory(cfg):
+        est = PoseEstimator(cfg, *nets)
+        inner = est._pose_pass
+
+        def pose_pass(crops):
+            if not entered.is_set():
+                entered.set()
+                gate.wait(60)                 # a pass that takes as long as the test wants
+            return inner(crops)
+        est._pose_pass = pose_pass
+        built.append(est)
+        return est
+    win = open_window(str(video), factory=factory)
+    qtbot.waitUntil(entered.is_set, timeout=WAIT_MS)
+    calls, results = win.estimator.estimate_calls, []
+    win.estimator.result.connect(lambda *a: results.append(a))
+    win.close()                               # returns with the pass still hanging
+    assert win.isHidden() and not win.camera_thread.isRunning()
+    assert win.estimator_thread.isRunning()
+    gate.set()
+    assert win.estimator_thread.wait(WAIT_MS)
+    assert win.estimator.estimate_calls == calls and results == []
+    assert "estimation failed" not in win.message

@@ -566,3 +566,29 @@ def test_pose_score_is_the_mean_of_the_best_half_of_the_joints():
     assert pose_score(joints) == pytest.approx(0.35)
     joints[:, 2] = np.linspace(0.0, 0.65, 14)                # best 7: 0.35 .. 0.65
     assert pose_score(joints) == pytest.approx(0.5)
+
+
+def test_cancel_stops_an_estimate_between_net_passes():
+    """A window that closes cancels the estimate under way: the pass in progress ends, the next
+    one (here the scale-search pass after the first pose pass) is not run."""
+    from humanpose.estimator.pipeline import Cancelled
+    est = PoseEstimator(make_cfg(person_threshold=0.0, scale_search=0.15), busy_person_net(),
+                        tiny("pose"))
+    frame = np.zeros((64, 96, 3), np.uint8)
+    passes = []
+    inner = est._pose_pass
+
+    def pose_pass(crops):
+        out = inner(crops)
+        passes.append(len(crops))
+        if len(passes) == 3:
+            est.cancel()                 # the user closes the window during the third pass
+        return out
+    est._pose_pass = pose_pass
+    assert est.estimate(frame).persons and len(passes) == 2     # pose + scale-search pass
+    with pytest.raises(Cancelled):
+        est.estimate(frame)
+    assert len(passes) == 3                                     # no scale-search pass after it
+    with pytest.raises(Cancelled):                              # and for good
+        est.estimate(frame)
+    assert len(passes) == 3
