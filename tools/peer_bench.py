@@ -7,8 +7,8 @@ The frames are those of ``humanpose bench --webcam`` (640x480, one person).  Pip
 turns frame by frame (round robin), each timed per frame (p50 / p95 ms):
 
 * humanpose with the configured settings (humanpose.yml: backend, precision, boxsize,
-  tracking-driven crops every ``tracking.detect_every`` frames), and with the detector on every
-  frame;
+  tracking-driven crops every ``tracking.detect_every`` frames), with the detector on every
+  frame, and with onnxruntime int8 when ``humanpose export-onnx --int8`` has made its files;
 * MediaPipe BlazePose lite and full in video mode (``static_image_mode=False``: the detector
   runs only when the landmarks lose the person), and full with detector + landmarks on every
   frame (``static_image_mode=True``).  Timed around ``Pose.process`` including the BGR->RGB
@@ -160,11 +160,19 @@ def main(argv=None) -> int:
 
     every = max(cfg.tracking.detect_every, 2)
     hp = []
-    for label, detect_every in ((f"humanpose, tracking-driven (detector every {every})", every),
-                                ("humanpose, detector every frame", 1)):
+    runs = [(f"humanpose, tracking-driven (detector every {every})", every, None),
+            ("humanpose, detector every frame", 1, None)]
+    if cfg.model.precision != "int8":      # and int8 beside it, when its export is there
+        runs.append((f"humanpose int8, tracking-driven (detector every {every})", every, "int8"))
+    for label, detect_every, precision in runs:
         c = set_value(set_value(cfg, "tracking.detect_every", detect_every),
                       "tracking.enabled", True)
+        if precision:
+            c = set_value(set_value(c, "model.precision", precision), "model.framework",
+                          "onnxruntime")
         est = PoseEstimator(c)
+        if precision and not est.backend_name.endswith(precision):
+            continue                        # no int8 export: not timed twice as fp32
         hp.append((f"{label}: {est.backend_name}, boxsize {c.estimator.boxsize}", est))
     rows = {name: [[], 0] for name, _ in hp}
     if mp_runner is not None:
@@ -199,12 +207,15 @@ def main(argv=None) -> int:
         print(f"| {name} | {statistics.median(times):.1f} | {np.percentile(times, 95):.1f} | "
               f"{found}/{len(times)} |")
     if mp_runner is not None:
-        ours = statistics.median(rows[hp[0][0]][0])
-        for name in ("BlazePose full, video mode", "BlazePose lite, video mode"):
-            theirs = statistics.median(rows[name][0])
-            print(f"\nratio humanpose tracking-driven / {name}: {ours / theirs:.2f} "
-                  f"({ours:.1f} / {theirs:.1f} ms p50)", end="")
         print()
+        for ours_name, _ in hp:
+            if "tracking-driven" not in ours_name:
+                continue
+            ours = statistics.median(rows[ours_name][0])
+            for name in ("BlazePose full, video mode", "BlazePose lite, video mode"):
+                theirs = statistics.median(rows[name][0])
+                print(f"ratio {ours_name.split(':')[0]} / {name}: {ours / theirs:.2f} "
+                      f"({ours:.1f} / {theirs:.1f} ms p50)")
     return 0
 
 
