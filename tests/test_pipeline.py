@@ -12,8 +12,8 @@ from torch import nn
 
 from humanpose.config import Config, from_dict
 from humanpose.estimator import maps
-from humanpose.estimator.pipeline import (Crop, PoseEstimator, crop, crop_offset, duplicates,
-                                          pose_score)
+from humanpose.estimator.pipeline import (Crop, PoseEstimator, crop, crop_offset, detector_frame,
+                                          duplicates, pose_score, to_bgr)
 from humanpose.nets.compact import CompactCPM
 from humanpose.skeleton import NUM_JOINTS, NUM_MAPS
 from humanpose.store import ModelError
@@ -325,7 +325,9 @@ class TwoPeakPerson(OraclePerson):
 
 def test_two_detections_of_one_person_give_one_person_the_better_placed():
     h, w, boxsize = 240, 400, 96
-    cfg = make_cfg(boxsize=boxsize, person_threshold=0.5, min_person_distance=0.1)
+    # the detector sees the frame at the scale of the pose crops' frame (longer side 400 x 0.4)
+    cfg = make_cfg(boxsize=boxsize, person_threshold=0.5, min_person_distance=0.1,
+                   detector_size=round(w * boxsize / h))
     est = PoseEstimator(cfg, TwoPeakPerson(), OraclePose())
     scale = boxsize / h
     frame = blob_frame(h, w, [(120.0, 130.0), (290.0, 100.0)], 3.0 / scale)
@@ -389,7 +391,9 @@ def test_frames_of_any_size_and_format(shape, rescale):
     h, w = shape[:2]
     assert res.frame_shape == (h, w)
     assert 1 <= len(res.persons) <= 3
-    assert res.person_map.shape == (8, int(np.ceil(round(w * 64 / h) / 8)))
+    det, dsx, _ = detector_frame(to_bgr(frame), est.config.estimator.detector_size)
+    assert max(det.shape[:2]) == 256 and det.shape[0] % 32 == 0 and det.shape[1] % 32 == 0
+    assert res.person_map.shape == (det.shape[0] // 8, det.shape[1] // 8)   # the detector's input
     for p in res.persons:
         assert p.joints.shape == (NUM_JOINTS, 3)
         assert np.isfinite(p.joints).all()
@@ -397,7 +401,7 @@ def test_frames_of_any_size_and_format(shape, rescale):
         assert (p.joints[:, 0] >= p.box[0]).all() and (p.joints[:, 0] <= p.box[2]).all()
         assert (p.joints[:, 1] >= p.box[1]).all() and (p.joints[:, 1] <= p.box[3]).all()
         assert (p.joints[:, 1] >= -0.5).all() and (p.joints[:, 1] <= h - 0.5).all()
-        assert -0.5 <= p.centre[0] <= w + 8 * h / 64 and -0.5 <= p.centre[1] <= h - 0.5
+        assert -0.5 <= p.centre[0] <= w + 32 / dsx and -0.5 <= p.centre[1] <= h + 32 / dsx
         assert ((p.joints[:, 2] >= 0) & (p.joints[:, 2] <= 1)).all()
     for key in ("preprocess", "person", "pose", "post", "track", "total"):
         assert res.timings[key] >= 0
@@ -419,7 +423,8 @@ def test_no_person_is_a_normal_result():
     est = PoseEstimator(make_cfg(), tiny("person", bias=-1.0), pose)
     res = est.estimate(np.full((100, 140, 3), 200, np.uint8))
     assert res.persons == []
-    assert res.person_map.shape == (8, 12) and (res.person_map < 0).all()
+    # 140 x 100 seen by the detector at longer side 256 (183 rows padded to 192): 24 x 32 cells
+    assert res.person_map.shape == (24, 32) and (res.person_map < 0).all()
     assert pose.batches == []   # the pose net is not run at all
 
 
@@ -446,7 +451,8 @@ def test_boxsize_rounding_warning_and_range_error():
     assert est.boxsize == 640
     est.set_boxsize(128)
     res = est.estimate(np.zeros((50, 70, 3), np.uint8))
-    assert res.boxsize == 128 and res.person_map.shape[0] == 16
+    assert res.boxsize == 128
+    assert res.person_map.shape == (24, 32)     # the detector's input does not follow the boxsize
 
 
 def test_config_boxsize_not_multiple_of_8_is_rounded():
