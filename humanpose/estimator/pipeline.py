@@ -61,278 +61,29 @@ import threading
 import time
 import warnings
 
-import cv2
 import numpy as np
 from torch import nn
 
 from ..config import Config, set_value
-from ..skeleton import NUM_JOINTS, flip_permutation
+from ..skeleton import NUM_JOINTS
 from . import maps
 from .backends import make_backend
+# frames, crops and map decoding live in crops.py and decode.py; their names stay importable
+# from here (the CLI, the trainer, the tools and the tests import them from the pipeline)
+from .crops import (DETECTOR_STRIDE, PAD_VALUE, RESCALE_TOLERANCE, Crop,  # noqa: F401
+                    TrackPlan, crop, crop_offset, detector_frame, frame_cells, normalise,
+                    pad_to_stride, scale_frame, to_bgr, track_crop, zoomed_onto)
+from .decode import (DUPLICATE_DISTANCE, POSE_SCORE_JOINTS, SHARED_DISTANCE,  # noqa: F401
+                     SHARED_JOINTS, duplicates, flip_averaged, joint_peaks, person_extent,
+                     pose_score)
 from .result import Person, PoseResult
 
 BOXSIZE_RANGE = (64, 640)
-PAD_VALUE = 128
-DETECTOR_STRIDE = 32       # the detector's input is padded to a multiple of this (MobileNet trunks)
-RESCALE_TOLERANCE = 1.25   # rescale a person whose size is off the target by more than this factor
-DUPLICATE_DISTANCE = 0.15  # median joint distance (x person size) under which two persons are one
-SHARED_DISTANCE = 0.1      # joints this close (x person size) are on the same place ...
-SHARED_JOINTS = 5          # ... and two persons sharing this many of them are one person
-POSE_SCORE_JOINTS = 7      # a person's score: the mean of its best this many joint scores
 MIN_TRACK_SCORE = 0.3      # a tracked pose scored below this (or min_pose_score) needs the detector
 
 
 class Cancelled(RuntimeError):
     """An estimate stopped by :meth:`PoseEstimator.cancel` (between two net passes)."""
-
-
-def to_bgr(frame: np.ndarray) -> np.ndarray:
-    """A BGR uint8 HxWx3 view/copy of a BGR, grayscale (HxW, HxWx1) or BGRA uint8 frame."""
-    if not isinstance(frame, np.ndarray):
-        raise TypeError(f"frame must be a numpy array, not {type(frame).__name__}")
-    if frame.dtype != np.uint8:
-        raise ValueError(f"frame must be uint8, not {frame.dtype}")
-    if frame.ndim == 3 and frame.shape[2] == 1:
-        frame = frame[:, :, 0]
-    if frame.ndim == 2:
-        out = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
-    elif frame.ndim == 3 and frame.shape[2] == 3:
-        out = frame
-    elif frame.ndim == 3 and frame.shape[2] == 4:
-        out = cv2.cvtColor(frame, cv2.COLOR_BGRA2BGR)
-    else:
-        raise ValueError(f"frame of shape {frame.shape} is not an image; expected HxW, HxWx1, "
-                         "HxWx3 (BGR) or HxWx4 (BGRA)")
-    if out.shape[0] < 1 or out.shape[1] < 1:
-        raise ValueError(f"frame of shape {frame.shape} is empty")
-    return out
-
-
-def scale_frame(bgr: np.ndarray, boxsize: int) -> tuple[np.ndarray, float, float]:
-    """Scale to height ``boxsize``; returns (scaled, sx, sy) with sx, sy = new / old size."""
-    h, w = bgr.shape[:2]
-    nw = max(1, int(round(w * boxsize / h)))
-    if (nw, boxsize) == (w, h):
-        return bgr, 1.0, 1.0
-    interp = cv2.INTER_AREA if boxsize < h else cv2.INTER_LINEAR
-    return cv2.resize(bgr, (nw, boxsize), interpolation=interp), nw / w, boxsize / h
-
-
-def detector_frame(bgr: np.ndarray, size: int) -> tuple[np.ndarray, float, float]:
-    """The person detector's input: ``bgr`` scaled so that its longer side is ``size`` pixels,
-    padded right / bottom to a multiple of DETECTOR_STRIDE with grey; returns (image, sx, sy)."""
-    h, w = bgr.shape[:2]
-    s = size / max(h, w)
-    nw, nh = max(1, int(round(w * s))), max(1, int(round(h * s)))
-    if (nw, nh) != (w, h):
-        bgr = cv2.resize(bgr, (nw, nh), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
-    return pad_to_stride(bgr, DETECTOR_STRIDE), nw / w, nh / h
-
-
-def normalise(bgr: np.ndarray) -> np.ndarray:
-    """HxWx3 uint8 -> 3xHxW float32 in [-0.5, 0.5)."""
-    return (bgr.astype(np.float32) / 256.0 - 0.5).transpose(2, 0, 1)
-
-
-def pad_to_stride(img: np.ndarray, stride: int = maps.STRIDE) -> np.ndarray:
-    """Pad right / bottom with grey to multiples of ``stride``."""
-    h, w = img.shape[:2]
-    ph, pw = -h % stride, -w % stride
-    if ph == 0 and pw == 0:
-        return img
-    return cv2.copyMakeBorder(img, 0, ph, 0, pw, cv2.BORDER_CONSTANT,
-                              value=(PAD_VALUE, PAD_VALUE, PAD_VALUE))
-
-
-def flip_averaged(backend, batch: np.ndarray) -> list[np.ndarray]:
-    """Stage maps of ``batch`` (N, C, b, b) averaged with those of its mirror image.
-
-    The crops and their mirrors go through the net as one batch; the mirrors' maps are flipped
-    back and their left/right joints swapped.  With b a multiple of the stride, cell j of a map
-    of the mirrored crop covers the same pixels as cell (w - 1 - j) of the original.
-    """
-    n = len(batch)
-    both = np.concatenate([batch, batch[..., ::-1]])
-    perm = flip_permutation()
-    return [(s[:n] + s[n:, perm, :, ::-1]) / 2.0 for s in backend(np.ascontiguousarray(both))]
-
-
-def crop_offset(centre_xy: np.ndarray, boxsize: int) -> tuple[int, int]:
-    """Integer top-left (ox, oy) of the boxsize crop whose centre (boxsize-1)/2 is nearest to
-    ``centre_xy`` (scaled-frame pixels)."""
-    c = (boxsize - 1) / 2.0
-    return int(np.floor(centre_xy[0] - c + 0.5)), int(np.floor(centre_xy[1] - c + 0.5))
-
-
-def crop(img: np.ndarray, ox: int, oy: int, size: int) -> np.ndarray:
-    """size x size crop of ``img`` at top-left (ox, oy); grey 128 outside the image."""
-    h, w = img.shape[:2]
-    out = np.full((size, size) + img.shape[2:], PAD_VALUE, dtype=img.dtype)
-    x0, y0, x1, y1 = max(ox, 0), max(oy, 0), min(ox + size, w), min(oy + size, h)
-    if x1 > x0 and y1 > y0:
-        out[y0 - oy:y1 - oy, x0 - ox:x1 - ox] = img[y0:y1, x0:x1]
-    return out
-
-
-def frame_cells(ox: int, oy: int, map_shape: tuple[int, int],
-                frame_shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """Boolean masks over map rows / columns of a crop at (ox, oy): the cells that overlap the
-    scaled frame (a cell covers its centre +- 4 px), i.e. are not grey padding only."""
-    (mh, mw), (h, w) = map_shape, frame_shape
-    half = maps.STRIDE / 2.0
-    xs = maps.from_map(np.arange(mw)) + ox
-    ys = maps.from_map(np.arange(mh)) + oy
-    return (ys + half > -0.5) & (ys - half < h - 0.5), (xs + half > -0.5) & (xs - half < w - 0.5)
-
-
-def joint_peaks(beliefs: np.ndarray, ok_rows: np.ndarray, ok_cols: np.ndarray) -> np.ndarray:
-    """(K, 3) (u, v, value): the sub-cell maximum of each map among the cells inside the frame
-    (the refinement uses the unmasked neighbours, so it is unbiased at the frame edge)."""
-    peaks = maps.argmax_subpixel(beliefs)
-    if ok_rows.all() and ok_cols.all() or not ok_rows.any() or not ok_cols.any():
-        return peaks
-    valid = ok_rows[:, None] & ok_cols[None, :]
-    k, mh, mw = beliefs.shape
-    flat = beliefs.reshape(k, -1).argmax(1)
-    for n in np.nonzero(~valid.reshape(-1)[flat])[0]:
-        i, j = divmod(int(np.where(valid, beliefs[n], -np.inf).argmax()), mw)
-        dx, dy = maps.refine(beliefs[n], i, j)   # the same quadratic fit as argmax_subpixel
-        peaks[n] = (j + dx, i + dy, beliefs[n, i, j])
-    return peaks
-
-
-def pose_score(joints: np.ndarray) -> float:
-    """How surely (14, 3) ``joints`` are a person: the mean of the best POSE_SCORE_JOINTS joint
-    scores, half the skeleton, because a person cut off by the frame (a webcam shows a person at
-    a desk down to the hips) shows only half of it and the joints out of view score low."""
-    return float(np.sort(joints[:, 2])[-POSE_SCORE_JOINTS:].mean())
-
-
-def person_extent(joints: np.ndarray) -> tuple[np.ndarray, float]:
-    """Centre and size (larger side) of the box around (14, 2+) joints, frame pixels."""
-    xy = joints[:, :2]
-    lo, hi = xy.min(0), xy.max(0)
-    return (lo + hi) / 2.0, float((hi - lo).max())
-
-
-def duplicates(joints: list[np.ndarray], centres: np.ndarray) -> set[int]:
-    """Indices of the persons to drop as duplicates, in two passes.
-
-    1. Two persons whose (14, 2+) joints lie at a median distance under DUPLICATE_DISTANCE x the
-       smaller one's size are one person seen twice; the one kept is the one whose detected
-       centre ((K, 2), frame pixels) is nearest the centre of its joints' box, relative to its
-       size (the better-placed detection).
-    2. Of the rest, two that share SHARED_JOINTS joints (each within SHARED_DISTANCE x the
-       smaller one's size) but not the others are one right skeleton and a wrong one built from
-       its legs or arms: a second detection on the upper body of a lunging player whose head
-       lands elsewhere, or a skeleton spanning two people.  The one whose joints the pose net
-       is surer of (the higher mean score, a third column of ``joints``) is kept: the wrong one
-       has joints on parts that are not this person's, or outside its crop (an upper-body
-       detection whose legs are cut off).  The mean is over all 14 joints, not the best 7 of
-       :func:`pose_score`: the joints such a detection places wrongly or cuts off are the ones
-       that must count here.  Of two equally sure ones (or without scores) the smaller is kept,
-       as the wrong one stretches further.
-    """
-    extents = [person_extent(j) for j in joints]
-    off = [np.linalg.norm(np.asarray(centres[n], float) - c) / max(size, 1.0)
-           for n, (c, size) in enumerate(extents)]
-    drop: set[int] = set()
-
-    def keep_first(order: list[int], same) -> list[int]:
-        """Walk ``order``; drop each person that ``same(distances, size)`` ties to one kept."""
-        kept: list[int] = []
-        for n in order:
-            if any(same(np.linalg.norm(joints[n][:, :2] - joints[k][:, :2], axis=1),
-                        min(extents[n][1], extents[k][1])) for k in kept):
-                drop.add(n)
-            else:
-                kept.append(n)
-        return kept
-
-    kept = keep_first(sorted(range(len(joints)), key=lambda n: off[n]),
-                      lambda d, size: np.median(d) < DUPLICATE_DISTANCE * size)
-    sure = [float(np.mean(j[:, 2])) if j.shape[1] > 2 else 0.0 for j in joints]
-    keep_first(sorted(kept, key=lambda n: (-sure[n], extents[n][1])),
-               lambda d, size: (d < SHARED_DISTANCE * size).sum() >= SHARED_JOINTS)
-    return drop
-
-
-@dataclasses.dataclass
-class Crop:
-    """One boxsize x boxsize pose-net input and where it lies in the frame.
-
-    Crop pixel u and frame pixel x (pixel-centre convention) are related by
-    u = (x + 0.5) * kx - 0.5 - ox (the same along y), i.e. the crop starts at (ox, oy) in the
-    frame scaled by (kx, ky) whose shape is ``scaled_shape``.
-    """
-    image: np.ndarray                 # (b, b, 3) uint8 BGR
-    ox: float
-    oy: float
-    kx: float                         # crop pixels per frame pixel
-    ky: float
-    scaled_shape: tuple[float, float]  # (h, w) of the frame in crop pixels
-
-    @classmethod
-    def from_scaled(cls, scaled: np.ndarray, centre: np.ndarray, b: int,
-                    sx: float, sy: float) -> "Crop":
-        """The crop of the frame scaled to height b (``scaled``), centred on ``centre``
-        (scaled-frame pixels) at an integer offset."""
-        ox, oy = crop_offset(centre, b)
-        return cls(crop(scaled, ox, oy, b), ox, oy, sx, sy, scaled.shape[:2])
-
-    @classmethod
-    def rescaled(cls, bgr: np.ndarray, centre: np.ndarray, side: float, b: int) -> "Crop":
-        """The crop of a ``side`` x ``side`` window of the frame centred on ``centre`` (frame
-        pixels), resized to b x b (grey outside the frame)."""
-        h = max(int(round(side)), maps.STRIDE)
-        x0, y0 = crop_offset(centre, h)
-        window = crop(bgr, x0, y0, h)
-        interp = cv2.INTER_AREA if h > b else cv2.INTER_LINEAR
-        k = b / h
-        fh, fw = bgr.shape[:2]
-        return cls(cv2.resize(window, (b, b), interpolation=interp), x0 * k, y0 * k, k, k,
-                   (fh * k, fw * k))
-
-    def joints(self, beliefs: np.ndarray, frame_shape: tuple[int, int]) -> np.ndarray:
-        """(14, 3) x, y (frame pixels), score from the crop's last-stage joint maps."""
-        fh, fw = frame_shape
-        rows, cols = frame_cells(self.ox, self.oy, beliefs.shape[1:], self.scaled_shape)
-        peak = joint_peaks(beliefs, rows, cols)
-        xy = maps.from_map(peak[:, :2]) + (self.ox, self.oy)      # scaled-frame pixels
-        out = np.empty((len(beliefs), 3), dtype=np.float64)
-        out[:, 0] = np.clip((xy[:, 0] + 0.5) / self.kx - 0.5, -0.5, fw - 0.5)
-        out[:, 1] = np.clip((xy[:, 1] + 0.5) / self.ky - 0.5, -0.5, fh - 0.5)
-        out[:, 2] = np.clip(peak[:, 2], 0.0, 1.0)
-        return out
-
-    def box(self) -> np.ndarray:
-        """x0, y0, x1, y1 of the crop's outer edges in frame pixels."""
-        b = self.image.shape[0]
-        return np.array([self.ox / self.kx - 0.5, self.oy / self.ky - 0.5,
-                         (self.ox + b) / self.kx - 0.5, (self.oy + b) / self.ky - 0.5])
-
-
-def zoomed_onto(beliefs: np.ndarray, src: Crop, dst: Crop) -> tuple[np.ndarray, np.ndarray]:
-    """``beliefs`` (C, h, w) of crop ``src`` resampled onto the map grid of crop ``dst`` (both
-    crops of one frame), and how much of each dst cell src covers (0..1; 0 outside it).
-
-    Per axis, a crop pixel is u = (x + 0.5) k - 0.5 - o for frame pixel x, so
-    u_dst = a u_src + t with a = k_dst / k_src and t = (o_src + 0.5) a - 0.5 - o_dst; in map
-    cells (u = STRIDE c + OFFSET) c_dst = a c_src + (a OFFSET + t - OFFSET) / STRIDE.
-    """
-    m = np.zeros((2, 3), np.float64)
-    for axis, (ks, os_, kd, od) in enumerate(((src.kx, src.ox, dst.kx, dst.ox),
-                                              (src.ky, src.oy, dst.ky, dst.oy))):
-        a = kd / ks
-        t = (os_ + 0.5) * a - 0.5 - od
-        m[axis, axis] = a
-        m[axis, 2] = (a * maps.OFFSET + t - maps.OFFSET) / maps.STRIDE
-    c, h, w = beliefs.shape
-    warp = lambda img: cv2.warpAffine(img, m, (w, h), flags=cv2.INTER_LINEAR,  # noqa: E731
-                                      borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-    out = warp(np.ascontiguousarray(beliefs.transpose(1, 2, 0), dtype=np.float32))
-    cover = warp(np.ones((h, w), np.float32))
-    return out.reshape(h, w, c).transpose(2, 0, 1), cover
 
 
 class PoseEstimator:
@@ -735,47 +486,3 @@ class PoseEstimator:
                           boxsize=est.boxsize, persons=persons,
                           person_map=np.zeros((0, 0), np.float32), timings=timings,
                           path="tracked")
-
-
-def track_crop(bgr: np.ndarray, scaled: tuple, joints_xy: np.ndarray, box: np.ndarray,
-               scale: float, shift: np.ndarray, fraction: float, b: int) -> Crop:
-    """The crop of a tracked person: its last crop (``box`` in frame pixels, ``scale`` crop
-    pixels per frame pixel) moved by the track's predicted ``shift`` and cut the same way (from
-    ``scaled`` = :func:`scale_frame` (image, sx, sy) as the detector path cuts it, or as a
-    resized window as the rescale pass cuts it: on a still person the very same crop), as long
-    as the person's size (the box of its predicted joints) stays within RESCALE_TOLERANCE of
-    ``fraction`` of it; else the window around those joints that they fill to ``fraction``.
-    Keeping the last crop, not re-fitting it to the joints on every frame, keeps the errors of
-    one frame's joints out of the next frame's crop."""
-    centre, size = person_extent(joints_xy)
-    size = max(size, float(maps.STRIDE))
-    side = float(max(box[2] - box[0], box[3] - box[1]))
-    ratio = size / (fraction * side) if side > 0 else 0.0
-    if ratio <= 0 or abs(np.log(ratio)) > np.log(RESCALE_TOLERANCE):
-        return Crop.rescaled(bgr, centre, size / fraction, b)
-    moved = (box[:2] + box[2:]) / 2 + shift
-    image, sx, sy = scaled
-    if abs(scale - sy) <= 1e-9 * sy:          # last cut from the scaled frame: again so
-        return Crop.from_scaled(image, (moved + 0.5) * (sx, sy) - 0.5, b, sx, sy)
-    return Crop.rescaled(bgr, moved, side, b)
-
-
-@dataclasses.dataclass
-class TrackPlan:
-    """The tracked persons of a frame: their crops, joint boxes (x0, y0, x1, y1, frame pixels),
-    box centres and last pose scores; whether the detector must run, and why."""
-    crops: list = dataclasses.field(default_factory=list)
-    boxes: list = dataclasses.field(default_factory=list)
-    scores: list = dataclasses.field(default_factory=list)
-    centres: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((0, 2)))
-    detect: bool = False
-    reason: str = "tracked"
-
-    def covers(self, xy: np.ndarray) -> np.ndarray:
-        """Which of the (K, 2) frame points fall in a track's joint box."""
-        xy = np.asarray(xy, np.float64).reshape(-1, 2)
-        inside = np.zeros(len(xy), bool)
-        for bx in self.boxes:
-            inside |= ((xy[:, 0] >= bx[0]) & (xy[:, 0] <= bx[2]) & (xy[:, 1] >= bx[1])
-                       & (xy[:, 1] <= bx[3]))
-        return inside
