@@ -2,6 +2,8 @@
 """Screenshots of the three views from a real window (X11; under Xvfb when there is no display).
 
     python tools/screenshots.py [--source VIDEO] [--frame 60] [--out resources]
+    python tools/screenshots.py --source ../shared/media/vtest.avi --frame 300 \
+        --analyse-seconds 240 --sizes 1280x720,1920x1080      # the README's two pictures
 
 Opens the desktop window on ``--source`` (default ``../shared/media/street_people.avi``),
 analyses the whole file (so the plot panel is filled), seeks to ``--frame`` and saves
@@ -44,6 +46,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--size", default="1400x900", help="window size WxH")
     p.add_argument("--name", default=None,
                    help="save only the single view, as NAME.png (e.g. screenshot_1280x720)")
+    p.add_argument("--sizes", default=None, metavar="WxH,WxH,...",
+                   help="save only the single view, at each of these window sizes, as "
+                        "screenshot_WxH.png")
+    p.add_argument("--analyse-seconds", type=float, default=900.0,
+                   help="stop the analysis after this long (the plot shows what it reached)")
     p.add_argument("--fps", default=None, metavar="B1,B2,...",
                    help="instead of screenshots: play the source (looped, at its own rate) and "
                         "print the frame rates the window sustains at each of these boxsizes")
@@ -154,7 +161,7 @@ def main(argv=None) -> int:
     app = QApplication.instance() or QApplication([sys.argv[0]])
     app.setWindowIcon(QIcon(str(ROOT / "resources" / "humanpose.png")))
     win = MainWindow(cfg, estimator_factory=build_factory(args), settings=None, source=args.source)
-    w, h = (int(v) for v in args.size.lower().split("x"))
+    w, h = (int(v) for v in (args.sizes or args.size).split(",")[0].lower().split("x"))
     win.resize(w, h)
     win.show()
 
@@ -187,7 +194,9 @@ def main(argv=None) -> int:
           f"display {live['display_fps']:.1f} fps, latency {live['latency_ms']:.0f} ms")
     if not args.no_analyse and win.info.seekable:
         win.analyse_whole_file(True)
-        spin(900, lambda: not win.analysing)
+        if not spin(args.analyse_seconds, lambda: not win.analysing):
+            win.analyse_whole_file(False)
+            print(f"analysis stopped after {args.analyse_seconds:g} s: {len(win.cache)} frames")
         print(win.message)
     win.pause()
     target = min(args.frame, (win.info.frame_count or 1) - 1)
@@ -198,13 +207,18 @@ def main(argv=None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     screen = QGuiApplication.primaryScreen()
-    for view in (["single"] if args.name else VIEWS):
+    shots = [("single", None, args.name)] if args.name else \
+        [("single", size, f"screenshot_{size}") for size in args.sizes.split(",")] if args.sizes \
+        else [(view, None, f"screenshot_{view}") for view in VIEWS]
+    for view, size, name in shots:
+        if size:
+            win.resize(*(int(v) for v in size.lower().split("x")))
         win.set_view(view)
-        spin(0.8)
+        spin(1.5)
         image = screen.grabWindow(win.winId()) if screen is not None else None
         if image is None or image.isNull() or image.width() < 100:
             image = win.grab()
-        path = out / (f"{args.name}.png" if args.name else f"screenshot_{view}.png")
+        path = out / f"{name}.png"
         if not image.save(str(path)):
             print(f"cannot write {path}", file=sys.stderr)
             return 1

@@ -98,6 +98,8 @@ class Playback:
         elif not on and self.analysing:
             self._stop_analysis(finished=False)
             self.camera.pause()
+            self.show_message(f"Analysis stopped: {len(self.cache)} of {self.info.frame_count} "
+                              "frames estimated. Seek or click the plot to review.", "info")
 
     def _maybe_finish_analysis(self) -> None:
         last = self._analysis_last
