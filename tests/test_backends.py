@@ -72,7 +72,8 @@ def test_same_joints_on_torch_and_opencv():
     for pa, pb in zip(a.persons, b.persons):
         assert np.hypot(*(pa.joints[:, :2] - pb.joints[:, :2]).T).max() < 1.0
         np.testing.assert_allclose(pa.joints[:, 2], pb.joints[:, 2], atol=1e-4)
-        np.testing.assert_allclose(pa.centre, pb.centre, atol=0.05)
+        # 0.1 frame px: 0.02 of a detector map cell here (150 px seen at 256: a cell is 4.7 px)
+        np.testing.assert_allclose(pa.centre, pb.centre, atol=0.1)
 
 
 def test_onnx_cache_next_to_weights_is_reused_and_rebuilt(tmp_path):
