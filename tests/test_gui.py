@@ -802,3 +802,29 @@ def test_closing_does_not_wait_for_the_estimate_under_way(qtbot, open_window, vi
     assert win.estimator_thread.wait(WAIT_MS)
     assert win.estimator.estimate_calls == calls and results == []
     assert "estimation failed" not in win.message
+
+
+def test_a_stopped_analysis_says_how_far_it_got(qtbot, open_window, video, nets):
+    gate, windows = threading.Event(), []
+
+    def factory(cfg):
+        est = PoseEstimator(cfg, *nets)
+        estimate = est.estimate
+
+        def held(*a, **kw):       # the analysis holds after 2 frames until the user stopped it
+            if windows and windows[0].analysing and len(windows[0].cache) >= 2:
+                gate.wait(60)
+            return estimate(*a, **kw)
+        est.estimate = held
+        return est
+    win = open_window(str(video), factory=factory)
+    windows.append(win)
+    qtbot.waitUntil(lambda: win.info is not None, timeout=WAIT_MS)
+    win.pause()                                   # a few frames estimated while it played
+    qtbot.waitUntil(lambda: not win.playing, timeout=WAIT_MS)
+    win.analyse_whole_file(True)
+    qtbot.waitUntil(lambda: len(win.cache) >= 2, timeout=WAIT_MS)
+    win.playback.analyse.click()                  # "Stop analysis"
+    gate.set()
+    assert not win.analysing
+    assert win.message.startswith("Analysis stopped: ") and f"of {N_FRAMES} frames" in win.message
