@@ -12,178 +12,26 @@ import json
 import queue
 import threading
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 import yaml
 
 from ..config import PROJECT_ROOT
-from ..estimator.maps import STRIDE, argmax_subpixel, find_peaks, from_map
-from ..estimator.pipeline import detector_frame, normalise
+from ..estimator.maps import STRIDE
 from ..nets import build_model
-from ..skeleton import FLIP_PAIRS, NUM_JOINTS, flip_permutation
-from ..store import ModelError, load_model, read_metadata, save_weights, sha256
-from .datasets import DatasetError, build_crop_cache, crop_cache_file, person_box, splits
-from .metrics import pck_correct, pck_summary
+from ..skeleton import flip_permutation
+from ..store import ModelError, load_model, read_metadata, save_weights
+from .datasets import DatasetError, build_crop_cache, crop_cache_file, splits
 from .packed import load_packed
 from .samples import person_scene, pose_sample
-
-
-@dataclass
-class TrainConfig:
-    kind: str = "pose"                     # pose | person
-    arch: str = "cpm_compact"
-    arch_kwargs: dict = field(default_factory=dict)
-    data: str = "../shared/data"           # holds lsp/ and lspet/
-    packed: list = field(default_factory=list)   # pose: instead of data, the crop parts of
-                                           # `humanpose pack-crops` (files or folders), e.g. on a
-                                           # lent GPU machine without ../shared (train/packed.py)
-    val_images: int = 500
-    seed: int = 0                          # augmentation and init only (the split is fixed)
-    steps: int = 20000                     # total optimiser steps (resume continues to this)
-    batch_size: int = 16
-    sizes: list = field(default_factory=lambda: [128, 160, 192])
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    positive_weight: float = 0.0           # extra loss weight on target peaks: w = 1 + k * target
-    rotation: float = 40.0                 # rotate a person by up to ± this many degrees ...
-    rotation_prob: float = 0.6             # ... with this probability
-    rotation_any_prob: float = 0.0         # or, with this probability, by any angle (±180)
-    lowres_prob: float = 0.0               # pose: blur a sample to low resolution (small, far people)
-    pose_scale: list = field(default_factory=lambda: [0.3, 0.95])   # pose: a person's size as a
-                                           # fraction of the crop, uniform in this range, ...
-    zoom_prob: float = 0.2                 # ... or with this probability 1.1-2.0 (waist-up framing)
-    cut_prob: float = 0.0                  # frame a person as a webcam does, cut below the hips:
-                                           # pose, grey below the line (samples.pose_sample);
-                                           # person, the scene's bottom edge (samples.person_scene)
-    cut_empty: bool = False                # pose: the joints below the cut trained to empty maps
-                                           # (scored low) instead of left untrained
-    translation: float = 0.04              # pose: sd of the person's offset from the crop centre,
-                                           # a fraction of the crop side
-    person_scale: list = field(default_factory=lambda: [0.25, 0.9])   # person: a person's size
-                                           # as a fraction of the scene height, uniform in this range
-    cover_prob: float = 0.0                # person: scenes on a background that covers them (samples)
-    distractor_prob: float = 0.0           # person: scenes with person-free distractors (samples)
-    relabel_with: str = ""                 # pose: a pose net's weights; before training, an arm or
-                                           # a leg whose left/right labels it fits far better
-                                           # exchanged is relabelled (relabel_mirrored_limbs)
-    relabel_groups: list = field(default_factory=lambda: ["arms", "legs"])   # which limbs it may
-                                           # relabel (LIMB_GROUPS; only with relabel_with); the
-                                           # judge rates all of them
-    distill_from: str = ""                 # pose: a teacher net's weights; its mirror-averaged last
-                                           # stage on each training batch is a second target
-                                           # (soft targets, every joint; teacher_maps)
-    distill_weight: float = 0.5            # the teacher's share of the loss (only with distill_from)
-    distill_scale_search: float = 0.0      # d > 0: the teacher's maps also averaged with those of
-                                           # the batch zoomed out and in by d (the estimator's
-                                           # scale search; 3x the teacher's time)
-    trunk_lr: float = 1.0                  # the pretrained trunk's learning rate as a fraction of lr
-                                           # (nets with a ``trunk``, e.g. cpm_mobilenet)
-    freeze_trunk_steps: int = 0            # the trunk is frozen (no gradient) for these first steps
-    threads: int = 2
-    loaders: int = 1                       # batch makers: 1 = a background thread (CPU runs, where
-                                           # the net is the bottleneck); N > 1 = N worker processes
-                                           # (a GPU waits for batches otherwise)
-    device: str = "auto"                   # cpu | cuda | auto
-    run_dir: str = "~/.cache/humanpose/runs/pose"
-    cache_dir: str = "~/.cache/humanpose/cache"
-    init: str = ""                         # weight file to start from (e.g. the shipped weights);
-                                           # arch_kwargs may then only add stages (initial_model)
-    checkpoint_every: int = 200
-    val_every: int = 1000
-    val_boxsize: int = 192
-    val_detector_size: int = 256           # person: validation frames' longer side (detector_size)
-    max_train_images: int = 0              # 0 = all (small values for smoke tests)
-
-    @classmethod
-    def load(cls, path: str | Path) -> "TrainConfig":
-        from ..config import read_yaml      # one-line errors, no duplicate keys
-        data = read_yaml(path)
-        if not isinstance(data, dict) or not data:
-            # an empty recipe would otherwise start a long run with every default
-            raise ValueError(f"{path}: a recipe is a YAML mapping of settings (at least `kind: pose` "
-                             f"or `kind: person`), not {type(data).__name__ if data else 'empty'}")
-        known = {f.name for f in fields(cls)}
-        bad = set(data) - known
-        if bad:
-            raise ValueError(f"{path}: unknown key(s) {sorted(bad)}; allowed: {sorted(known)}")
-        cfg = cls(**data)
-        if cfg.kind not in ("pose", "person"):
-            raise ValueError(f"{path}: kind {cfg.kind!r} is not allowed; allowed: pose, person")
-        for key, hi, what in (("rotation", 180.0, "0..180 degrees"),
-                              ("rotation_prob", 1.0, "a probability in 0..1"),
-                              ("rotation_any_prob", 1.0, "a probability in 0..1"),
-                              ("cover_prob", 1.0, "a probability in 0..1"),
-                              ("distractor_prob", 1.0, "a probability in 0..1"),
-                              ("lowres_prob", 1.0, "a probability in 0..1"),
-                              ("zoom_prob", 1.0, "a probability in 0..1"),
-                              ("cut_prob", 1.0, "a probability in 0..1"),
-                              ("translation", 0.5, "a fraction of the crop in 0..0.5"),
-                              ("distill_weight", 1.0, "a share of the loss in 0..1"),
-                              ("distill_scale_search", 0.5, "a zoom fraction in 0..0.5")):
-            value = getattr(cfg, key)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= hi:
-                raise ValueError(f"{path}: {key} must be {what}, not {value!r}")
-        for key, lo, what in (("lr", 0.0, "a number > 0"), ("weight_decay", 0.0, "a number >= 0"),
-                              ("positive_weight", 0.0, "a number >= 0"),
-                              ("trunk_lr", 0.0, "a number >= 0")):
-            value = getattr(cfg, key)
-            if (isinstance(value, bool) or not isinstance(value, (int, float))
-                    or not (value > lo if key == "lr" else value >= lo)):
-                hint = (" (YAML reads 1e-3 as text: write 1.0e-3)"
-                        if isinstance(value, str) and "e" in value.lower() else "")
-                raise ValueError(f"{path}: {key} must be {what}, not {value!r}{hint}")
-        for key, lo in (("freeze_trunk_steps", 0), ("steps", 1), ("batch_size", 1),
-                        ("val_every", 1), ("checkpoint_every", 1), ("val_detector_size", 64),
-                        ("val_images", 1), ("threads", 1), ("max_train_images", 0)):
-            value = getattr(cfg, key)
-            if isinstance(value, bool) or not isinstance(value, int) or value < lo:
-                raise ValueError(f"{path}: {key} must be a whole number >= {lo}, not {value!r}")
-        if (not isinstance(cfg.sizes, list) or not cfg.sizes
-                or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 64 and v % STRIDE == 0
-                           for v in cfg.sizes + [cfg.val_boxsize])):
-            raise ValueError(f"{path}: sizes and val_boxsize must be crop sides >= 64 and multiples of "
-                             f"{STRIDE}, not {cfg.sizes!r} / {cfg.val_boxsize!r}")
-        for key in ("person_scale", "pose_scale"):
-            ps = getattr(cfg, key)
-            if (not isinstance(ps, list) or len(ps) != 2
-                    or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in ps)
-                    or not 0.0 < ps[0] <= ps[1] <= 1.0):
-                raise ValueError(f"{path}: {key} must be [low, high] with 0 < low <= high <= 1, "
-                                 f"not {ps!r}")
-        if not isinstance(cfg.cut_empty, bool):
-            raise ValueError(f"{path}: cut_empty must be true or false, not {cfg.cut_empty!r}")
-        if isinstance(cfg.loaders, bool) or not isinstance(cfg.loaders, int) or cfg.loaders < 1:
-            raise ValueError(f"{path}: loaders must be a whole number >= 1, not {cfg.loaders!r}")
-        if (not isinstance(cfg.packed, list)
-                or not all(isinstance(p, str) and p for p in cfg.packed)):
-            raise ValueError(f"{path}: packed must be a list of paths (parts or folders of "
-                             f"them), not {cfg.packed!r}")
-        if cfg.packed and cfg.kind != "pose":
-            raise ValueError(f"{path}: packed crops are for pose recipes (the person net trains "
-                             "on whole scenes made from the images)")
-        if cfg.distill_from and cfg.kind != "pose":
-            raise ValueError(f"{path}: distill_from is for pose recipes (a teacher's belief maps "
-                             "are the soft targets of a pose net)")
-        for key in ("distill_weight", "distill_scale_search"):
-            if key in data and not cfg.distill_from:
-                raise ValueError(f"{path}: {key} sets how distill_from's teacher is used; "
-                                 "without distill_from it would do nothing")
-        if cfg.relabel_with and cfg.kind != "pose":
-            raise ValueError(f"{path}: relabel_with is for pose recipes (a person map has no "
-                             "left and right)")
-        groups = cfg.relabel_groups
-        if (not isinstance(groups, list) or not groups or len(set(groups)) != len(groups)
-                or not all(isinstance(g, str) and g in LIMB_GROUPS for g in groups)):
-            raise ValueError(f"{path}: relabel_groups must be a list of distinct names from "
-                             f"{list(LIMB_GROUPS)}, not {groups!r}")
-        if "relabel_groups" in data and not cfg.relabel_with:
-            raise ValueError(f"{path}: relabel_groups names the limbs that relabel_with's net may "
-                             "relabel; without relabel_with it would do nothing")
-        return cfg
+# the recipe and the validation helpers live in recipe.py and validation.py; their names stay
+# importable from here (the CLI, the tools and the tests import them from the trainer)
+from .recipe import LIMB_GROUPS, TrainConfig  # noqa: F401
+from .validation import (mirrored_limbs, predict_crops, relabel_mirrored_limbs,  # noqa: F401
+                         validate_person, validate_pose)
 
 
 def _path(p: str) -> Path:
@@ -326,111 +174,6 @@ def teacher_maps(teacher, x: torch.Tensor, scale_search: float = 0.0) -> torch.T
         total += _zoom(mirrored(zoomed), z)            # back onto the crop's grid ...
         weight += _zoom(torch.ones_like(weight), z)    # ... where the window covers it
     return total / weight
-
-
-@torch.inference_mode()
-def predict_crops(model, cache: dict, boxsize: int, device) -> tuple[np.ndarray, np.ndarray]:
-    """The model's joints on every cached crop (person at 0.65 of the crop, no augmentation)
-    and the ground truth in the same pixels: two (N, 14, 2) arrays."""
-    rng = np.random.default_rng(0)
-    preds, gts = [], []
-    for s in range(0, len(cache["images"]), 32):
-        items = [pose_sample(cache["images"][i], cache["joints"][i], boxsize, rng, augment=False)
-                 for i in range(s, min(s + 32, len(cache["images"])))]
-        x = torch.from_numpy(np.stack([it[0] for it in items])).to(device)
-        out = model(x)[-1][:, :14].float().cpu().numpy()
-        for o, it in zip(out, items):
-            preds.append(from_map(argmax_subpixel(o)[:, :2]))
-            gts.append(it[3])
-    return np.array(preds), np.array(gts)
-
-
-def validate_pose(model, cache: dict, boxsize: int, device) -> dict:
-    """Fast gt-centre PCK@0.2 on the validation crops."""
-    pck, _ = pck_summary(pck_correct(*predict_crops(model, cache, boxsize, device)))
-    return {"val_pck": round(float(pck), 2)}
-
-
-# The limb groups whose left/right labels relabelling may exchange (pairs of FLIP_PAIRS):
-# the arms (shoulder, elbow, wrist) and the legs (hip, knee, ankle).
-LIMB_GROUPS = {"arms": FLIP_PAIRS[:3], "legs": FLIP_PAIRS[3:]}
-
-
-def mirrored_limbs(pred: np.ndarray, gt: np.ndarray, min_gain: int = 2) -> np.ndarray:
-    """(N, 2) bool: where the predicted arms / legs (``LIMB_GROUPS``) fit the labels with left
-    and right exchanged by at least ``min_gain`` more joints within PCK@0.2 than as given."""
-    perm = flip_permutation()[:NUM_JOINTS]
-    as_given, exchanged = pck_correct(pred, gt), pck_correct(pred[:, perm], gt)
-    out = np.zeros((len(gt), len(LIMB_GROUPS)), bool)
-    for g, pairs in enumerate(LIMB_GROUPS.values()):
-        idx = [j for pair in pairs for j in pair]
-        gain = np.nansum(exchanged[:, idx], 1) - np.nansum(as_given[:, idx], 1)
-        out[:, g] = gain >= min_gain
-    return out
-
-
-def relabel_mirrored_limbs(cache: dict, weights: str | Path, boxsize: int, device,
-                           record: Path, groups=tuple(LIMB_GROUPS)) -> np.ndarray:
-    """Exchange, in ``cache`` (in place), the left/right labels of the limbs of ``groups`` (names
-    of ``LIMB_GROUPS``) that the pose net ``weights`` fits far better mirrored
-    (``mirrored_limbs``); returns the (N, len(LIMB_GROUPS)) flags of the limbs exchanged.
-
-    LSP-extended was labelled by crowd workers, who sometimes named the limbs from the viewer's
-    side: on the validation split the shipped net and an MPII-trained teacher both fit the
-    mirrored labels better on about one person in eight.  A fixed judge (not the net being
-    trained: a loss that forgives either side lets the net drift to the viewer's side, which
-    cost 6 points of validation PCK in 1000 steps) relabels them once.  The flags are kept in
-    ``record`` (JSON, with the judge's sha256: the verdict of other weights is an error) and read
-    back on a resume.
-    """
-    digest = sha256(weights)
-    if record.exists():
-        try:
-            data = json.loads(record.read_text())
-            flags, judged_by = np.array(data["flags"], bool), data["sha256"]
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ValueError(f"{record} is not a relabelling record ({exc!r}): delete it to "
-                             "judge again") from exc
-        if judged_by != digest:
-            raise ValueError(f"{record} holds the verdict of other weights (sha256 "
-                             f"{str(judged_by)[:12]}..., not {weights}'s {digest[:12]}...): delete "
-                             "it to judge again")
-    else:
-        judge = load_model(weights, kind="pose").to(device)
-        flags = mirrored_limbs(*predict_crops(judge, cache, boxsize, device))
-        record.write_text(json.dumps({"weights": str(weights), "sha256": digest,
-                                      "groups": list(LIMB_GROUPS), "judged": flags.sum(0).tolist(),
-                                      "flags": flags.astype(int).tolist()}))
-    if flags.shape != (len(cache["joints"]), len(LIMB_GROUPS)):
-        raise ValueError(f"{record} does not match the training set ({flags.shape[0]} persons, "
-                         f"not {len(cache['joints'])}): delete it to judge again")
-    flags = flags & np.isin(list(LIMB_GROUPS), list(groups))
-    for g, pairs in enumerate(LIMB_GROUPS.values()):
-        rows = np.flatnonzero(flags[:, g])
-        for a, b in pairs:
-            for key in ("joints", "visible"):
-                cache[key][rows, a], cache[key][rows, b] = cache[key][rows, b], cache[key][rows, a]
-    return flags
-
-
-@torch.inference_mode()
-def validate_person(model, val, detector_size: int, device, threshold: float = 0.2) -> dict:
-    """Detector recall on the validation images seen as the pipeline's detector sees them
-    (:func:`~humanpose.estimator.pipeline.detector_frame`, longer side ``detector_size``): a
-    peak above ``threshold`` (the config's default) within 0.3 x person size of the centre."""
-    hits, peaks = 0, 0
-    for path, joints in zip(val.images, val.joints):
-        det, sx, sy = detector_frame(cv2.imread(str(path)), detector_size)
-        x = torch.from_numpy(normalise(det)[None]).to(device)
-        m = model(x)[-1][0, 0].float().cpu().numpy()
-        pk = find_peaks(m, threshold, min_distance=0.15 * detector_size * 0.75 / STRIDE)
-        peaks += len(pk)
-        c, size = person_box(joints)
-        if len(pk):
-            d = np.linalg.norm((from_map(pk[:, :2]) + 0.5) / (sx, sy) - 0.5 - c, axis=1).min()
-            hits += d <= 0.3 * size
-    return {"val_recall": round(100.0 * hits / len(val), 2),
-            "val_peaks_per_image": round(peaks / len(val), 3)}
 
 
 def initial_model(cfg: TrainConfig) -> tuple[torch.nn.Module, dict]:
