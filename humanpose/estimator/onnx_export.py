@@ -166,6 +166,10 @@ def add_arguments(parser) -> None:
                              "../shared)")
     parser.add_argument("--calibration", type=int, default=None, metavar="N",
                         help="calibration crops / frames per net (default: 300)")
+    parser.add_argument("--calibration-method", choices=("minmax", "percentile", "entropy"),
+                        default="minmax",
+                        help="activation ranges (default: minmax; percentile lost less PCK on "
+                             "pose_mobilenet but needs minutes and GBs of memory)")
     parser.add_argument("--synthetic", action="store_true",
                         help="calibrate on generated frames even when ../shared is present "
                              "(for tests; less accurate)")
@@ -206,7 +210,7 @@ def main(args) -> int:
                       if args.out else None)
             try:
                 q, how = export_int8(model, n, synthetic=True if args.synthetic else None,
-                                     out_path=target)
+                                     method=args.calibration_method, out_path=target)
             except OSError as exc:
                 print(f"error: cannot write the {kind} model's int8 file: {exc}", file=sys.stderr)
                 return 1
