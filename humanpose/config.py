@@ -38,8 +38,8 @@ class ModelConfig:
                           doc="int8: onnxruntime on the export of `humanpose export-onnx --int8`; "
                               "bf16: torch where the CPU has native bfloat16; else fp32 with a note")
     models_dir: str = _opt("models")
-    person_model: str = _opt("person_compact")
-    pose_model: str = _opt("pose_compact")
+    person_model: str = _opt("person_mobilenet")
+    pose_model: str = _opt("pose_mobilenet")
 
 
 @dataclass
