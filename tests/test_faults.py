@@ -33,7 +33,8 @@ from humanpose.config import from_dict
 from humanpose.export import writers
 from humanpose.export.run_cmd import run
 from humanpose.export.writers import ExportError, read_jsonl, read_keypoints_csv
-from humanpose.nets import build_model
+
+from test_run_cmd import nets   # tiny nets whose detector always finds persons
 from humanpose.sources import open_source
 from humanpose.store import save_weights
 
@@ -45,15 +46,6 @@ TINY = {"stages": 2, "feat": 16}
 LONG = 600            # frames of the video the signal tests interrupt (about 25 s of work)
 STAGE_PREFIX = ".partial-"             # a run's staging folder inside its output folder
 LOCK_NAME = ".humanpose-run.lock"      # its lock file there
-
-
-def nets():
-    torch.manual_seed(0)
-    person = build_model("cpm_compact", "person", **TINY).eval()
-    with torch.no_grad():
-        person.stages[-1].out.bias.add_(5.0)   # positive map everywhere: always finds persons
-    pose = build_model("cpm_compact", "pose", **TINY).eval()
-    return person, pose
 
 
 def cfg_dict(tmp: Path) -> dict:

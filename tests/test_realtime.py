@@ -10,21 +10,9 @@ from humanpose.config import ConfigError, from_dict
 from humanpose.estimator import backends, quantize
 from humanpose.estimator.backends import BackendError, make_backend
 from humanpose.estimator.pipeline import PoseEstimator
-from humanpose.nets.compact import CompactCPM
+from test_backends import KW, tiny   # tiny nets with non-trivial BatchNorm statistics
 
 torch.set_num_threads(1)
-KW = {"stages": 2, "feat": 16}
-
-
-def tiny(kind: str, seed: int = 0) -> torch.nn.Module:
-    torch.manual_seed(seed)
-    m = CompactCPM(kind, **KW).eval()
-    with torch.no_grad():
-        for mod in m.modules():
-            if isinstance(mod, torch.nn.BatchNorm2d):
-                mod.running_mean.uniform_(-0.2, 0.2)
-                mod.running_var.uniform_(0.5, 1.5)
-    return m
 
 
 @pytest.fixture(autouse=True)
