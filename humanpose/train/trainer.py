@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 
 from ..config import PROJECT_ROOT
 from ..estimator.maps import STRIDE
