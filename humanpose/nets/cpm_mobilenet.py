@@ -73,9 +73,6 @@ class MobileNetCPM(nn.Module):
         bgr_to_rgb = torch.tensor([2, 1, 0])
         self.register_buffer("channel_order", bgr_to_rgb, persistent=False)
 
-    def trunk_parameters(self):
-        return self.trunk.parameters()
-
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         h8, w8 = (x.shape[-2] + 7) // 8, (x.shape[-1] + 7) // 8
         # BGR / 256 - 0.5 -> MoveNet's RGB * 0.00784 - 1 (the padding: 0 there, grey)
