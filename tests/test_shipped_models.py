@@ -75,29 +75,33 @@ def test_lsp_training_images_pose_is_mostly_right(estimator):
     assert pck > 40.0
 
 
-def test_min_pose_score_drops_false_detections_and_only_them(estimator):
-    """vtest.avi frame 72: with the default nets since session 33 (person_mobilenet +
-    pose_mobilenet) the detector fires on no lamp post or bollard on vtest any more; its
-    low-scoring detections are people half hidden behind others (frame 72: a walker behind
-    the sign, pose score 0.39; also frames 64 and 160).  The filter still works as it should:
-    with the default estimator.min_pose_score that detection is gone, every person kept scores
-    at least that, and every person that scores at least that is still there.  (Until session
-    32 the example was frame 224, a false detection by the lamp post at 0.38 with the compact
-    nets; see docs/training-log.md.)"""
+def test_min_pose_score_drops_low_scoring_detections_and_only_them(estimator):
+    """vtest.avi: with the default nets since session 33 (person_mobilenet + pose_mobilenet)
+    the detector fires on no lamp post or bollard there any more; its low-scoring detections
+    are people half hidden behind others (with the first session-33 weights frames 64, 72 and
+    160, pose scores 0.39-0.46).  On the first such frame (every 8th of the first 400), the
+    filter works as it should: with the default estimator.min_pose_score that detection is
+    gone, every person kept scores at least that, and every person that scores at least that is
+    still there.  (Until session 32 the example was frame 224, a false detection by the lamp
+    post at 0.38 with the compact nets; see docs/training-log.md.)"""
     from humanpose.estimator.pipeline import PoseEstimator, pose_score
-    cap = cv2.VideoCapture(str(shared_path("media", "vtest.avi")))
-    cap.set(cv2.CAP_PROP_POS_FRAMES, 72)
-    ok, frame = cap.read()
-    cap.release()
-    assert ok
     t = estimator.config.estimator.min_pose_score
     assert t > 0
     keep_all = PoseEstimator(config.set_value(estimator.config, "estimator.min_pose_score", 0.0))
-    every = keep_all.estimate(frame).persons
-    kept = estimator.estimate(frame).persons
     score = lambda p: pose_score(p.joints)     # noqa: E731
-    assert any(score(p) < t for p in every), "no low-scoring detection on this frame any more"
+    cap = cv2.VideoCapture(str(shared_path("media", "vtest.avi")))
+    every = []
+    for i in range(0, 400, 8):
+        cap.set(cv2.CAP_PROP_POS_FRAMES, i)
+        ok, frame = cap.read()
+        assert ok
+        every = keep_all.estimate(frame, keep_maps=False).persons
+        if any(score(p) < t for p in every):
+            break
+    cap.release()
+    assert any(score(p) < t for p in every), "no low-scoring detection in vtest's first 400 frames"
+    kept = estimator.estimate(frame).persons
     assert all(score(p) >= t for p in kept)
     centres = [tuple(np.round(p.centre, 3)) for p in kept]
     assert all(tuple(np.round(p.centre, 3)) in centres for p in every if score(p) >= t)
-    assert len(kept) < len(every)
+    assert not any(tuple(np.round(p.centre, 3)) in centres for p in every if score(p) < t)
