@@ -34,7 +34,7 @@ from humanpose.export import writers
 from humanpose.export.run_cmd import run
 from humanpose.export.writers import ExportError, read_jsonl, read_keypoints_csv
 
-from test_run_cmd import nets   # tiny nets whose detector always finds persons
+from test_run_cmd import count_frames, nets   # tiny nets whose detector always finds persons
 from humanpose.sources import open_source
 from humanpose.store import save_weights
 
@@ -92,14 +92,6 @@ def tiny_run(source, out, **kw):
     person, pose = nets()
     return run(str(source), from_dict(cfg_dict(Path(out).parent)), out, person_model=person,
                pose_model=pose, progress=False, **kw)
-
-
-def count_frames(path: Path) -> int:
-    cap = cv2.VideoCapture(str(path))
-    n = 0
-    while cap.read()[0]:
-        n += 1
-    return n
 
 
 def start_run(media, *args, preexec=None) -> subprocess.Popen:
