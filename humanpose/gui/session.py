@@ -40,21 +40,20 @@ class SourceSession:
         folder = self.settings.value("dialogs/folder") if self.settings is not None else None
         return folder if isinstance(folder, str) and Path(folder).is_dir() else ""
 
-    def choose_video(self) -> None:
-        patterns = " ".join("*" + e for e in VIDEO_EXTENSIONS)
-        path, _ = QFileDialog.getOpenFileName(self, "Open video", self._last_folder(),
-                                              f"Videos ({patterns});;All files (*)")
+    def _choose_file(self, title: str, kind: str, extensions) -> None:
+        """A file dialog starting in the last folder used; the chosen file is opened."""
+        patterns = " ".join("*" + e for e in extensions)
+        path, _ = QFileDialog.getOpenFileName(self, title, self._last_folder(),
+                                              f"{kind} ({patterns});;All files (*)")
         if path:
             self._last_folder(path)
             self.open_source(path)
 
+    def choose_video(self) -> None:
+        self._choose_file("Open video", "Videos", VIDEO_EXTENSIONS)
+
     def choose_image(self) -> None:
-        patterns = " ".join("*" + e for e in IMAGE_EXTENSIONS)
-        path, _ = QFileDialog.getOpenFileName(self, "Open image", self._last_folder(),
-                                              f"Images ({patterns});;All files (*)")
-        if path:
-            self._last_folder(path)
-            self.open_source(path)
+        self._choose_file("Open image", "Images", IMAGE_EXTENSIONS)
 
     def choose_folder(self) -> None:
         path = QFileDialog.getExistingDirectory(self, "Open image folder", self._last_folder())
