@@ -64,7 +64,7 @@ import warnings
 import numpy as np
 from torch import nn
 
-from ..config import Config, set_value
+from ..config import Config
 from ..skeleton import NUM_JOINTS
 from . import maps
 from .backends import make_backend
@@ -333,7 +333,6 @@ class PoseEstimator:
                 return result
             plan.detect, plan.reason = True, "pose score dropped"   # a lost track: at once
         scaled, sx, sy = scale_frame(bgr, b)
-        x = normalise(pad_to_stride(scaled))[None]
         t1 = time.perf_counter()
 
         detector_off = centres is not None
@@ -349,7 +348,7 @@ class PoseEstimator:
         else:   # given centres, frame pixels -> scaled-frame pixels; no person map
             centres = (np.asarray(centres, np.float64).reshape(-1, 2) + 0.5) * (sx, sy) - 0.5
             peaks = np.column_stack([maps.to_map(centres), np.ones(len(centres))])
-            person_map = np.zeros(x.shape[2:], np.float32)[::maps.STRIDE, ::maps.STRIDE]
+            person_map = np.zeros([-(-n // maps.STRIDE) for n in scaled.shape[:2]], np.float32)
         t2 = time.perf_counter()
 
         tracked: list[Crop] = []
