@@ -59,6 +59,11 @@ class EstimatorConfig:
                                      "this is dropped as a false detection; 0 keeps all")
     flip_test: bool = _opt(False, doc="also run the pose net on mirrored crops and average "
                                       "(more accurate, twice the pose time)")
+    crop_levels: int = _opt(3, lo=1, hi=5,
+                            doc="a newly detected person's first pose crop is the boxsize-high "
+                                "frame and, for levels > 1, also 1/2, 1/4 ... of the frame height; "
+                                "the best-scored is kept (finds small persons in large frames; "
+                                "1 = the frame-high crop only, the least pose time)")
     rescale: bool = _opt(True, doc="re-estimate a person whose size is far from rescale_fraction "
                                    "of the box on a crop rescaled to fit (more accurate on small "
                                    "and large persons, up to twice the pose time)")
@@ -262,8 +267,8 @@ def load(path: str | Path | None = None) -> Config:
 
 def add_estimator_arguments(parser: argparse.ArgumentParser) -> None:
     """The estimator overrides of a command line that :func:`from_args` applies: ``--boxsize``,
-    ``--flip-test``, ``--scale-search``, ``--rescale / --no-rescale`` (left at None when not
-    given, so that the config file's value stands)."""
+    ``--flip-test``, ``--scale-search``, ``--rescale / --no-rescale``, ``--detector-size``,
+    ``--crop-levels`` (left at None when not given, so that the config file's value stands)."""
     parser.add_argument("--boxsize", type=int, metavar="N",
                         help="person height in pixels the frame is scaled to (estimator.boxsize)")
     parser.add_argument("--flip-test", action="store_true", default=None,
@@ -274,12 +279,20 @@ def add_estimator_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rescale", action=argparse.BooleanOptionalAction, default=None,
                         help="re-estimate persons much smaller or larger than the box on a crop "
                              "cut to fit them (estimator.rescale)")
+    parser.add_argument("--detector-size", type=int, metavar="N",
+                        help="longer side in pixels of the frame the person detector sees "
+                             "(estimator.detector_size): larger finds smaller people")
+    parser.add_argument("--crop-levels", type=int, metavar="N",
+                        help="a new person's first pose crop: the frame height and 1/2, 1/4 ... "
+                             "of it, the best-scored kept (estimator.crop_levels; 1 = the "
+                             "frame height only)")
 
 
 def from_args(args) -> Config:
     """The config of a command: ``args.config``, else humanpose.yml when present, else the
     defaults; then the command-line overrides ``--boxsize``, ``--flip-test``,
-    ``--scale-search``, ``--rescale / --no-rescale``, ``--framework``, ``--device`` where the
+    ``--scale-search``, ``--rescale / --no-rescale``, ``--detector-size``, ``--crop-levels``,
+    ``--framework``, ``--device`` where the
     command has them
     (validated like the file)."""
     path = getattr(args, "config", None)
@@ -288,6 +301,8 @@ def from_args(args) -> Config:
                        ("estimator.flip_test", getattr(args, "flip_test", None)),
                        ("estimator.scale_search", getattr(args, "scale_search", None)),
                        ("estimator.rescale", getattr(args, "rescale", None)),
+                       ("estimator.detector_size", getattr(args, "detector_size", None)),
+                       ("estimator.crop_levels", getattr(args, "crop_levels", None)),
                        ("model.framework", getattr(args, "framework", None)),
                        ("model.device", getattr(args, "device", None))):
         if value is not None:

@@ -225,6 +225,7 @@ def test_cli_run_prints_summary_line(video, config_file, tmp_path, capsys):
     (["{video}", "--boxsize", "10"], "error: estimator.boxsize: 10 is not allowed"),
     (["{video}", "--framework", "tf"], "error: model.framework: 'tf' is not allowed"),
     (["{video}", "--scale-search", "0.9"], "error: estimator.scale_search: 0.9 is not allowed"),
+    (["{video}", "--crop-levels", "0"], "error: estimator.crop_levels: 0 is not allowed"),
     (["{video}", "--config", "{bad_config}"], "error: "),
     (["{video}", "--config", "{no_weights}"], "error: model 'person_mobilenet' is neither"),
 ])
@@ -280,3 +281,15 @@ def test_rescale_flags_override_the_config_file(tmp_path, command, in_file, flag
     first = ["x.mp4"] if command == "run" else ["--data", "d"]
     args = cli.build_parser(command).parse_args([command, *first, "--config", str(path), *flags])
     assert from_args(args).estimator.rescale is expected
+
+
+@pytest.mark.parametrize("command", ["run", "eval"])
+def test_detector_size_and_crop_levels_flags_override_the_config_file(tmp_path, command):
+    path = tmp_path / "c.yml"
+    path.write_text(yaml.safe_dump({"estimator": {"detector_size": 320, "crop_levels": 2}}))
+    first = ["x.mp4"] if command == "run" else ["--data", "d"]
+    parse = lambda *flags: from_args(cli.build_parser(command).parse_args(  # noqa: E731
+        [command, *first, "--config", str(path), *flags])).estimator
+    assert (parse().detector_size, parse().crop_levels) == (320, 2)
+    est = parse("--detector-size", "512", "--crop-levels", "1")
+    assert (est.detector_size, est.crop_levels) == (512, 1)

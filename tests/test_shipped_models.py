@@ -105,3 +105,61 @@ def test_min_pose_score_drops_low_scoring_detections_and_only_them(estimator):
     centres = [tuple(np.round(p.centre, 3)) for p in kept]
     assert all(tuple(np.round(p.centre, 3)) in centres for p in every if score(p) >= t)
     assert not any(tuple(np.round(p.centre, 3)) in centres for p in every if score(p) < t)
+
+
+def _small_people_frame(n_people: int = 6, height: int = 960, person: int = 150):
+    """LSP training people shrunk to ``person`` pixels (joint box's larger side) and pasted
+    side by side on a wide frame of their own images' blurred, enlarged backgrounds: small
+    walkers in a large frame.  Returns (frame, list of (14, 3) joints in the frame)."""
+    from humanpose.train.datasets import person_box, read_lsp_dir
+    data = read_lsp_dir(shared_path("data", "lsp"), "lsp")
+    width = height * 16 // 9
+    frame = cv2.resize(cv2.GaussianBlur(cv2.imread(str(data.images[0])), (0, 0), 9),
+                       (width, height))
+    placed = []
+    for k, idx in enumerate((3, 17, 42, 90, 120, 150, 200, 260)[:n_people]):
+        img, joints = cv2.imread(str(data.images[idx])), data.joints[idx].copy()
+        c, size = person_box(joints)
+        f = person / size
+        small = cv2.resize(img, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
+        cx, cy = (k + 0.5) * width / n_people, height * 0.55      # where the person's centre goes
+        ox, oy = int(cx - c[0] * f), int(cy - c[1] * f)
+        x0, y0 = max(ox, 0), max(oy, 0)
+        x1, y1 = min(ox + small.shape[1], width), min(oy + small.shape[0], height)
+        # only a window 1.3 x the person around it: neighbours stay apart
+        wx0, wx1 = max(x0, int(cx - 0.65 * person)), min(x1, int(cx + 0.65 * person))
+        wy0, wy1 = max(y0, int(cy - 0.65 * person)), min(y1, int(cy + 0.65 * person))
+        frame[wy0:wy1, wx0:wx1] = small[wy0 - oy:wy1 - oy, wx0 - ox:wx1 - ox]
+        joints[:, :2] = joints[:, :2] * f + (ox, oy)
+        placed.append(joints)
+    return frame, placed
+
+
+def test_crop_levels_find_small_people_in_a_large_frame(estimator):
+    """Six persons a sixth of a 960-px frame high, side by side: the frame-high first crop
+    (crop_levels 1) shows three or four of them at once, a few map cells each, and the pose net
+    joins their limbs (2-3 of 6 right in session 34); the crop levels (1/2, 1/4 of the frame) let the pose net see them
+    at its size, so most get a right skeleton (at least half their joints within PCK@0.2), with a box that
+    fits them."""
+    from humanpose.estimator.pipeline import PoseEstimator
+    from humanpose.train.metrics import pck_correct
+    frame, truth = _small_people_frame()
+    levels = estimator.config.estimator.crop_levels
+    assert levels >= 3
+    cfg = estimator.config
+    right = {}
+    for n in (1, levels):
+        est = PoseEstimator(config.set_value(cfg, "estimator.crop_levels", n))
+        persons = est.estimate(frame).persons
+        right[n] = 0
+        for joints in truth:        # the detected person nearest each pasted one
+            if not persons:
+                break
+            c = np.nanmean(joints[:, :2], axis=0)
+            p = min(persons, key=lambda p: np.linalg.norm(p.centre - c))
+            ok = pck_correct(p.joints[None, :, :2], joints[None])[0]
+            right[n] += np.nanmean(ok) >= 0.5
+            if np.nanmean(ok) >= 0.5 and n == levels:     # a crop that fits the person
+                assert p.box[2] - p.box[0] < 0.6 * frame.shape[0]
+    assert right[levels] >= 5, right
+    assert right[levels] > right[1], right

@@ -24,6 +24,8 @@ OPTIONS: dict[str, str] = {
     "flip_test": "estimator.flip_test",
     "scale_search": "estimator.scale_search",
     "rescale": "estimator.rescale",
+    "detector_size": "estimator.detector_size",
+    "crop_levels": "estimator.crop_levels",
     "tracking": "tracking.enabled",
     "smoothing": "tracking.smoothing",
     "measurement_noise": "tracking.measurement_noise",

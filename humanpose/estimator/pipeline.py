@@ -252,6 +252,35 @@ class PoseEstimator:
             return flip_averaged(self._pose_backend, batch)
         return self._pose_backend(batch)
 
+    def _first_pass(self, bgr: np.ndarray, scaled: np.ndarray, tracked: list[Crop],
+                    centres: np.ndarray, sx: float, sy: float, levels: int):
+        """The crops of the tracked persons and of the new ``centres`` (scaled-frame pixels) and
+        their stage maps, in one batch.  A new person's crop is the boxsize-high frame around its
+        centre; with ``levels`` > 1 it is also cut at 1/2, 1/4 ... of the frame height and the
+        crop whose pose scores best is kept: the detector gives no size, and a walker a fifth of
+        the frame high is a few map cells in a frame-high crop, where the pose net joins the
+        limbs of several people (``../shared/media/vtest.avi``).  The rescale pass then fits the
+        kept crop to the person."""
+        b = self._cfg.estimator.boxsize
+        new = [[Crop.from_scaled(scaled, c, b, sx, sy)] for c in centres]
+        fh = bgr.shape[0]
+        for c, row in zip(centres, new):
+            frame_centre = (c + 0.5) / (sx, sy) - 0.5
+            row += [Crop.rescaled(bgr, frame_centre, fh / 2 ** k, b) for k in range(1, levels)]
+        crops = tracked + [cr for row in new for cr in row]
+        stage_maps = self._pose_pass(crops)
+        if stage_maps is None or levels <= 1:
+            return crops, stage_maps
+        keep = list(range(len(tracked)))
+        last, shape = stage_maps[-1], bgr.shape[:2]
+        n = len(tracked)
+        for row in new:
+            scores = [pose_score(cr.joints(last[n + k, :NUM_JOINTS], shape))
+                      for k, cr in enumerate(row)]
+            keep.append(n + int(np.argmax(scores)))
+            n += len(row)
+        return [crops[k] for k in keep], [s[keep] for s in stage_maps]
+
     def _rescale_pass(self, bgr: np.ndarray, crops: list[Crop], stage_maps: list[np.ndarray],
                       skip: int = 0):
         """Second pose pass on the persons whose size (the box of their first-pass joints)
@@ -359,9 +388,8 @@ class PoseEstimator:
             centres = np.concatenate([track_centres, centres[~on_track]])
             peaks = np.concatenate([np.column_stack([maps.to_map(track_centres), plan.scores]),
                                     peaks.reshape(-1, 3)[~on_track]])
-        first = tracked + [Crop.from_scaled(scaled, c, b, sx, sy)
-                           for c in centres[len(tracked):]]
-        stage_maps = self._pose_pass(first)
+        first, stage_maps = self._first_pass(bgr, scaled, tracked, centres[len(tracked):],
+                                             sx, sy, levels=1 if detector_off else est.crop_levels)
         crops, rescaled = first, []
         if est.rescale and stage_maps is not None:
             crops, stage_maps, rescaled = self._rescale_pass(bgr, first, stage_maps,
