@@ -35,7 +35,9 @@ def shared_media(name: str) -> Path:
 def make_cfg(**estimator) -> Config:
     return from_dict({"model": {"framework": "torch", "device": "cpu"},
                       "estimator": {"boxsize": 64, "rescale": False,
-                                    "min_pose_score": 0.0, **estimator},   # untrained nets: keep all
+                                    "min_pose_score": 0.0,    # untrained nets: keep all
+                                    "crop_levels": 1,         # the oracles' offsets are in the
+                                    **estimator},             # frame-high crop's pixels
                       "tracking": {"enabled": False}})
 
 

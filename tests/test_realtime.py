@@ -179,8 +179,8 @@ class FakePose:
     """Pose net stand-in: the 14 joints spread over the bright blob (the "person") of each crop,
     peaks of height ``score``; records the batch sizes."""
 
-    def __init__(self):
-        self.score, self.batches = 0.9, []
+    def __init__(self, spread: float = 0.15):
+        self.score, self.batches, self.spread = 0.9, [], spread   # joints' half-width / height
         self.name, self.note = "fake", None
 
     def __call__(self, x):
@@ -195,15 +195,15 @@ class FakePose:
                 continue
             top, bottom, cx = ys.min(), ys.max(), xs.mean()
             jy = np.linspace(top, bottom, 14)
-            jx = cx + np.where(np.arange(14) % 2, 0.15, -0.15) * (bottom - top)
+            jx = cx + np.where(np.arange(14) % 2, self.spread, -self.spread) * (bottom - top)
             joint = maps.gaussian_maps(b // 8, b // 8, maps.to_map(np.column_stack([jx, jy])), 1.0)
             out[k, :14], out[k, 14] = joint * self.score, 1 - joint.max(0)
         return [out, out]
 
 
-def _tracked_estimator(detect_every=5, centres=((128, 96),)):
+def _tracked_estimator(detect_every=5, centres=((128, 96),), crop_levels=1):
     cfg = from_dict({"model": {"framework": "torch", "device": "cpu"},
-                     "estimator": {"boxsize": 192},
+                     "estimator": {"boxsize": 192, "crop_levels": crop_levels},
                      "tracking": {"detect_every": detect_every}})
     est = PoseEstimator(cfg, tiny("person"), tiny("pose"))
     person, pose = FakePerson(list(centres)), FakePose()
@@ -267,6 +267,39 @@ def test_detector_centres_on_a_track_are_merged_before_the_pose_pass():
     # track + newcomer in one batch; then the rescale pass of the (small) newcomer alone
     assert pose.batches[-2:] == [2, 1]
     assert len(r.persons) == 2
+
+
+def test_crop_levels_cut_each_newcomer_at_several_sizes_and_keep_one():
+    est, person, pose = _tracked_estimator(detect_every=3, crop_levels=3)
+    r = est.estimate(FRAME, timestamp=0.0, frame_index=0)
+    assert pose.batches[0] == 3 and len(r.persons) == 1       # one centre, three crop sizes
+    sides = r.persons[0].box[2:] - r.persons[0].box[:2]
+    assert sides[0] < 0.95 * FRAME.shape[0]     # the rescale pass fitted the kept crop
+    for i in range(1, 4):
+        r = est.estimate(FRAME, timestamp=i / 30, frame_index=i)
+    assert r.path == "detector (every 3)"
+    assert pose.batches[-1] == 1            # on the track: its own crop only, no levels
+
+
+def test_a_track_across_two_people_side_by_side_gives_way_to_their_detections():
+    """A skeleton as wide as tall (joints spread over two walkers) whose box holds two detector
+    centres side by side: on the next detector frame its crop is left out and both centres are
+    cut as newcomers (the same bright blob here, so one is then dropped as a duplicate)."""
+    est, person, pose = _tracked_estimator(detect_every=3)
+    est._pose_backend = pose = FakePose(spread=0.5)
+    r = est.estimate(FRAME, timestamp=0.0, frame_index=0)
+    assert len(r.persons) == 1
+    x0, _, x1, _ = r.persons[0].box
+    person.centres[:] = [(106, 96), (150, 96)]      # 44 px apart across, > 0.3 x 116
+    for i in range(1, 4):
+        r = est.estimate(FRAME, timestamp=i / 30, frame_index=i)
+    assert r.path == "detector (every 3)"
+    assert pose.batches[-1] == 2, pose.batches    # two newcomers, not the track's crop
+    assert len(r.persons) == 1 and r.persons[0].track_id == 0
+    person.centres[:] = [(128, 70), (128, 130)]     # one above the other: one tall person
+    for i in range(4, 7):
+        r = est.estimate(FRAME, timestamp=i / 30, frame_index=i)
+    assert r.path == "detector (every 3)" and pose.batches[-1] == 1
 
 
 def test_detect_every_one_is_the_detector_path():

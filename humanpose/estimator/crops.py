@@ -16,6 +16,7 @@ from .decode import joint_peaks, person_extent
 
 PAD_VALUE = 128
 DETECTOR_STRIDE = 32       # the detector's input is padded to a multiple of this (MobileNet trunks)
+SPLIT_DISTANCE = 0.3       # detections this far apart across (x the box's larger side) in one track's box: two people
 RESCALE_TOLERANCE = 1.25   # rescale a person whose size is off the target by more than this factor
 
 
@@ -217,11 +218,23 @@ class TrackPlan:
     detect: bool = False
     reason: str = "tracked"
 
-    def covers(self, xy: np.ndarray) -> np.ndarray:
-        """Which of the (K, 2) frame points fall in a track's joint box."""
+    def covers(self, xy: np.ndarray) -> tuple[np.ndarray, list[int]]:
+        """Which of the (K, 2) frame points (detector centres) fall in a track's joint box, and
+        which tracks to cut from the detections instead: a track whose box holds detections
+        side by side, farther apart across than SPLIT_DISTANCE x the box's larger side, is
+        likely one skeleton across two people walking together (the second would never get a
+        track of its own); its detections then count as new persons and its own crop is left
+        out of this frame.  (Two peaks one above the other, head and hips, are one tall person.)"""
         xy = np.asarray(xy, np.float64).reshape(-1, 2)
         inside = np.zeros(len(xy), bool)
-        for bx in self.boxes:
-            inside |= ((xy[:, 0] >= bx[0]) & (xy[:, 0] <= bx[2]) & (xy[:, 1] >= bx[1])
-                       & (xy[:, 1] <= bx[3]))
-        return inside
+        split = []
+        for t, bx in enumerate(self.boxes):
+            mine = ((xy[:, 0] >= bx[0]) & (xy[:, 0] <= bx[2]) & (xy[:, 1] >= bx[1])
+                    & (xy[:, 1] <= bx[3]))
+            pts = xy[mine]
+            if len(pts) > 1 and (np.ptp(pts[:, 0])
+                                 > SPLIT_DISTANCE * max(bx[3] - bx[1], bx[2] - bx[0], maps.STRIDE)):
+                split.append(t)
+                continue
+            inside |= mine
+        return inside, split

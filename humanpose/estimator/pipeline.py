@@ -13,7 +13,10 @@ track, total):
    ``min_person_distance * boxsize`` scaled-frame pixels apart), mapped to the scaled frame;
 3. *pose*: for every centre a boxsize x boxsize crop of the scaled frame, placed at the integer
    offset (ox, oy) nearest to centring it (grey 128 outside the frame), plus the Gaussian centre
-   map as 4th channel; all crops go through the pose net in ONE batch;
+   map as 4th channel; with ``estimator.crop_levels`` = L > 1 also windows of 1/2 ... 1/2^(L-1)
+   of the frame height around it, resized to boxsize (the detector gives no size: a walker a
+   sixth of the frame high is a few cells of a frame-high crop); all crops go through the pose
+   net in ONE batch, and of each centre's crops the one whose :func:`pose_score` is best is kept;
 4. *post*: each joint is the sub-cell maximum of its last-stage map, searched over the cells
    inside the frame (not the grey padding) and clipped to the frame (with
    ``estimator.flip_test`` the maps are first averaged with those of the mirrored crops,
@@ -50,7 +53,9 @@ does not run (nor the boxsize scaling of the frame).  The detector runs on every
 frame (for newcomers), when no track is confident, and at once, on the same frame, when a
 tracked crop's pose score drops below ``min_pose_score`` (a lost track).  On a detector frame
 with tracks, a detector centre that falls in a track's predicted box is that track's (merged
-before the pose pass); the tracks' crops and the newcomers' go through the pose net in one
+before the pose pass), unless the box holds detections side by side, more than SPLIT_DISTANCE x
+its larger side apart across (one skeleton across two people side by side: the track's crop is left out and its
+detections are newcomers, :meth:`TrackPlan.covers`); the tracks' crops and the newcomers' go through the pose net in one
 batch, and only the newcomers get the rescale pass.  ``PoseResult.timings["tracked"]`` is 1 on a
 frame without the detector, ``PoseResult.path`` says which path ran and why.
 """
@@ -382,11 +387,13 @@ class PoseEstimator:
 
         tracked: list[Crop] = []
         if plan is not None and plan.crops:   # a centre on a track's box is that track's
-            tracked = plan.crops
-            on_track = plan.covers((centres + 0.5) / (sx, sy) - 0.5)
-            track_centres = (plan.centres + 0.5) * (sx, sy) - 0.5
+            on_track, split = plan.covers((centres + 0.5) / (sx, sy) - 0.5)
+            kept = [t for t in range(len(plan.crops)) if t not in split]
+            tracked = [plan.crops[t] for t in kept]
+            track_centres = (plan.centres[kept] + 0.5) * (sx, sy) - 0.5
             centres = np.concatenate([track_centres, centres[~on_track]])
-            peaks = np.concatenate([np.column_stack([maps.to_map(track_centres), plan.scores]),
+            peaks = np.concatenate([np.column_stack([maps.to_map(track_centres),
+                                                     np.asarray(plan.scores)[kept]]),
                                     peaks.reshape(-1, 3)[~on_track]])
         first, stage_maps = self._first_pass(bgr, scaled, tracked, centres[len(tracked):],
                                              sx, sy, levels=1 if detector_off else est.crop_levels)
