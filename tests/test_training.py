@@ -268,6 +268,31 @@ def test_pose_sample_low_resolution_blurs_the_input_not_the_targets():
     assert np.array_equal(sharp[0][3], blurred[0][3])              # the centre map too
 
 
+def test_pose_sample_neighbour_is_pasted_beside_the_person_and_not_a_target():
+    """A dark person (narrow joint box) on a mid-grey crop, a bright neighbour: the bright
+    pixels land to its left or right, off its own joints, and the targets stay its own."""
+    img = np.full((288, 288, 3), 100, np.uint8)
+    joints = np.full((14, 2), 144.0)
+    joints[:, 0] += np.where(np.arange(14) % 2, 12.0, -12.0)
+    joints[:, 1] = np.linspace(80, 208, 14)
+    img[76:212, 128:160] = 20                                     # the person
+    other = np.full((288, 288, 3), 100, np.uint8)
+    other[76:212, 128:160] = 250                                  # the neighbour, as tall
+    for seed in range(6):
+        alone = pose_sample(img, joints, 128, np.random.default_rng(seed), augment=False)
+        pair = pose_sample(img, joints, 128, np.random.default_rng(seed), augment=False,
+                           neighbours=[(other, joints)])
+        assert np.array_equal(alone[1], pair[1]) and np.array_equal(alone[2], pair[2])
+        bright = (pair[0][0] + 0.5) * 256 > 200
+        assert bright.sum() > 200                                 # it is there
+        cols = np.nonzero(bright.any(0))[0]
+        j = pair[3]
+        mid, half = j[:, 0].mean(), np.ptp(j[:, 0]) / 2
+        assert abs(cols.mean() - mid) > 1.3 * half                # beside it, not on it ...
+        core = slice(int(mid - 0.3 * half), int(mid + 0.3 * half) + 1)
+        assert np.array_equal(alone[0][:, :, core], pair[0][:, :, core])   # ... its middle free
+
+
 def test_person_scene_targets():
     rng = np.random.default_rng(0)
     imgs = np.full((3, 288, 288, 3), 100, np.uint8)

@@ -44,6 +44,8 @@ class TrainConfig:
                                            # person, the scene's bottom edge (samples.person_scene)
     cut_empty: bool = False                # pose: the joints below the cut trained to empty maps
                                            # (scored low) instead of left untrained
+    neighbour_prob: float = 0.0            # pose: another person pasted beside the centred one
+                                           # (a walker's companion), the targets unchanged
     translation: float = 0.04              # pose: sd of the person's offset from the crop centre,
                                            # a fraction of the crop side
     person_scale: list = field(default_factory=lambda: [0.25, 0.9])   # person: a person's size
@@ -104,6 +106,7 @@ class TrainConfig:
                               ("lowres_prob", 1.0, "a probability in 0..1"),
                               ("zoom_prob", 1.0, "a probability in 0..1"),
                               ("cut_prob", 1.0, "a probability in 0..1"),
+                              ("neighbour_prob", 1.0, "a probability in 0..1"),
                               ("translation", 0.5, "a fraction of the crop in 0..0.5"),
                               ("distill_weight", 1.0, "a share of the loss in 0..1"),
                               ("distill_scale_search", 0.5, "a zoom fraction in 0..0.5")):

@@ -84,7 +84,7 @@ def pose_sample(image: np.ndarray, joints: np.ndarray, size: int, rng: np.random
                 rotation_prob: float = 0.6, rotation_any_prob: float = 0.0,
                 lowres_prob: float = 0.0, scale: tuple[float, float] = (0.3, 0.95),
                 zoom_prob: float = 0.2, translation: float = 0.04, cut_prob: float = 0.0,
-                cut_empty: bool = False):
+                cut_empty: bool = False, neighbours: list | None = None):
     """One pose-net training sample from a cached crop.
 
     Scale: the person's size (larger side of its joint box) is a uniform fraction ``scale`` of
@@ -106,6 +106,11 @@ def pose_sample(image: np.ndarray, joints: np.ndarray, size: int, rng: np.random
     Low resolution: with probability ``lowres_prob`` the crop is shrunk by a factor in
     LOWRES_RANGE and enlarged back, as the pipeline's rescale pass enlarges a small, far person
     (a 30-100 px pedestrian) to the box; the targets stay sharp.
+
+    Neighbours: each of ``neighbours`` (a list of (cached crop, joints) of other people, drawn
+    by the caller with its ``neighbour_prob``) is pasted beside the person, as a walker beside
+    another in a street (:func:`_paste_neighbour`); the targets stay the centred person's, so
+    the net learns to follow the centre map instead of joining two people's limbs.
 
     Returns (input float32 (4,size,size), targets (15,size/8,size/8), weights (15,),
     joints (14,2) in crop pixels).
@@ -144,6 +149,8 @@ def pose_sample(image: np.ndarray, joints: np.ndarray, size: int, rng: np.random
         crop[max(0, int(np.floor(y + 0.5))):] = 128  # rows whose centre lies below it
         hidden = j[:, 1] > y
         j[hidden] = np.nan
+    for other, other_joints in (neighbours or ()) if cut is None else ():
+        crop = _paste_neighbour(crop, j, other, other_joints, k * psize, rng)
     if flip:
         crop = crop[:, ::-1]
         j = flip_joints(j, size)
@@ -161,6 +168,43 @@ def pose_sample(image: np.ndarray, joints: np.ndarray, size: int, rng: np.random
     x[:3] = crop.transpose(2, 0, 1) / 256.0 - 0.5
     x[3] = centre_map(size, centre_sigma * size)
     return x, targets, weights, j
+
+
+NEIGHBOUR_GAP = (0.7, 1.1)   # pose samples: a neighbour's centre beside the person, x the sum of
+                             # their joint boxes' half-widths (their limbs may overlap a little)
+
+
+def _paste_neighbour(crop: np.ndarray, joints: np.ndarray, other: np.ndarray,
+                     other_joints: np.ndarray, size: float, rng: np.random.Generator) -> np.ndarray:
+    """``crop`` with another person pasted beside its person (joints (14, 2), crop pixels; size
+    ``size`` px): as large as it x 0.8-1.2, to its left or right by NEIGHBOUR_GAP x the sum of
+    the two joint boxes' half-widths and up to 0.1 x size up or down, upright, inside a
+    feathered box 1.2 x its joints' box, so that it covers little of the person's own limbs."""
+    c_other, s_other = person_box(other_joints)
+    mine = joints[np.isfinite(joints[:, 0])]
+    if not len(mine):
+        return crop
+    lo, hi = mine.min(0), mine.max(0)
+    f = size * rng.uniform(0.8, 1.2) / max(s_other, 8.0)
+    theirs = other_joints[np.isfinite(other_joints[:, 0]), 0]
+    half_widths = (hi[0] - lo[0]) / 2 + f * (np.ptp(theirs) if len(theirs) else s_other) / 2
+    side = rng.choice((-1.0, 1.0))
+    to = (lo + hi) / 2 + (side * rng.uniform(*NEIGHBOUR_GAP) * half_widths,
+                          rng.uniform(-0.1, 0.1) * size)
+    m = np.array([[f, 0.0, to[0] - f * c_other[0]], [0.0, f, to[1] - f * c_other[1]]])
+    h, w = crop.shape[:2]
+    patch = cv2.warpAffine(other, m, (w, h), flags=cv2.INTER_LINEAR,
+                           borderMode=cv2.BORDER_CONSTANT, borderValue=(128, 128, 128))
+    oj = _warp_joints(other_joints, m)
+    oj = oj[np.isfinite(oj[:, 0])]
+    if not len(oj):
+        return crop
+    lo, hi = oj.min(0), oj.max(0)
+    mid, half = (lo + hi) / 2, np.maximum((hi - lo) * 0.6, 4.0)
+    ys, xs = np.mgrid[0:h, 0:w]
+    r = np.maximum(np.abs(xs - mid[0]) / half[0], np.abs(ys - mid[1]) / half[1])
+    alpha = np.clip((1.0 - r) / 0.2, 0, 1).astype(np.float32)[..., None]
+    return (alpha * patch + (1 - alpha) * crop).astype(np.uint8)
 
 
 def _cut_view(joints: np.ndarray, rng: np.random.Generator):

@@ -62,13 +62,19 @@ class Batches:
         size = int(rng.choice(cfg.sizes))
         n = len(c["images"])
         if cfg.kind == "pose":
+            def neighbours():     # no random draw without neighbours: old recipes reproduce
+                if not cfg.neighbour_prob or rng.random() >= cfg.neighbour_prob:
+                    return None
+                k = int(rng.integers(0, n))
+                return [(c["images"][k], c["joints"][k])]
+
             xs, ts, ws, _ = zip(*(pose_sample(c["images"][i], c["joints"][i], size, rng,
                                           rotation=cfg.rotation, rotation_prob=cfg.rotation_prob,
                                           rotation_any_prob=cfg.rotation_any_prob,
                                           lowres_prob=cfg.lowres_prob,
                                           scale=tuple(cfg.pose_scale), zoom_prob=cfg.zoom_prob,
                                           cut_prob=cfg.cut_prob, cut_empty=cfg.cut_empty,
-                                          translation=cfg.translation)
+                                          translation=cfg.translation, neighbours=neighbours())
                                 for i in rng.integers(0, n, cfg.batch_size)))
             return (torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ts)),
                     torch.from_numpy(np.stack(ws)))
