@@ -293,6 +293,29 @@ def test_pose_sample_neighbour_is_pasted_beside_the_person_and_not_a_target():
         assert np.array_equal(alone[0][:, :, core], pair[0][:, :, core])   # ... its middle free
 
 
+def test_person_scene_companions_add_a_second_target_beside_pasted_people():
+    rng_imgs = np.random.default_rng(1)
+    imgs = rng_imgs.integers(60, 200, (4, 288, 288, 3)).astype(np.uint8)
+    joints = np.tile(np.array([[130.0, 80.0], [158.0, 208.0]]), (4, 7, 1))   # upright, 128 tall
+
+    def scenes(p, seed=0):
+        rng = np.random.default_rng(seed)
+        return [person_scene(imgs, joints, 160, 288, rng, person_scale=(0.3, 0.5),
+                             companion_prob=p) for _ in range(30)]
+    plain, default = scenes(0.0), [person_scene(imgs, joints, 160, 288, r, person_scale=(0.3, 0.5))
+                                   for r in [np.random.default_rng(0)] for _ in range(30)]
+    assert all(np.array_equal(a[0], b[0]) for a, b in zip(plain, default))   # no draw when off
+    pairs = scenes(1.0)
+    assert np.mean([len(c) for *_, c in pairs]) > 1.4 * np.mean([len(c) for *_, c in plain])
+    side_by_side = 0
+    for x, t, c in pairs:
+        d = c[:, None] - c[None]
+        side_by_side += np.any((np.abs(d[..., 0]) > 0.3 * 48) & (np.abs(d[..., 1]) < 0.1 * 80))
+        for cx, cy in c:                                      # every centre is a target peak
+            assert t[0, int(cy // 8), int(cx // 8)] > 0.5
+    assert side_by_side >= 15
+
+
 def test_person_scene_targets():
     rng = np.random.default_rng(0)
     imgs = np.full((3, 288, 288, 3), 100, np.uint8)

@@ -45,7 +45,9 @@ class TrainConfig:
     cut_empty: bool = False                # pose: the joints below the cut trained to empty maps
                                            # (scored low) instead of left untrained
     neighbour_prob: float = 0.0            # pose: another person pasted beside the centred one
-                                           # (a walker's companion), the targets unchanged
+                                           # (a walker's companion), the targets unchanged;
+                                           # person: a companion beside each pasted upright
+                                           # person, a second target (samples._paste_companion)
     translation: float = 0.04              # pose: sd of the person's offset from the crop centre,
                                            # a fraction of the crop side
     person_scale: list = field(default_factory=lambda: [0.25, 0.9])   # person: a person's size

@@ -170,6 +170,7 @@ def pose_sample(image: np.ndarray, joints: np.ndarray, size: int, rng: np.random
     return x, targets, weights, j
 
 
+COMPANION_GAP = (0.35, 0.6)  # person scenes: a companion's centre beside a pasted person, x its size
 NEIGHBOUR_GAP = (0.7, 1.1)   # pose samples: a neighbour's centre beside the person, x the sum of
                              # their joint boxes' half-widths (their limbs may overlap a little)
 
@@ -261,7 +262,8 @@ def person_scene(images: np.ndarray, joints: np.ndarray, height: int, width: int
                  rng: np.random.Generator, sigma: float = 1.5, max_people: int = 3,
                  person_scale: tuple[float, float] = (0.25, 0.9), rotation: float = 0.0,
                  rotation_prob: float = 0.0, rotation_any_prob: float = 0.0,
-                 cover_prob: float = 0.0, distractor_prob: float = 0.0, cut_prob: float = 0.0):
+                 cover_prob: float = 0.0, distractor_prob: float = 0.0, cut_prob: float = 0.0,
+                 companion_prob: float = 0.0):
     """One person-detector sample: (input (3,H,W), target (1,H/8,W/8), centres (K,2) pixels).
 
     A random cached crop is the background (its annotated person, if inside, is a positive);
@@ -277,7 +279,9 @@ def person_scene(images: np.ndarray, joints: np.ndarray, height: int, width: int
     before the people are pasted (a background person they hide is no longer a target).
     With probability ``cut_prob`` the scene is instead a webcam frame (:func:`_cut_scene`): one
     upright person cut by the scene's bottom edge below the hips, the target at the centre of the
-    joints in view.
+    joints in view.  With probability ``companion_prob`` each pasted upright person gets a
+    companion beside it (:func:`_paste_companion`): walkers in pairs, each a target, that a
+    detector trained on scattered people merges into one peak.
     """
     rot = (rotation, rotation_prob, rotation_any_prob)
     extra = (images, joints, rng, person_scale, distractor_prob)
@@ -304,7 +308,8 @@ def person_scene(images: np.ndarray, joints: np.ndarray, height: int, width: int
             pos[0] = width - 1 - pos[0]
         scene, kept = _maybe_distract(scene, [pos], *extra)
         return _paste_people(scene, kept, images, joints, height, width, rng, sigma,
-                             1 + int(rng.integers(0, max_people)), person_scale, rot)
+                             1 + int(rng.integers(0, max_people)), person_scale, rot,
+                             companion_prob)
     base = int(rng.integers(n))
     c0, s0 = person_box(joints[base])
     frac = rng.uniform(*person_scale)
@@ -319,7 +324,7 @@ def person_scene(images: np.ndarray, joints: np.ndarray, height: int, width: int
         c = np.array([width - 1 - c[0], c[1]])
     scene, kept = _maybe_distract(scene, [c], *extra)
     return _paste_people(scene, kept, images, joints, height, width, rng, sigma,
-                         int(rng.integers(0, max_people)), person_scale, rot)
+                         int(rng.integers(0, max_people)), person_scale, rot, companion_prob)
 
 
 def _cut_scene(images: np.ndarray, joints: np.ndarray, height: int, width: int,
@@ -466,8 +471,35 @@ def _covered(c: np.ndarray, alpha: np.ndarray, px: int, py: int) -> bool:
     return 0 <= y < alpha.shape[0] and 0 <= x < alpha.shape[1] and alpha[y, x, 0] > 0.5
 
 
+def _paste_companion(scene, centres, beside, size, images, joints, rng):
+    """Paste (in place) a random upright person as large as ``size`` x 0.85-1.15 beside the
+    person centred at ``beside``, COMPANION_GAP x size to its left or right, in a feathered box
+    1.2 x its joints' box (tight, unlike the ellipse of the other pastes): two walkers side by
+    side, each a target.  Returns the centres, the new one added (a centre the box hides is
+    dropped; one outside the scene is dropped by the caller)."""
+    k = int(rng.integers(len(images)))
+    ck, sk = person_box(joints[k])
+    f = size * rng.uniform(0.85, 1.15) / max(sk, 8.0)
+    h, w = scene.shape[:2]
+    to = np.asarray(beside) + (rng.choice((-1.0, 1.0)) * rng.uniform(*COMPANION_GAP) * size,
+                               rng.uniform(-0.08, 0.08) * size)
+    m = np.array([[f, 0.0, to[0] - f * ck[0]], [0.0, f, to[1] - f * ck[1]]])
+    patch = cv2.warpAffine(images[k], m, (w, h), flags=cv2.INTER_LINEAR,
+                           borderMode=cv2.BORDER_CONSTANT, borderValue=(128, 128, 128))
+    j = _warp_joints(joints[k], m)
+    j = j[np.isfinite(j[:, 0])]
+    if not len(j):
+        return centres
+    mid, half = (j.min(0) + j.max(0)) / 2, np.maximum((j.max(0) - j.min(0)) * 0.6, 3.0)
+    ys, xs = np.mgrid[0:h, 0:w]
+    r = np.maximum(np.abs(xs - mid[0]) / half[0], np.abs(ys - mid[1]) / half[1])
+    alpha = np.clip((1.0 - r) / 0.2, 0, 1).astype(np.float32)[..., None]
+    scene[:] = (alpha * patch + (1 - alpha) * scene).astype(np.uint8)
+    return [c for c in centres if not _covered(c, alpha, 0, 0)] + [to]
+
+
 def _paste_people(scene, centres, images, joints, height, width, rng, sigma, count,
-                  person_scale, rot):
+                  person_scale, rot, companion_prob: float = 0.0):
     """Paste ``count`` random people on ``scene`` (see :func:`person_scene`); returns the
     sample."""
     n = len(images)
@@ -491,6 +523,8 @@ def _paste_people(scene, centres, images, joints, height, width, rng, sigma, cou
         scene[py:py + ph, px:px + pw] = (alpha * patch + (1 - alpha) * region).astype(np.uint8)
         centres = [c for c in centres if not _covered(c, alpha, px, py)]   # hidden: no target
         centres.append(np.array([px + pc[0], py + pc[1]]))
+        if companion_prob and not angle and rng.random() < companion_prob:
+            centres = _paste_companion(scene, centres, centres[-1], sk * f, images, joints, rng)
     scene = colour_jitter(scene, rng)
     centres = np.array([c for c in centres if 0 <= c[0] < width and 0 <= c[1] < height]).reshape(-1, 2)
     h8, w8 = height // STRIDE, width // STRIDE

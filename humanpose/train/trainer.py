@@ -84,7 +84,8 @@ class Batches:
                                        rotation_prob=cfg.rotation_prob,
                                        rotation_any_prob=cfg.rotation_any_prob,
                                        cover_prob=cfg.cover_prob, cut_prob=cfg.cut_prob,
-                                       distractor_prob=cfg.distractor_prob)
+                                       distractor_prob=cfg.distractor_prob,
+                                       companion_prob=cfg.neighbour_prob)
                           for _ in range(cfg.batch_size)))
         t = torch.from_numpy(np.stack(ts))
         return torch.from_numpy(np.stack(xs)), t, torch.ones(t.shape[:2])
