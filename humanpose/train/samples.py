@@ -200,12 +200,18 @@ def _paste_neighbour(crop: np.ndarray, joints: np.ndarray, other: np.ndarray,
     oj = oj[np.isfinite(oj[:, 0])]
     if not len(oj):
         return crop
-    lo, hi = oj.min(0), oj.max(0)
+    alpha = _box_alpha(h, w, oj)
+    return (alpha * patch + (1 - alpha) * crop).astype(np.uint8)
+
+
+def _box_alpha(h: int, w: int, pts: np.ndarray) -> np.ndarray:
+    """(h, w, 1) mask: 1 inside the box 1.2 x that of the (K, 2) points ``pts`` (at least 8 px),
+    fading to 0 over its outer fifth: a pasted person's body, not its whole picture."""
+    lo, hi = pts.min(0), pts.max(0)
     mid, half = (lo + hi) / 2, np.maximum((hi - lo) * 0.6, 4.0)
     ys, xs = np.mgrid[0:h, 0:w]
     r = np.maximum(np.abs(xs - mid[0]) / half[0], np.abs(ys - mid[1]) / half[1])
-    alpha = np.clip((1.0 - r) / 0.2, 0, 1).astype(np.float32)[..., None]
-    return (alpha * patch + (1 - alpha) * crop).astype(np.uint8)
+    return np.clip((1.0 - r) / 0.2, 0, 1).astype(np.float32)[..., None]
 
 
 def _cut_view(joints: np.ndarray, rng: np.random.Generator):
@@ -490,10 +496,7 @@ def _paste_companion(scene, centres, beside, size, images, joints, rng):
     j = j[np.isfinite(j[:, 0])]
     if not len(j):
         return centres
-    mid, half = (j.min(0) + j.max(0)) / 2, np.maximum((j.max(0) - j.min(0)) * 0.6, 3.0)
-    ys, xs = np.mgrid[0:h, 0:w]
-    r = np.maximum(np.abs(xs - mid[0]) / half[0], np.abs(ys - mid[1]) / half[1])
-    alpha = np.clip((1.0 - r) / 0.2, 0, 1).astype(np.float32)[..., None]
+    alpha = _box_alpha(h, w, j)
     scene[:] = (alpha * patch + (1 - alpha) * scene).astype(np.uint8)
     return [c for c in centres if not _covered(c, alpha, 0, 0)] + [to]
 
