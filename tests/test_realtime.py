@@ -179,8 +179,9 @@ class FakePose:
     """Pose net stand-in: the 14 joints spread over the bright blob (the "person") of each crop,
     peaks of height ``score``; records the batch sizes."""
 
-    def __init__(self, spread: float = 0.15):
+    def __init__(self, spread: float = 0.15, by_size: bool = False):
         self.score, self.batches, self.spread = 0.9, [], spread   # joints' half-width / height
+        self.by_size = by_size      # score = the person's height / the crop's (up to 0.9)
         self.name, self.note = "fake", None
 
     def __call__(self, x):
@@ -197,7 +198,8 @@ class FakePose:
             jy = np.linspace(top, bottom, 14)
             jx = cx + np.where(np.arange(14) % 2, self.spread, -self.spread) * (bottom - top)
             joint = maps.gaussian_maps(b // 8, b // 8, maps.to_map(np.column_stack([jx, jy])), 1.0)
-            out[k, :14], out[k, 14] = joint * self.score, 1 - joint.max(0)
+            score = min(self.score, (bottom - top) / b) if self.by_size else self.score
+            out[k, :14], out[k, 14] = joint * score, 1 - joint.max(0)
         return [out, out]
 
 
@@ -269,14 +271,24 @@ def test_detector_centres_on_a_track_are_merged_before_the_pose_pass():
     assert len(r.persons) == 2
 
 
-def test_crop_levels_cut_each_newcomer_at_several_sizes_and_keep_one():
+def test_crop_levels_cut_a_small_newcomer_smaller_and_keep_its_best_crop():
+    # a person filling the frame (116 of 192 rows, scored 0.9): the frame-high crop only
     est, person, pose = _tracked_estimator(detect_every=3, crop_levels=3)
     r = est.estimate(FRAME, timestamp=0.0, frame_index=0)
-    assert pose.batches[0] == 3 and len(r.persons) == 1       # one centre, three crop sizes
-    sides = r.persons[0].box[2:] - r.persons[0].box[:2]
-    assert sides[0] < 0.95 * FRAME.shape[0]     # the rescale pass fitted the kept crop
+    assert pose.batches == [1] and len(r.persons) == 1
+    # a person 24 rows high, scored by its height in the crop: the frame-high crop (0.12) and
+    # 1/2, 1/4 of the frame (0.25, 0.5) are tried; the 1/4 crop wins, then rescale fits it
+    small = np.full((192, 256, 3), 90, np.uint8)
+    small[84:108, 124:132] = 230
+    est, person, pose = _tracked_estimator(detect_every=3, crop_levels=3)
+    est._pose_backend = pose = FakePose(by_size=True)
+    r = est.estimate(small, timestamp=0.0, frame_index=0)
+    assert pose.batches[:2] == [1, 2] and len(r.persons) == 1
+    x0, y0, x1, y1 = r.persons[0].box
+    assert x1 - x0 < 0.5 * small.shape[0]          # a box that fits it, not the frame
+    assert y0 < 84 < 108 < y1
     for i in range(1, 4):
-        r = est.estimate(FRAME, timestamp=i / 30, frame_index=i)
+        r = est.estimate(small, timestamp=i / 30, frame_index=i)
     assert r.path == "detector (every 3)"
     assert pose.batches[-1] == 1            # on the track: its own crop only, no levels
 

@@ -13,10 +13,12 @@ track, total):
    ``min_person_distance * boxsize`` scaled-frame pixels apart), mapped to the scaled frame;
 3. *pose*: for every centre a boxsize x boxsize crop of the scaled frame, placed at the integer
    offset (ox, oy) nearest to centring it (grey 128 outside the frame), plus the Gaussian centre
-   map as 4th channel; with ``estimator.crop_levels`` = L > 1 also windows of 1/2 ... 1/2^(L-1)
-   of the frame height around it, resized to boxsize (the detector gives no size: a walker a
-   sixth of the frame high is a few cells of a frame-high crop); all crops go through the pose
-   net in ONE batch, and of each centre's crops the one whose :func:`pose_score` is best is kept;
+   map as 4th channel; all crops go through the pose net in ONE batch; with
+   ``estimator.crop_levels`` = L > 1 a person whose pose there is small (under LEVEL_EXTENT of
+   the crop) or unsure (under LEVEL_SCORE) is also cut as windows of 1/2 ... 1/2^(L-1) of the
+   frame height, resized to boxsize, in one more batch (the detector gives no size: a walker a
+   sixth of the frame high is a few cells of a frame-high crop), and of its crops the one whose
+   :func:`pose_score` is best is kept;
 4. *post*: each joint is the sub-cell maximum of its last-stage map, searched over the cells
    inside the frame (not the grey padding) and clipped to the frame (with
    ``estimator.flip_test`` the maps are first averaged with those of the mirrored crops,
@@ -84,6 +86,8 @@ from .decode import (DUPLICATE_DISTANCE, POSE_SCORE_JOINTS, SHARED_DISTANCE,  # 
 from .result import Person, PoseResult
 
 BOXSIZE_RANGE = (64, 640)
+LEVEL_EXTENT = 0.35        # crop levels: a new person whose joints' box is under this part of the
+LEVEL_SCORE = 0.6          # frame-high crop, or whose pose scores under this, is also cut smaller
 MIN_TRACK_SCORE = 0.3      # a tracked pose scored below this (or min_pose_score) needs the detector
 
 
@@ -260,31 +264,43 @@ class PoseEstimator:
     def _first_pass(self, bgr: np.ndarray, scaled: np.ndarray, tracked: list[Crop],
                     centres: np.ndarray, sx: float, sy: float, levels: int):
         """The crops of the tracked persons and of the new ``centres`` (scaled-frame pixels) and
-        their stage maps, in one batch.  A new person's crop is the boxsize-high frame around its
-        centre; with ``levels`` > 1 it is also cut at 1/2, 1/4 ... of the frame height and the
+        their stage maps.  A new person's crop is the boxsize-high frame around its centre, in
+        one batch with the tracks' crops.  With ``levels`` > 1, a new person whose pose there
+        is small (its joints' box under LEVEL_EXTENT of the crop) or unsure (pose score under
+        LEVEL_SCORE) is also cut at 1/2, 1/4 ... of the frame height (a second batch) and the
         crop whose pose scores best is kept: the detector gives no size, and a walker a fifth of
-        the frame high is a few map cells in a frame-high crop, where the pose net joins the
-        limbs of several people (``../shared/media/vtest.avi``).  The rescale pass then fits the
-        kept crop to the person."""
+        the frame high is a few map cells of a frame-high crop, where the pose net joins the
+        limbs of several people (``../shared/media/vtest.avi``).  A person who fills the frame,
+        as at a webcam, costs no second batch.  The rescale pass then fits the kept crop."""
         b = self._cfg.estimator.boxsize
-        new = [[Crop.from_scaled(scaled, c, b, sx, sy)] for c in centres]
-        fh = bgr.shape[0]
-        for c, row in zip(centres, new):
-            frame_centre = (c + 0.5) / (sx, sy) - 0.5
-            row += [Crop.rescaled(bgr, frame_centre, fh / 2 ** k, b) for k in range(1, levels)]
-        crops = tracked + [cr for row in new for cr in row]
+        crops = tracked + [Crop.from_scaled(scaled, c, b, sx, sy) for c in centres]
         stage_maps = self._pose_pass(crops)
-        if stage_maps is None or levels <= 1:
+        if stage_maps is None or levels <= 1 or not len(centres):
             return crops, stage_maps
-        keep = list(range(len(tracked)))
-        last, shape = stage_maps[-1], bgr.shape[:2]
-        n = len(tracked)
-        for row in new:
-            scores = [pose_score(cr.joints(last[n + k, :NUM_JOINTS], shape))
-                      for k, cr in enumerate(row)]
-            keep.append(n + int(np.argmax(scores)))
-            n += len(row)
-        return [crops[k] for k in keep], [s[keep] for s in stage_maps]
+        shape, n0, fh = bgr.shape[:2], len(tracked), bgr.shape[0]
+
+        def rated(cr: Crop, beliefs: np.ndarray) -> tuple[float, float]:
+            joints = cr.joints(beliefs[:NUM_JOINTS], shape)
+            return pose_score(joints), person_extent(joints)[1] * cr.ky / b
+        first = [rated(crops[n0 + i], stage_maps[-1][n0 + i]) for i in range(len(centres))]
+        todo = [i for i, (score, extent) in enumerate(first)
+                if score < LEVEL_SCORE or extent < LEVEL_EXTENT]
+        extra = [Crop.rescaled(bgr, (centres[i] + 0.5) / (sx, sy) - 0.5, fh / 2 ** k, b)
+                 for i in todo for k in range(1, levels)]
+        second = self._pose_pass(extra)
+        if second is None:
+            return crops, stage_maps
+        stage_maps = [s.copy() for s in stage_maps]
+        for t, i in enumerate(todo):
+            rows = range(t * (levels - 1), (t + 1) * (levels - 1))
+            scores = [first[i][0]] + [rated(extra[r], second[-1][r])[0] for r in rows]
+            best = int(np.argmax(scores))
+            if best:
+                r = rows[best - 1]
+                crops[n0 + i] = extra[r]
+                for s, s2 in zip(stage_maps, second):
+                    s[n0 + i] = s2[r]
+        return crops, stage_maps
 
     def _rescale_pass(self, bgr: np.ndarray, crops: list[Crop], stage_maps: list[np.ndarray],
                       skip: int = 0):
