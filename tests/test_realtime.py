@@ -276,17 +276,17 @@ def test_crop_levels_cut_a_small_newcomer_smaller_and_keep_its_best_crop():
     est, person, pose = _tracked_estimator(detect_every=3, crop_levels=3)
     r = est.estimate(FRAME, timestamp=0.0, frame_index=0)
     assert pose.batches == [1] and len(r.persons) == 1
-    # a person 24 rows high, scored by its height in the crop: the frame-high crop (0.12) and
-    # 1/2, 1/4 of the frame (0.25, 0.5) are tried; the 1/4 crop wins, then rescale fits it
+    # a person 40 rows high, scored by its height in the crop: the frame-high crop (0.21) and
+    # 1/2, 1/4 of the frame (0.42, 0.83) are tried; the 1/4 crop wins, then rescale fits it
     small = np.full((192, 256, 3), 90, np.uint8)
-    small[84:108, 124:132] = 230
+    small[76:116, 124:132] = 230
     est, person, pose = _tracked_estimator(detect_every=3, crop_levels=3)
     est._pose_backend = pose = FakePose(by_size=True)
     r = est.estimate(small, timestamp=0.0, frame_index=0)
     assert pose.batches[:2] == [1, 2] and len(r.persons) == 1
     x0, y0, x1, y1 = r.persons[0].box
     assert x1 - x0 < 0.5 * small.shape[0]          # a box that fits it, not the frame
-    assert y0 < 84 < 108 < y1
+    assert y0 < 76 < 116 < y1
     for i in range(1, 4):
         r = est.estimate(small, timestamp=i / 30, frame_index=i)
     assert r.path == "detector (every 3)"

@@ -87,7 +87,9 @@ from .result import Person, PoseResult
 
 BOXSIZE_RANGE = (64, 640)
 LEVEL_EXTENT = 0.35        # crop levels: a new person whose joints' box is under this part of the
-LEVEL_SCORE = 0.6          # frame-high crop, or whose pose scores under this, is also cut smaller
+LEVEL_SCORE = 0.6          # frame-high crop, or whose pose scores under this, is also cut smaller;
+LEVEL_KEEP_SCORE = 0.7     # a smaller crop is kept only when its pose scores this much (walkers
+                           # 0.73-0.86 on vtest; a tripod, a bollard, a jacket on the grass 0.61-0.69)
 MIN_TRACK_SCORE = 0.3      # a tracked pose scored below this (or min_pose_score) needs the detector
 
 
@@ -268,7 +270,8 @@ class PoseEstimator:
         one batch with the tracks' crops.  With ``levels`` > 1, a new person whose pose there
         is small (its joints' box under LEVEL_EXTENT of the crop) or unsure (pose score under
         LEVEL_SCORE) is also cut at 1/2, 1/4 ... of the frame height (a second batch) and the
-        crop whose pose scores best is kept: the detector gives no size, and a walker a fifth of
+        crop whose pose scores best is kept, a smaller one only when it scores at least
+        LEVEL_KEEP_SCORE (cut small, street furniture can look like a person): the detector gives no size, and a walker a fifth of
         the frame high is a few map cells of a frame-high crop, where the pose net joins the
         limbs of several people (``../shared/media/vtest.avi``).  A person who fills the frame,
         as at a webcam, costs no second batch.  The rescale pass then fits the kept crop."""
@@ -295,7 +298,7 @@ class PoseEstimator:
             rows = range(t * (levels - 1), (t + 1) * (levels - 1))
             scores = [first[i][0]] + [rated(extra[r], second[-1][r])[0] for r in rows]
             best = int(np.argmax(scores))
-            if best:
+            if best and scores[best] >= LEVEL_KEEP_SCORE:
                 r = rows[best - 1]
                 crops[n0 + i] = extra[r]
                 for s, s2 in zip(stage_maps, second):
