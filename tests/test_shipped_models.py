@@ -163,3 +163,30 @@ def test_crop_levels_find_small_people_in_a_large_frame(estimator):
                 assert p.box[2] - p.box[0] < 0.6 * frame.shape[0]
     assert right[levels] >= 5, right
     assert right[levels] > right[1], right
+
+
+def test_pseudo_labels_find_the_unannotated_person_beside_the_annotated_one(estimator):
+    """A crop as the crop cache holds it (288², the annotated person 128 px at the centre) with
+    a second LSP person beside it: the pseudo-labels are that second person, not the first."""
+    from humanpose.estimator.pipeline import PoseEstimator
+    from humanpose.train.datasets import person_box, read_lsp_dir
+    from humanpose.train.pseudo import pseudo_centres
+    data = read_lsp_dir(shared_path("data", "lsp"), "lsp")
+    crop = np.full((288, 288, 3), 120, np.uint8)
+    placed = []
+    for idx, centre in ((3, (190.0, 144.0)), (42, (70.0, 144.0))):
+        img, joints = cv2.imread(str(data.images[idx])), data.joints[idx]
+        c, size = person_box(joints)
+        f = 110 / size
+        m = np.array([[f, 0, centre[0] - f * c[0]], [0, f, centre[1] - f * c[1]]])
+        patch = cv2.warpAffine(img, m, (288, 288), borderValue=(120, 120, 120))
+        half = 0.42 * 110 + 6
+        x0, x1 = int(centre[0] - half), int(centre[0] + half)
+        crop[:, x0:x1] = patch[:, x0:x1]
+        placed.append(joints * f + m[:, 2])
+    cache = {"images": crop[None], "joints": placed[0][None].astype(np.float32)}
+    cfg = config.set_value(estimator.config, "model.framework", "onnxruntime")
+    found = pseudo_centres(cache, PoseEstimator(cfg), progress=False)[0]
+    found = found[np.isfinite(found[:, 0])]
+    other, _ = person_box(placed[1])
+    assert len(found) == 1 and np.hypot(*(found[0] - other)) < 25, found

@@ -316,6 +316,23 @@ def test_person_scene_companions_add_a_second_target_beside_pasted_people():
     assert side_by_side >= 15
 
 
+def test_person_scene_pseudo_labelled_people_become_targets_where_their_crop_is_the_background():
+    imgs = np.full((2, 288, 288, 3), 100, np.uint8)
+    joints = np.tile(np.array([[130.0, 80.0], [158.0, 208.0]]), (2, 7, 1))
+    extra = np.full((2, 4, 2), np.nan, np.float32)
+    extra[:, 0] = (60.0, 150.0)                        # one more person left of each one
+    counts = {}
+    for name, e in (("without", None), ("with", extra)):
+        rng = np.random.default_rng(3)
+        scenes = [person_scene(imgs, joints, 160, 256, rng, cover_prob=1.0, max_people=1,
+                               extra_centres=e) for _ in range(20)]
+        counts[name] = sum(len(c) for *_, c in scenes)
+        for x, t, c in scenes:
+            for cx, cy in c:
+                assert t[0, int(cy // 8), int(cx // 8)] > 0.5
+    assert counts["with"] > counts["without"]
+
+
 def test_person_scene_targets():
     rng = np.random.default_rng(0)
     imgs = np.full((3, 288, 288, 3), 100, np.uint8)

@@ -48,6 +48,9 @@ class TrainConfig:
                                            # (a walker's companion), the targets unchanged;
                                            # person: a companion beside each pasted upright
                                            # person, a second target (samples._paste_companion)
+    pseudo_labels: bool = False            # person: the other people in the training crops,
+                                           # found by the configured nets (train/pseudo.py), are
+                                           # targets too where a crop is a scene's background
     translation: float = 0.04              # pose: sd of the person's offset from the crop centre,
                                            # a fraction of the crop side
     person_scale: list = field(default_factory=lambda: [0.25, 0.9])   # person: a person's size

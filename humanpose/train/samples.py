@@ -269,7 +269,7 @@ def person_scene(images: np.ndarray, joints: np.ndarray, height: int, width: int
                  person_scale: tuple[float, float] = (0.25, 0.9), rotation: float = 0.0,
                  rotation_prob: float = 0.0, rotation_any_prob: float = 0.0,
                  cover_prob: float = 0.0, distractor_prob: float = 0.0, cut_prob: float = 0.0,
-                 companion_prob: float = 0.0):
+                 companion_prob: float = 0.0, extra_centres: np.ndarray | None = None):
     """One person-detector sample: (input (3,H,W), target (1,H/8,W/8), centres (K,2) pixels).
 
     A random cached crop is the background (its annotated person, if inside, is a positive);
@@ -287,7 +287,9 @@ def person_scene(images: np.ndarray, joints: np.ndarray, height: int, width: int
     upright person cut by the scene's bottom edge below the hips, the target at the centre of the
     joints in view.  With probability ``companion_prob`` each pasted upright person gets a
     companion beside it (:func:`_paste_companion`): walkers in pairs, each a target, that a
-    detector trained on scattered people merges into one peak.
+    detector trained on scattered people merges into one peak.  ``extra_centres`` ((N, K, 2)
+    crop pixels, NaN-padded; :mod:`.pseudo`) are more people in the cached crops: where a crop is
+    the background they are targets too, instead of background.
     """
     rot = (rotation, rotation_prob, rotation_any_prob)
     extra = (images, joints, rng, person_scale, distractor_prob)
@@ -309,10 +311,12 @@ def person_scene(images: np.ndarray, joints: np.ndarray, height: int, width: int
         m = np.array([[scale, 0.0, pos[0] - scale * ck[0]], [0.0, scale, pos[1] - scale * ck[1]]])
         scene = cv2.warpAffine(images[k], m, (width, height), flags=cv2.INTER_LINEAR,
                                borderMode=cv2.BORDER_CONSTANT, borderValue=(128, 128, 128))
+        others = _moved(extra_centres, k, m)
         if rng.random() < 0.5:
             scene = scene[:, ::-1].copy()
             pos[0] = width - 1 - pos[0]
-        scene, kept = _maybe_distract(scene, [pos], *extra)
+            others[:, 0] = width - 1 - others[:, 0]
+        scene, kept = _maybe_distract(scene, [pos, *others], *extra)
         return _paste_people(scene, kept, images, joints, height, width, rng, sigma,
                              1 + int(rng.integers(0, max_people)), person_scale, rot,
                              companion_prob)
@@ -325,12 +329,22 @@ def person_scene(images: np.ndarray, joints: np.ndarray, height: int, width: int
     scene = cv2.warpAffine(images[base], m, (width, height), flags=cv2.INTER_LINEAR,
                            borderMode=cv2.BORDER_CONSTANT, borderValue=(128, 128, 128))
     c = m[:, :2] @ c0 + m[:, 2]
+    others = _moved(extra_centres, base, m)
     if rng.random() < 0.5:
         scene = scene[:, ::-1].copy()
         c = np.array([width - 1 - c[0], c[1]])
-    scene, kept = _maybe_distract(scene, [c], *extra)
+        others[:, 0] = width - 1 - others[:, 0]
+    scene, kept = _maybe_distract(scene, [c, *others], *extra)
     return _paste_people(scene, kept, images, joints, height, width, rng, sigma,
                          int(rng.integers(0, max_people)), person_scale, rot, companion_prob)
+
+
+def _moved(extra_centres: np.ndarray | None, k: int, m: np.ndarray) -> np.ndarray:
+    """Crop ``k``'s extra person centres (pseudo-labels) through the affine ``m``: (K, 2)."""
+    if extra_centres is None:
+        return np.zeros((0, 2))
+    pts = extra_centres[k][np.isfinite(extra_centres[k][:, 0])].astype(np.float64)
+    return pts @ m[:, :2].T + m[:, 2]
 
 
 def _cut_scene(images: np.ndarray, joints: np.ndarray, height: int, width: int,

@@ -85,7 +85,8 @@ class Batches:
                                        rotation_any_prob=cfg.rotation_any_prob,
                                        cover_prob=cfg.cover_prob, cut_prob=cfg.cut_prob,
                                        distractor_prob=cfg.distractor_prob,
-                                       companion_prob=cfg.neighbour_prob)
+                                       companion_prob=cfg.neighbour_prob,
+                                       extra_centres=c.get("pseudo"))
                           for _ in range(cfg.batch_size)))
         t = torch.from_numpy(np.stack(ts))
         return torch.from_numpy(np.stack(xs)), t, torch.ones(t.shape[:2])
@@ -252,6 +253,15 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
         train_cache = build_crop_cache(train_set, crop_cache_file(cache_dir, "train", train_set),
                                        progress)
         val_cache = build_crop_cache(val_set, crop_cache_file(cache_dir, "val", val_set), progress)
+    if cfg.pseudo_labels:
+        if cfg.kind != "person" or cfg.packed:
+            raise ValueError("pseudo_labels: only for person recipes on ../shared data (not packed)")
+        from .pseudo import load_or_make
+        train_cache["pseudo"] = load_or_make(
+            train_cache, crop_cache_file(cache_dir, "train", train_set), progress=progress)
+        print(f"pseudo-labels: {int(np.isfinite(train_cache['pseudo'][..., 0]).sum())} more "
+              f"persons in {int(np.isfinite(train_cache['pseudo'][..., 0]).any(1).sum())} of "
+              f"{len(train_cache['pseudo'])} crops")
     if cfg.relabel_with:
         flags = relabel_mirrored_limbs(train_cache, _path(cfg.relabel_with), cfg.val_boxsize,
                                        device, run_dir / "relabelled.json", cfg.relabel_groups)
