@@ -56,9 +56,9 @@ frame (for newcomers), when no track is confident, and at once, on the same fram
 tracked crop's pose score drops below ``min_pose_score`` (a lost track).  On a detector frame
 with tracks, a detector centre that falls in a track's predicted box is that track's (merged
 before the pose pass), unless the box holds detections side by side, more than SPLIT_DISTANCE x
-its larger side apart across (one skeleton across two people side by side: the track's crop is left out and its
-detections are newcomers, :meth:`TrackPlan.covers`); the tracks' crops and the newcomers' go through the pose net in one
-batch, and only the newcomers get the rescale pass.  ``PoseResult.timings["tracked"]`` is 1 on a
+its larger side apart across (one skeleton across two people side by side: the track's crop is
+left out and its detections are newcomers, :meth:`TrackPlan.covers`); the tracks' crops and the
+newcomers' go through the pose net in one batch, and only the newcomers get the rescale pass.  ``PoseResult.timings["tracked"]`` is 1 on a
 frame without the detector, ``PoseResult.path`` says which path ran and why.
 """
 from __future__ import annotations
@@ -271,9 +271,10 @@ class PoseEstimator:
         is small (its joints' box under LEVEL_EXTENT of the crop) or unsure (pose score under
         LEVEL_SCORE) is also cut at 1/2, 1/4 ... of the frame height (a second batch) and the
         crop whose pose scores best is kept, a smaller one only when it scores at least
-        LEVEL_KEEP_SCORE (cut small, street furniture can look like a person): the detector gives no size, and a walker a fifth of
-        the frame high is a few map cells of a frame-high crop, where the pose net joins the
-        limbs of several people (``../shared/media/vtest.avi``).  A person who fills the frame,
+        LEVEL_KEEP_SCORE (cut small, street furniture can look like a person): the detector
+        gives no size, and a walker a fifth of the frame high is a few map cells of a
+        frame-high crop, where the pose net joins the limbs of several people
+        (``../shared/media/vtest.avi``).  A person who fills the frame,
         as at a webcam, costs no second batch.  The rescale pass then fits the kept crop."""
         b = self._cfg.estimator.boxsize
         crops = tracked + [Crop.from_scaled(scaled, c, b, sx, sy) for c in centres]
