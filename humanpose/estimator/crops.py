@@ -16,7 +16,8 @@ from .decode import joint_peaks, person_extent
 
 PAD_VALUE = 128
 DETECTOR_STRIDE = 32       # the detector's input is padded to a multiple of this (MobileNet trunks)
-SPLIT_DISTANCE = 0.3       # detections this far apart across (x the box's larger side) in one track's box: two people
+SPLIT_DISTANCE = 0.3       # detections this far apart across (x the box's larger side) in one
+                           # track's box are two people
 RESCALE_TOLERANCE = 1.25   # rescale a person whose size is off the target by more than this factor
 
 

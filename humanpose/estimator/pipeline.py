@@ -58,8 +58,8 @@ with tracks, a detector centre that falls in a track's predicted box is that tra
 before the pose pass), unless the box holds detections side by side, more than SPLIT_DISTANCE x
 its larger side apart across (one skeleton across two people side by side: the track's crop is
 left out and its detections are newcomers, :meth:`TrackPlan.covers`); the tracks' crops and the
-newcomers' go through the pose net in one batch, and only the newcomers get the rescale pass.  ``PoseResult.timings["tracked"]`` is 1 on a
-frame without the detector, ``PoseResult.path`` says which path ran and why.
+newcomers' go through the pose net in one batch, and only the newcomers get the rescale pass.
+``PoseResult.timings["tracked"]`` is 1 on a frame without the detector, ``PoseResult.path`` says which path ran and why.
 """
 from __future__ import annotations
 
@@ -88,8 +88,8 @@ from .result import Person, PoseResult
 BOXSIZE_RANGE = (64, 640)
 LEVEL_EXTENT = 0.35        # crop levels: a new person whose joints' box is under this part of the
 LEVEL_SCORE = 0.6          # frame-high crop, or whose pose scores under this, is also cut smaller;
-LEVEL_KEEP_SCORE = 0.7     # a smaller crop is kept only when its pose scores this much (walkers
-                           # 0.73-0.86 on vtest; a tripod, a bollard, a jacket on the grass 0.61-0.69)
+LEVEL_KEEP_SCORE = 0.7     # a smaller crop is kept only when its pose scores this much
+                           # (vtest: walkers 0.73-0.86; tripod, bollard, jacket on the grass 0.61-0.69)
 MIN_TRACK_SCORE = 0.3      # a tracked pose scored below this (or min_pose_score) needs the detector
 
 
