@@ -59,7 +59,8 @@ before the pose pass), unless the box holds detections side by side, more than S
 its larger side apart across (one skeleton across two people side by side: the track's crop is
 left out and its detections are newcomers, :meth:`TrackPlan.covers`); the tracks' crops and the
 newcomers' go through the pose net in one batch, and only the newcomers get the rescale pass.
-``PoseResult.timings["tracked"]`` is 1 on a frame without the detector, ``PoseResult.path`` says which path ran and why.
+``PoseResult.timings["tracked"]`` is 1 on a frame without the detector, ``PoseResult.path`` says
+which path ran and why.
 """
 from __future__ import annotations
 
