@@ -492,7 +492,7 @@ def _covered(c: np.ndarray, alpha: np.ndarray, px: int, py: int) -> bool:
 
 
 def _paste_companion(scene, centres, beside, size, images, joints, rng):
-    """Paste (in place) a random upright person as large as ``size`` x 0.85-1.15 beside the
+    """Paste (in place) a random cached person, unrotated, ``size`` x 0.85-1.15 large, beside the
     person centred at ``beside``, COMPANION_GAP x size to its left or right, in a feathered box
     1.2 x its joints' box (tight, unlike the ellipse of the other pastes): two walkers side by
     side, each a target.  Returns the centres, the new one added (a centre the box hides is
