@@ -23,20 +23,19 @@ PSEUDO_MAX = 4          # at most this many per crop
 
 def pseudo_centres(cache: dict, estimator, progress: bool = True) -> np.ndarray:
     """(N, PSEUDO_MAX, 2) float32 extra person centres per cached crop (crop pixels), NaN-padded."""
-    from ..estimator.decode import pose_score
+    from ..estimator.decode import person_extent, pose_score
     from ..progress import progress as progress_bar
     images, joints = cache["images"], cache["joints"]
     out = np.full((len(images), PSEUDO_MAX, 2), np.nan, np.float32)
     for i in progress_bar(range(len(images)), desc="pseudo-labels", enabled=progress):
         c0, s0 = person_box(joints[i])
-        estimator.reset()
+        estimator.reset()        # (a tracking estimator would carry persons from crop to crop)
         found = []
         for p in estimator.estimate(images[i], keep_maps=False).persons:
-            xy = p.joints[:, :2]
-            c = (xy.min(0) + xy.max(0)) / 2
+            c, _ = person_extent(p.joints)
             if pose_score(p.joints) < PSEUDO_SCORE or np.hypot(*(c - c0)) < PSEUDO_AWAY * s0:
                 continue
-            near = np.linalg.norm(xy - joints[i], axis=1)      # NaN where not annotated
+            near = np.linalg.norm(p.joints[:, :2] - joints[i], axis=1)   # NaN: not annotated
             if np.nanmedian(near) < 0.2 * s0:                   # the annotated person again
                 continue
             found.append(c)

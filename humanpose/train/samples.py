@@ -181,7 +181,7 @@ def _paste_neighbour(crop: np.ndarray, joints: np.ndarray, other: np.ndarray,
     ``size`` px): as large as it x 0.8-1.2, to its left or right by NEIGHBOUR_GAP x the sum of
     the two joint boxes' half-widths and up to 0.1 x size up or down, upright, inside a
     feathered box 1.2 x its joints' box, so that it covers little of the person's own limbs."""
-    c_other, s_other = person_box(other_joints)
+    _, s_other = person_box(other_joints)
     mine = joints[np.isfinite(joints[:, 0])]
     if not len(mine):
         return crop
@@ -192,16 +192,28 @@ def _paste_neighbour(crop: np.ndarray, joints: np.ndarray, other: np.ndarray,
     side = rng.choice((-1.0, 1.0))
     to = (lo + hi) / 2 + (side * rng.uniform(*NEIGHBOUR_GAP) * half_widths,
                           rng.uniform(-0.1, 0.1) * size)
-    m = np.array([[f, 0.0, to[0] - f * c_other[0]], [0.0, f, to[1] - f * c_other[1]]])
-    h, w = crop.shape[:2]
-    patch = cv2.warpAffine(other, m, (w, h), flags=cv2.INTER_LINEAR,
+    crop = crop.copy()
+    _paste_at(crop, other, other_joints, f, to)
+    return crop
+
+
+def _paste_at(canvas: np.ndarray, image: np.ndarray, joints: np.ndarray, f: float,
+              to: np.ndarray) -> np.ndarray | None:
+    """Paste (in place) the person of a cached crop (``image``, ``joints``) scaled by ``f`` with
+    its joint-box centre at ``to``, inside a feathered box 1.2 x its joints' box
+    (:func:`_box_alpha`); returns that mask, or None when no joint is annotated (nothing pasted)."""
+    c, _ = person_box(joints)
+    m = np.array([[f, 0.0, to[0] - f * c[0]], [0.0, f, to[1] - f * c[1]]])
+    h, w = canvas.shape[:2]
+    j = _warp_joints(joints, m)
+    j = j[np.isfinite(j[:, 0])]
+    if not len(j):
+        return None
+    patch = cv2.warpAffine(image, m, (w, h), flags=cv2.INTER_LINEAR,
                            borderMode=cv2.BORDER_CONSTANT, borderValue=(128, 128, 128))
-    oj = _warp_joints(other_joints, m)
-    oj = oj[np.isfinite(oj[:, 0])]
-    if not len(oj):
-        return crop
-    alpha = _box_alpha(h, w, oj)
-    return (alpha * patch + (1 - alpha) * crop).astype(np.uint8)
+    alpha = _box_alpha(h, w, j)
+    canvas[:] = (alpha * patch + (1 - alpha) * canvas).astype(np.uint8)
+    return alpha
 
 
 def _box_alpha(h: int, w: int, pts: np.ndarray) -> np.ndarray:
@@ -498,20 +510,13 @@ def _paste_companion(scene, centres, beside, size, images, joints, rng):
     side, each a target.  Returns the centres, the new one added (a centre the box hides is
     dropped; one outside the scene is dropped by the caller)."""
     k = int(rng.integers(len(images)))
-    ck, sk = person_box(joints[k])
+    _, sk = person_box(joints[k])
     f = size * rng.uniform(0.85, 1.15) / max(sk, 8.0)
-    h, w = scene.shape[:2]
     to = np.asarray(beside) + (rng.choice((-1.0, 1.0)) * rng.uniform(*COMPANION_GAP) * size,
                                rng.uniform(-0.08, 0.08) * size)
-    m = np.array([[f, 0.0, to[0] - f * ck[0]], [0.0, f, to[1] - f * ck[1]]])
-    patch = cv2.warpAffine(images[k], m, (w, h), flags=cv2.INTER_LINEAR,
-                           borderMode=cv2.BORDER_CONSTANT, borderValue=(128, 128, 128))
-    j = _warp_joints(joints[k], m)
-    j = j[np.isfinite(j[:, 0])]
-    if not len(j):
+    alpha = _paste_at(scene, images[k], joints[k], f, to)
+    if alpha is None:
         return centres
-    alpha = _box_alpha(h, w, j)
-    scene[:] = (alpha * patch + (1 - alpha) * scene).astype(np.uint8)
     return [c for c in centres if not _covered(c, alpha, 0, 0)] + [to]
 
 

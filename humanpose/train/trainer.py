@@ -259,9 +259,9 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
         from .pseudo import load_or_make
         train_cache["pseudo"] = load_or_make(
             train_cache, crop_cache_file(cache_dir, "train", train_set), progress=progress)
-        print(f"pseudo-labels: {int(np.isfinite(train_cache['pseudo'][..., 0]).sum())} more "
-              f"persons in {int(np.isfinite(train_cache['pseudo'][..., 0]).any(1).sum())} of "
-              f"{len(train_cache['pseudo'])} crops")
+        found = np.isfinite(train_cache["pseudo"][..., 0])
+        print(f"pseudo-labels: {int(found.sum())} more persons in {int(found.any(1).sum())} of "
+              f"{len(found)} crops")
     if cfg.relabel_with:
         flags = relabel_mirrored_limbs(train_cache, _path(cfg.relabel_with), cfg.val_boxsize,
                                        device, run_dir / "relabelled.json", cfg.relabel_groups)
