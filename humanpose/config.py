@@ -34,9 +34,12 @@ class ModelConfig:
                           doc="onnxruntime (fastest on the CPU), torch (training, GPU) or "
                               "opencv (cv2.dnn); all run the same weights")
     device: str = _opt("auto", allowed=("cpu", "cuda", "auto"))
-    precision: str = _opt("fp32", allowed=("fp32", "bf16", "int8"),
-                          doc="int8: onnxruntime on the export of `humanpose export-onnx --int8`; "
-                              "bf16: torch where the CPU has native bfloat16; else fp32 with a note")
+    precision: str = _opt("auto", allowed=("auto", "fp32", "bf16", "int8"),
+                          doc="auto: int8 where it runs (onnxruntime on the CPU with an int8 "
+                              "export, made on first use from the ranges kept with the shipped "
+                              "nets), else fp32; int8: that, else fp32 with a note (`humanpose "
+                              "export-onnx --int8`); bf16: torch where the CPU has native "
+                              "bfloat16; else fp32 with a note")
     models_dir: str = _opt("models")
     person_model: str = _opt("person_mobilenet")
     pose_model: str = _opt("pose_mobilenet")

@@ -101,6 +101,59 @@ def test_int8_export_runs_and_is_found_by_the_backend(tmp_path):
     assert stale.precision == "fp32" and "export-onnx --int8" in stale.note
 
 
+def test_kept_ranges_make_the_same_int8_export_on_first_use(tmp_path):
+    import json
+
+    from humanpose.store import load_model, save_weights
+    wpath = tmp_path / "models" / "pose_tiny.safetensors"
+    save_weights(tiny("pose", 1), wpath, "cpm_compact", kwargs=KW)
+    model = load_model(wpath)
+    path, how = quantize.export_int8(model, n=8, synthetic=True, boxsize=64, keep_ranges=True)
+    ranges = wpath.with_name(wpath.name + quantize.RANGES_SUFFIX)
+    meta = json.loads(ranges.read_text())["humanpose"]
+    assert meta["method"] == "minmax" and "synthetic" in meta["calibration"]
+    assert quantize.ranges_for(model)[0] == ranges
+    first = path.read_bytes()
+
+    # a user's fresh checkout: the weights and their ranges, no int8 export, no calibration data
+    for precision in ("int8", "auto"):
+        path.unlink()
+        q = make_backend(model, "onnxruntime", "cpu", precision)
+        assert q.name == "onnxruntime/cpu/int8" and q.note is None
+        assert path.read_bytes() == first                     # the same int8 net
+        assert quantize.int8_path(model) == path
+    for fw in ("torch", "opencv"):                            # auto: fp32 there, and no note
+        b = make_backend(model, fw, "cpu", "auto")
+        assert b.name == f"{fw}/cpu" and b.note is None
+
+    # ranges recorded for another graph (another exporter): not used, fp32 says how to make it
+    path.unlink()
+    data = json.loads(ranges.read_text())
+    data["humanpose"]["graph_sha256"] = "0" * 64
+    ranges.write_text(json.dumps(data))
+    other = make_backend(model, "onnxruntime", "cpu", "int8")
+    assert other.precision == "fp32" and "export-onnx --int8" in other.note
+    assert not path.exists()
+    auto = make_backend(model, "onnxruntime", "cpu", "auto")
+    assert auto.name == "onnxruntime/cpu" and auto.note is None and not path.exists()
+
+    # new weights: the kept ranges are stale and ignored
+    save_weights(tiny("pose", 9), wpath, "cpm_compact", kwargs=KW)
+    assert quantize.ranges_for(load_model(wpath)) is None
+    stale = make_backend(load_model(wpath), "onnxruntime", "cpu", "int8")
+    assert stale.precision == "fp32" and "export-onnx --int8" in stale.note
+
+
+def test_synthetic_calibration_keeps_no_ranges(tmp_path):
+    from humanpose.store import load_model, save_weights
+    wpath = tmp_path / "models" / "pose_tiny.safetensors"
+    save_weights(tiny("pose", 1), wpath, "cpm_compact", kwargs=KW)
+    model = load_model(wpath)
+    quantize.export_int8(model, n=4, synthetic=True, boxsize=64)
+    assert not wpath.with_name(wpath.name + quantize.RANGES_SUFFIX).exists()
+    assert quantize.ranges_for(model) is None
+
+
 def test_export_onnx_command_int8(tmp_path, capsys, monkeypatch):
     from humanpose.cli import main
     from humanpose.store import save_weights
@@ -144,7 +197,7 @@ def test_no_native_bf16_is_reported(monkeypatch):
 
 def test_config_errors():
     assert from_dict({}).model.framework == "onnxruntime"
-    assert from_dict({}).model.precision == "fp32"
+    assert from_dict({}).model.precision == "auto"
     with pytest.raises(ConfigError, match="model.precision.*fp16.*fp32, bf16, int8"):
         from_dict({"model": {"precision": "fp16"}})
     with pytest.raises(ConfigError, match="model.framework.*tensorrt.*onnxruntime"):

@@ -29,6 +29,35 @@ def test_manifest_files_exist_with_their_checksum_and_card():
     assert cfg.model.person_model in names and cfg.model.pose_model in names
 
 
+def test_default_nets_run_int8_on_a_fresh_checkout(tmp_path, monkeypatch):
+    """The default precision (int8) needs no calibration data: the shipped nets carry their
+    calibration ranges, current for exactly these weights, and the int8 export is made from them
+    on first use."""
+    import shutil
+
+    from humanpose.estimator import quantize
+    from humanpose.estimator.backends import make_backend
+    from humanpose.store import load_model
+    monkeypatch.setenv("HUMANPOSE_CACHE", str(tmp_path / "cache"))
+    cfg = config.load()
+    assert cfg.model.precision == "auto" and cfg.model.framework == "onnxruntime"
+    frame = np.full((1, 3, 192, 256), 0.1, np.float32)
+    for name in (cfg.model.person_model, cfg.model.pose_model):
+        entry = next(e for e in ENTRIES if e["name"] == name)
+        for f in (entry["file"], entry["file"] + quantize.RANGES_SUFFIX):
+            assert (MODELS / f).exists(), f"{f} is not shipped"
+            shutil.copy(MODELS / f, tmp_path / f)
+        model = load_model(tmp_path / entry["file"])
+        assert quantize.ranges_for(model) is not None, f"{name}: ranges stale or unusable"
+        b = make_backend(model, "onnxruntime", "cpu", cfg.model.precision)
+        assert b.name == "onnxruntime/cpu/int8" and b.note is None
+        x = frame if model.kind == "person" else np.concatenate(
+            [frame[..., :192], np.zeros((1, 1, 192, 192), np.float32)], 1)
+        ref = make_backend(model, "onnxruntime", "cpu")(x)[-1]
+        diff = np.abs(b(x)[-1] - ref)
+        assert diff.mean() < 0.02 and diff.max() < 0.25      # int8, not garbage
+
+
 @pytest.fixture(scope="module")
 def estimator():
     from humanpose.estimator.pipeline import PoseEstimator

@@ -4,15 +4,17 @@
 
 * ``onnxruntime`` (the default on the CPU): ONNX Runtime on the ONNX export of the same weights
   (:mod:`.onnx_export`), session options tuned for few cores (:func:`ort_session_options`);
-  precision ``int8`` runs the statically quantised export made by ``humanpose export-onnx
-  --int8`` (:mod:`.quantize`);
+  precision ``int8`` runs the statically quantised export (:mod:`.quantize`), made on first use
+  from the calibration ranges kept with the weights or by ``humanpose export-onnx --int8``;
 * ``torch`` (PyTorch, cpu or cuda; the training and GPU path); precision ``bf16`` runs it in
   bfloat16 autocast, BatchNorm folded and channels-last, where the CPU has native bf16
   (:func:`cpu_bf16_support`);
 * ``opencv`` (cv2.dnn on the same ONNX export, cpu or CUDA);
 
 device ``cpu``, ``cuda`` or ``auto`` (CUDA when available, else CPU with a one-time warning).
-A precision a backend cannot run falls back to fp32 and says why in ``backend.note``.  A backend
+A precision a backend cannot run falls back to fp32 and says why in ``backend.note``; precision
+``auto`` (the default) is int8 where it can run (onnxruntime on the CPU, an int8 export there or
+makeable from kept ranges), else fp32, without a note.  A backend
 is a callable ``backend(x) -> list[np.ndarray]`` with a ``name`` such as ``"onnxruntime/cpu"``
 (``"onnxruntime/cpu/int8"`` for a precision other than fp32) and a ``note`` (None or text).
 """
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +33,7 @@ log = logging.getLogger(__name__)
 
 FRAMEWORKS = ("onnxruntime", "torch", "opencv")
 DEVICES = ("cpu", "cuda", "auto")
-PRECISIONS = ("fp32", "bf16", "int8")
+PRECISIONS = ("auto", "fp32", "bf16", "int8")
 # Measured on 2 busy cores (docs/configuration.md, "Threads"): one intra-op thread per core (2
 # beat 1), no spinning: spinning threads collapse when another process takes a core.
 ORT_MAX_THREADS = 4
@@ -189,6 +192,32 @@ def ort_threads() -> int:
         return default
 
 
+def _int8_export(model: nn.Module) -> tuple[Path | None, str | None]:
+    """(the int8 export of exactly these weights, a note): made here on first use from the
+    calibration ranges kept with the weights (the shipped nets have theirs; seconds, no
+    calibration data needed), else (None, how to make it: fp32 runs)."""
+    from .quantize import RangesMismatch, export_int8, int8_path, ranges_for
+    path = int8_path(model)
+    if path is not None:
+        return path, None
+    how = ("no int8 export of these weights (make it with `humanpose export-onnx --int8`); "
+           "using fp32")
+    if ranges_for(model) is None:
+        return None, how
+    t0 = time.perf_counter()
+    try:
+        path, _ = export_int8(model, calibrate=False)
+    except RangesMismatch:           # kept for another exporter's graph: nothing calibrated here
+        return None, how
+    except Exception as exc:   # noqa: BLE001 - onnx / onnxruntime / OS errors: fp32 still runs
+        log.warning("cannot make the int8 export of %s: %s", getattr(model, "weights_path", "?"),
+                    exc)
+        return None, f"cannot make the int8 export ({exc}); using fp32"
+    log.info("made the int8 export %s from its kept calibration ranges in %.1f s", path,
+             time.perf_counter() - t0)
+    return path, None
+
+
 class OnnxRuntimeBackend:
     """ONNX Runtime on the cached ONNX export (fp32) or its int8 quantisation."""
 
@@ -202,14 +231,12 @@ class OnnxRuntimeBackend:
         self.precision = "fp32"
         extra = None
         if onnx_path is None:
-            if precision == "int8":
-                from .quantize import int8_path
-                path = int8_path(model)
+            if precision == "int8" and device != "cpu":
+                extra = f"int8 runs on the CPU only; using fp32 on {device}"
+            elif precision == "int8":
+                path, extra = _int8_export(model)
                 if path is not None:
                     onnx_path, self.precision = path, "int8"
-                else:
-                    extra = ("no int8 export of these weights (make it with `humanpose "
-                             "export-onnx --int8`); using fp32")
             elif precision == "bf16":
                 extra = ("bf16: onnxruntime has no bfloat16 CPU kernels; using fp32 "
                          "(bf16 runs with model.framework: torch"
@@ -294,6 +321,11 @@ def make_backend(model: nn.Module, framework: str, device: str,
     if precision not in PRECISIONS:
         raise BackendError(f"unknown precision {precision!r}; allowed: {', '.join(PRECISIONS)}")
     dev, note = resolve_device(framework, device)
+    if precision == "auto":
+        if framework == "onnxruntime" and dev == "cpu" and _int8_export(model)[0] is not None:
+            precision = "int8"
+        else:
+            precision = "fp32"
     if framework == "onnxruntime":
         return OnnxRuntimeBackend(model, dev, note, precision)
     if framework == "torch":

@@ -161,11 +161,14 @@ def add_arguments(parser) -> None:
                         help="output folder (default: next to each weight file, as <weights>.onnx)")
     parser.add_argument("--int8", action="store_true",
                         help="also write the statically quantised <weights>.int8.onnx that "
-                             "model.precision: int8 runs (onnxruntime), calibrated on --calibration "
-                             "varied crops of the LSP training images (generated frames without "
-                             "../shared)")
+                             "model.precision: int8 runs (onnxruntime): from the calibration "
+                             "ranges kept next to the weights (<weights>.int8-ranges.json) when "
+                             "they are current, else calibrated on --calibration varied crops "
+                             "of the LSP training images, whose ranges are then kept (generated "
+                             "frames without ../shared, less accurate, not kept)")
     parser.add_argument("--calibration", type=int, default=None, metavar="N",
-                        help="calibration crops / frames per net (default: 300)")
+                        help="calibrate again on N crops / frames per net even when ranges are "
+                             "kept (default: 300)")
     parser.add_argument("--calibration-method", choices=("minmax", "percentile", "entropy"),
                         default="minmax",
                         help="activation ranges (default: minmax; percentile lost less PCK on "
@@ -210,7 +213,8 @@ def main(args) -> int:
                       if args.out else None)
             try:
                 q, how = export_int8(model, n, synthetic=True if args.synthetic else None,
-                                     method=args.calibration_method, out_path=target)
+                                     method=args.calibration_method, out_path=target,
+                                     use_kept=args.calibration is None)
             except OSError as exc:
                 print(f"error: cannot write the {kind} model's int8 file: {exc}", file=sys.stderr)
                 return 1

@@ -191,7 +191,7 @@ class PoseEstimator:
 
     def set_backend(self, framework: str, device: str, precision: str | None = None) -> None:
         """Switch framework (onnxruntime | torch | opencv), device (cpu | cuda | auto) and
-        precision (fp32 | bf16 | int8; None keeps it); BackendError if not possible (the
+        precision (auto | fp32 | bf16 | int8; None keeps it); BackendError if not possible (the
         previous backend is kept then)."""
         precision = precision or self._cfg.model.precision
         person = make_backend(self.person_model, framework, device, precision)

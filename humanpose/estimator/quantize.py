@@ -17,9 +17,19 @@ Calibration inputs (:func:`calibration_inputs`), ``n`` of them, deterministic (s
   and scaled to height ``boxsize`` and padded to a multiple of 32;
 * without ``../shared`` (or with ``synthetic=True``, for tests): generated textured frames with
   person-like shapes (:func:`synthetic_images`).
+
+Calibration ranges (``<weights>.int8-ranges.json``, onnxruntime's calibration cache plus the
+weights' sha256 and how they were calibrated): an export calibrated on the LSP crops keeps its
+activation ranges next to the weights, and the shipped nets carry theirs, so that the default
+``model.precision: int8`` can make the int8 export on a user's machine on first use, without
+``../shared`` and without calibration inference (:func:`ranges_for`): the same ranges, the same
+int8 net (seconds, not the 30 s of a calibration).  Ranges of other weights, of another
+calibration method, or naming tensors the export does not have (another exporter) are ignored.
 """
 from __future__ import annotations
 
+import inspect
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -32,6 +42,7 @@ CALIB_METHOD = "minmax"           # minmax | percentile | entropy (measured: REA
 CALIB_COUNT = 300                 # crops or frames
 CALIB_BOXSIZE = 192
 INT8_SUFFIX = ".int8.onnx"
+RANGES_SUFFIX = ".int8-ranges.json"
 FRAME_ASPECT = 4 / 3
 
 
@@ -40,6 +51,36 @@ def int8_location(model: nn.Module) -> tuple[Path, str]:
     from .onnx_export import onnx_location
     fp32, digest = onnx_location(model)
     return fp32.with_name(fp32.name[:-len(".onnx")] + INT8_SUFFIX), digest
+
+
+def ranges_location(model: nn.Module) -> Path | None:
+    """Where the calibration ranges of ``model``'s weight file live (next to it), or None for a
+    model without one."""
+    from .onnx_export import _weights_file
+    weights = _weights_file(model)
+    return None if weights is None else weights.with_name(weights.name + RANGES_SUFFIX)
+
+
+def ranges_for(model: nn.Module, method: str = CALIB_METHOD) -> tuple[Path, str] | None:
+    """(path, how they were calibrated) of the calibration ranges kept for exactly these weights
+    with ``method``, or None."""
+    from .onnx_export import onnx_location
+    path = ranges_location(model)
+    if path is None or not path.is_file() or not _cache_supported():
+        return None
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8")).get("humanpose", {})
+    except (OSError, ValueError, AttributeError):
+        return None
+    if meta.get("weights_sha256") != onnx_location(model)[1] or meta.get("method") != method:
+        return None
+    return path, str(meta.get("calibration", "kept ranges"))
+
+
+def _cache_supported() -> bool:
+    """Whether this onnxruntime's quantize_static takes a calibration cache (1.2x and newer)."""
+    from onnxruntime.quantization import quantize_static
+    return "calibration_cache_path" in inspect.signature(quantize_static).parameters
 
 
 def int8_path(model: nn.Module) -> Path | None:
@@ -143,11 +184,27 @@ def calibration_inputs(kind: str, n: int = CALIB_COUNT, boxsize: int = CALIB_BOX
 
 
 # ------------------------------------------------------------------------ quantisation
+def _graph_signature(model) -> str:
+    """sha256 of the quantiser's view of a graph: its node outputs in order (ranges are keyed
+    by these names, so ranges fit a graph only when they are the same)."""
+    import hashlib
+    names = "\n".join(o for n in model.graph.node for o in n.output)
+    return hashlib.sha256(names.encode("utf-8")).hexdigest()
+
+
+class RangesMismatch(ValueError):
+    """Kept calibration ranges that do not fit this export (another exporter's names)."""
+
+
 def quantize_onnx(fp32_path: str | Path, out_path: str | Path, inputs: list[np.ndarray],
-                  method: str = CALIB_METHOD, exclude_last: bool = False) -> Path:
-    """Statically quantise ``fp32_path`` (QDQ, weights per channel) calibrated on ``inputs``;
-    written atomically to ``out_path``.  ``exclude_last`` keeps each stage's output conv in
-    fp32."""
+                  method: str = CALIB_METHOD, exclude_last: bool = False,
+                  ranges: str | Path | None = None,
+                  keep_ranges: str | Path | None = None) -> tuple[Path, str]:
+    """Statically quantise ``fp32_path`` (QDQ, weights per channel) calibrated on ``inputs``, or
+    on the kept ``ranges`` (no calibration inference; :class:`RangesMismatch` if they were made
+    on another graph); written atomically to ``out_path``.  ``keep_ranges``: also write the
+    ranges computed here there (onnxruntime's calibration cache).  ``exclude_last`` keeps each
+    stage's output conv in fp32.  Returns (out_path, the graph's signature)."""
     import onnx
     from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat,
                                           QuantType, quantize_static)
@@ -171,6 +228,15 @@ def quantize_onnx(fp32_path: str | Path, out_path: str | Path, inputs: list[np.n
         except Exception:   # noqa: BLE001 - pre-processing is an optimisation only
             pre = Path(fp32_path)
         model = onnx.load(str(pre))
+        signature = _graph_signature(model)
+        cache = {}
+        if ranges is not None:
+            meta = json.loads(Path(ranges).read_text(encoding="utf-8")).get("humanpose", {})
+            if meta.get("graph_sha256") != signature:
+                raise RangesMismatch(f"{ranges} was calibrated on another ONNX graph")
+            cache = {"calibration_cache_path": str(ranges)}
+        elif keep_ranges is not None:
+            cache = {"calibration_cache_path": str(Path(tmp) / "ranges.json")}
         name = model.graph.input[0].name
         exclude = []
         if exclude_last:
@@ -183,29 +249,70 @@ def quantize_onnx(fp32_path: str | Path, out_path: str | Path, inputs: list[np.n
         quantize_static(str(pre), str(q), Reader(name), quant_format=QuantFormat.QDQ,
                         per_channel=True, activation_type=QuantType.QUInt8,
                         weight_type=QuantType.QInt8, calibrate_method=calib,
-                        nodes_to_exclude=exclude, extra_options=extra)
-        fd, part = tempfile.mkstemp(prefix=out_path.name + ".", suffix=".tmp", dir=out_path.parent)
-        os.close(fd)
-        try:
-            os.replace(q, part)
-            os.chmod(part, 0o644)
-            os.replace(part, out_path)
-        except Exception:
-            Path(part).unlink(missing_ok=True)
-            raise
-    return out_path
+                        nodes_to_exclude=exclude, extra_options=extra, **cache)
+        _replace_atomically(q, out_path)
+        if ranges is None and keep_ranges is not None:
+            _replace_atomically(Path(cache["calibration_cache_path"]), Path(keep_ranges))
+    return out_path, signature
+
+
+def _replace_atomically(src: Path, dst: Path) -> None:
+    """Move ``src`` to ``dst`` (readable by all) so that ``dst`` is never half written."""
+    fd, part = tempfile.mkstemp(prefix=dst.name + ".", suffix=".tmp", dir=dst.parent)
+    os.close(fd)
+    try:
+        os.replace(src, part)
+        os.chmod(part, 0o644)
+        os.replace(part, dst)
+    except Exception:
+        Path(part).unlink(missing_ok=True)
+        raise
 
 
 def export_int8(model: nn.Module, n: int = CALIB_COUNT, synthetic: bool | None = None,
                 method: str = CALIB_METHOD, boxsize: int = CALIB_BOXSIZE,
-                out_path: str | Path | None = None) -> tuple[Path, str]:
-    """Quantise the fp32 export of ``model`` (made first if needed); (path, calibration note)."""
+                out_path: str | Path | None = None,
+                use_kept: bool = True, calibrate: bool = True,
+                keep_ranges: bool | None = None) -> tuple[Path, str]:
+    """Quantise the fp32 export of ``model`` (made first if needed); (path, calibration note).
+
+    With ``use_kept`` and ranges kept for exactly these weights (:func:`ranges_for`), those are
+    used and nothing is calibrated; otherwise ``n`` calibration inputs are run, and their ranges
+    are kept next to the weights when they came from the LSP images (``keep_ranges`` True /
+    False: whatever the calibration).  Without ``calibrate``, only kept ranges are used
+    (:class:`RangesMismatch` when there are none that fit)."""
     from .onnx_export import _write_sidecar, cached_onnx
     kind = getattr(model, "kind", "pose")
-    inputs, where = calibration_inputs(kind, n, boxsize, synthetic)
     path, digest = int8_location(model)
     if out_path is not None:
         path = Path(out_path)
-    quantize_onnx(cached_onnx(model), path, inputs, method)
-    _write_sidecar(path, digest)
-    return path, f"{where}, {method} calibration"
+    fp32 = cached_onnx(model)
+    kept = ranges_for(model, method) if use_kept and synthetic is not True else None
+    if kept is not None:
+        try:
+            quantize_onnx(fp32, path, [], method, ranges=kept[0])
+            _write_sidecar(path, digest)
+            return path, f"the ranges kept in {kept[0].name} ({kept[1]})"
+        except RangesMismatch:
+            if not calibrate:
+                raise
+    if not calibrate:
+        raise RangesMismatch("no calibration ranges kept for these weights")
+    inputs, where = calibration_inputs(kind, n, boxsize, synthetic)
+    how = f"{where}, {method} calibration"
+    target = ranges_location(model)
+    if keep_ranges is None:
+        keep_ranges = "synthetic" not in where
+    keep = (keep_ranges and target is not None and _cache_supported()
+            and os.access(target.parent, os.W_OK))
+    with tempfile.TemporaryDirectory(prefix="humanpose-ranges-") as tmp:
+        raw = Path(tmp) / "ranges.json"
+        _, signature = quantize_onnx(fp32, path, inputs, method, keep_ranges=raw if keep else None)
+        _write_sidecar(path, digest)
+        if keep:
+            data = json.loads(raw.read_text(encoding="utf-8"))
+            data["humanpose"] = {"weights_sha256": digest, "method": method, "calibration": how,
+                                 "graph_sha256": signature}
+            raw.write_text(json.dumps(data, indent=0, sort_keys=True), encoding="utf-8")
+            _replace_atomically(raw, target)
+    return path, how
