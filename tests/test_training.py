@@ -457,6 +457,21 @@ def test_pck_arithmetic():
     assert metrics.pck_correct(pred, gt, either_diagonal=True)[1, 0] == 0
 
 
+def test_mirror_tolerant_pck_scores_a_mirrored_annotation_and_marks_it():
+    rng = np.random.default_rng(0)
+    gt = rng.uniform(0, 200, (3, 14, 2))
+    pred = gt.copy()
+    perm = sk.flip_permutation()[:14]
+    pred[1] = gt[1][perm]                     # read (or annotated) with left and right exchanged
+    pred[2, :3] += 500                        # three joints simply wrong
+    straight = metrics.pck_correct(pred, gt)
+    ok, swapped = metrics.pck_mirror_tolerant(pred, gt)
+    assert swapped.tolist() == [False, True, False]
+    assert np.nansum(straight[1]) < 14 and (ok[1] == 1).all()      # all right once exchanged
+    np.testing.assert_array_equal(ok[[0, 2]], straight[[0, 2]])    # the others as they were
+    assert metrics.pck_summary(ok)[0] == pytest.approx(100 * 39 / 42)
+
+
 def test_a_failing_batch_stops_training_with_its_error_instead_of_hanging():
     """The batch thread hands its exception to the training loop (it used to die silently
     and leave the loop waiting for ever)."""

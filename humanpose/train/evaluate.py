@@ -65,8 +65,8 @@ from ..config import add_estimator_arguments
 from ..skeleton import JOINT_INDEX, JOINT_LABELS, NUM_JOINTS
 from .datasets import DatasetError, PoseSet, person_box, read_lsp_dir, splits
 from .metrics import (TORSO_DEFINITION, correct_codes, from_codes, paired_difference,
-                      pck_by_orientation, pck_correct, pck_summary, rate_by_orientation,
-                      upright)
+                      pck_by_orientation, pck_correct, pck_mirror_tolerant, pck_summary,
+                      rate_by_orientation, upright)
 
 DETECTION_RADIUS = 0.3
 WAIST_UP_TILT = 45.0      # --waist-up: persons whose torso is within this of upright (degrees)
@@ -208,6 +208,8 @@ def evaluate(estimator, data: PoseSet, progress: bool = True, shrink: float = 1.
     pck_peak, _ = pck_summary(pck_correct(pred_peak, gt))
     # the persons the torso leaves out, and the PCK with them scored by the other diagonal
     either = [pck_correct(p, gt, either_diagonal=True) for p in (pred_e2e, pred_gt)]
+    # how much of what is missed is a left / right disagreement with the labels
+    mirror_ok, mirror_swapped = pck_mirror_tolerant(pred_gt, gt)
     cfg = estimator.config
     cut_off = np.isfinite(data.joints[:, :, 0]) & ~np.isfinite(gt[:, :, 0])
     return {
@@ -228,6 +230,8 @@ def evaluate(estimator, data: PoseSet, progress: bool = True, shrink: float = 1.
         "persons_scored_either_diagonal": int(np.isfinite(either[1]).any(1).sum()),
         "pck_end_to_end_either_diagonal": round(pck_summary(either[0])[0], 2),
         "pck_gt_centre_either_diagonal": round(pck_summary(either[1])[0], 2),
+        "pck_gt_centre_mirror_tolerant": round(pck_summary(mirror_ok)[0], 2),
+        "images_read_mirrored": round(100.0 * mirror_swapped.mean(), 2),
         **drawn_joints(score_e2e, ok_e2e, cut_off, cfg.estimator.joint_threshold),
         "detections_per_image": round(found / max(n, 1), 3),
         "person_threshold": cfg.estimator.person_threshold,
@@ -294,6 +298,11 @@ def format_report(rep: dict) -> str:
                      f"those lack: {rep['persons_scored_either_diagonal']}, PCK@0.2 end-to-end "
                      f"{pct(rep['pck_end_to_end_either_diagonal'])} / gt-centre "
                      f"{pct(rep['pck_gt_centre_either_diagonal'])}")
+    if "pck_gt_centre_mirror_tolerant" in rep:
+        lines.append(f"left / right: gt-centre PCK@0.2 {pct(rep['pck_gt_centre_mirror_tolerant'])} "
+                     f"when each image may also be scored against its labels with left and right "
+                     f"exchanged; {pct(rep['images_read_mirrored'])} % of the images fit the "
+                     f"exchanged labels better (mirrored annotations or poses read mirrored)")
     if "correct_joints_hidden" in rep:
         cut = (f", joints cut off by the frame drawn anyway: {rep['cut_off_joints_drawn']:.1f} % "
                f"of {rep['cut_off_joints']}" if "cut_off_joints" in rep else "")

@@ -5,7 +5,7 @@ import warnings
 
 import numpy as np
 
-from ..skeleton import JOINT_INDEX, NUM_JOINTS
+from ..skeleton import JOINT_INDEX, NUM_JOINTS, flip_permutation
 
 TORSO = (JOINT_INDEX["l_shoulder"], JOINT_INDEX["r_hip"])
 OTHER_DIAGONAL = (JOINT_INDEX["r_shoulder"], JOINT_INDEX["l_hip"])
@@ -39,6 +39,19 @@ def pck_correct(pred: np.ndarray, gt: np.ndarray, alpha: float = 0.2,
     ok = np.where(np.isnan(dist), 0.0, (dist <= thr).astype(np.float64))
     valid = np.isfinite(gt[..., 0]) & np.isfinite(thr)
     return np.where(valid, ok, np.nan)
+
+
+def pck_mirror_tolerant(pred: np.ndarray, gt: np.ndarray, alpha: float = 0.2
+                        ) -> tuple[np.ndarray, np.ndarray]:
+    """A diagnostic of left/right label disagreement: (correct, swapped) where ``correct`` is
+    :func:`pck_correct` against the labels or against the labels with left and right exchanged
+    (the whole skeleton, as a mirrored annotation), whichever gives the image more correct
+    joints, and ``swapped`` (N,) marks the images where the exchanged labels won."""
+    perm = flip_permutation()[:NUM_JOINTS]
+    straight = pck_correct(pred, gt, alpha)
+    mirrored = pck_correct(pred, np.asarray(gt)[:, perm], alpha)
+    swapped = np.nansum(mirrored, 1) > np.nansum(straight, 1)
+    return np.where(swapped[:, None], mirrored, straight), swapped
 
 
 def pck_summary(correct: np.ndarray) -> tuple[float, np.ndarray]:
