@@ -746,7 +746,10 @@ def test_eval_cli_end_to_end(tmp_path, capsys):
     assert rep["joint_threshold"] == 0.3 and 0 <= rep["correct_joints_hidden"] <= 100
     assert "cut_off_joints" not in rep and printed[-3].startswith("joints drawn (score >= 0.3)")
     assert rep["persons_scored"] <= rep["persons_scored_either_diagonal"] <= 3
-    assert printed[-4].startswith(f"persons scored: {rep['persons_scored']} of 3")
+    assert printed[-5].startswith(f"persons scored: {rep['persons_scored']} of 3")
+    assert printed[-4].startswith("left / right: gt-centre PCK@0.2 ")
+    assert rep["pck_gt_centre_mirror_tolerant"] >= rep["pck_gt_centre"]
+    assert 0 <= rep["images_read_mirrored"] <= 100
     assert rep["flip_test"] is True and "flip test" in printed[-2]
     assert rep["rescale"] is False and rep["rescaled_fraction_end_to_end"] == 0
     assert "rescale" not in printed[-2]
