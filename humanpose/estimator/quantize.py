@@ -21,10 +21,11 @@ Calibration inputs (:func:`calibration_inputs`), ``n`` of them, deterministic (s
 Calibration ranges (``<weights>.int8-ranges.json``, onnxruntime's calibration cache plus the
 weights' sha256 and how they were calibrated): an export calibrated on the LSP crops keeps its
 activation ranges next to the weights, and the shipped nets carry theirs, so that the default
-``model.precision: int8`` can make the int8 export on a user's machine on first use, without
-``../shared`` and without calibration inference (:func:`ranges_for`): the same ranges, the same
-int8 net (seconds, not the 30 s of a calibration).  Ranges of other weights, of another
-calibration method, or naming tensors the export does not have (another exporter) are ignored.
+``model.precision: auto`` (and ``int8``) can make the int8 export on a user's machine on first
+use, without ``../shared`` and without calibration inference (:func:`ranges_for`): the same
+ranges, the same int8 net (seconds, not the 30 s of a calibration).  Ranges of other weights,
+of another calibration method, or made on another ONNX graph (another exporter's tensor names)
+are ignored.
 """
 from __future__ import annotations
 
