@@ -105,30 +105,36 @@ def test_lsp_training_images_pose_is_mostly_right(estimator):
 
 
 def test_min_pose_score_drops_low_scoring_detections_and_only_them(estimator):
-    """vtest.avi: with the default nets since session 33 (person_mobilenet + pose_mobilenet)
-    its low-scoring detections are people half hidden behind others or street furniture (with the first session-33 weights frames 64, 72 and
-    160, pose scores 0.39-0.46; with the session-34 weights and crop levels the tripod, 0.44 at
-    frame 583).  On the first such frame (every 8th of the clip), the
-    filter works as it should: with the default estimator.min_pose_score that detection is
-    gone, every person kept scores at least that, and every person that scores at least that is
-    still there.  (Until session 32 the example was frame 224, a false detection by the lamp
-    post at 0.38 with the compact nets; see docs/training-log.md.)"""
+    """Real clips: the low-scoring detections of the default nets are people half hidden behind
+    others or street furniture (first session-33 weights: vtest frames 64, 72 and 160, pose
+    scores 0.39-0.46; session-34 weights with crop levels: the tripod at vtest frame 583, 0.44;
+    the session-35 pose net scores every vtest detection of every 4th frame at least 0.5, and
+    street_people frame 0 has two, 0.45 and 0.22, in the café crowd).  On the first such frame
+    (every 8th of vtest, then of street_people) the filter works as it should: with the
+    default estimator.min_pose_score that detection is gone, every person kept scores at least
+    that, and every person that scores at least that is still there.  (Until session 32 the
+    example was vtest frame 224, a false detection by the lamp post at 0.38 with the compact
+    nets; see docs/training-log.md.)"""
     from humanpose.estimator.pipeline import PoseEstimator, pose_score
     t = estimator.config.estimator.min_pose_score
     assert t > 0
     keep_all = PoseEstimator(config.set_value(estimator.config, "estimator.min_pose_score", 0.0))
     score = lambda p: pose_score(p.joints)     # noqa: E731
-    cap = cv2.VideoCapture(str(shared_path("media", "vtest.avi")))
-    every = []
-    for i in range(0, 800, 8):
-        cap.set(cv2.CAP_PROP_POS_FRAMES, i)
-        ok, frame = cap.read()
-        assert ok
-        every = keep_all.estimate(frame, keep_maps=False).persons
+    every, frame = [], None
+    for clip in ("vtest.avi", "street_people.avi"):
+        cap = cv2.VideoCapture(str(shared_path("media", clip)))
+        for i in range(0, 800, 8):
+            cap.set(cv2.CAP_PROP_POS_FRAMES, i)
+            ok, frame = cap.read()
+            if not ok:
+                break
+            every = keep_all.estimate(frame, keep_maps=False).persons
+            if any(score(p) < t for p in every):
+                break
+        cap.release()
         if any(score(p) < t for p in every):
             break
-    cap.release()
-    assert any(score(p) < t for p in every), "no low-scoring detection in vtest's frames"
+    assert any(score(p) < t for p in every), "no low-scoring detection in the clips' frames"
     kept = estimator.estimate(frame).persons
     assert all(score(p) >= t for p in kept)
     centres = [tuple(np.round(p.centre, 3)) for p in kept]

@@ -163,7 +163,7 @@ def main(argv=None) -> int:
     hp = []
     runs = [(f"humanpose, tracking-driven (detector every {every})", every, None),
             ("humanpose, detector every frame", 1, None)]
-    other = "fp32" if cfg.model.precision == "int8" else "int8"   # the other precision beside it
+    other = "fp32" if cfg.model.precision in ("auto", "int8") else "int8"   # the other one beside
     runs.append((f"humanpose {other}, tracking-driven (detector every {every})", every, other))
     for label, detect_every, precision in runs:
         c = set_value(set_value(cfg, "tracking.detect_every", detect_every),

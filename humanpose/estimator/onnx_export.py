@@ -170,9 +170,11 @@ def add_arguments(parser) -> None:
                         help="calibrate again on N crops / frames per net even when ranges are "
                              "kept (default: 300)")
     parser.add_argument("--calibration-method", choices=("minmax", "percentile", "entropy"),
-                        default="minmax",
-                        help="activation ranges (default: minmax; percentile lost less PCK on "
-                             "pose_mobilenet but needs minutes and GBs of memory)")
+                        default=None,
+                        help="activation ranges (default: the kept ranges' method, else minmax; "
+                             "percentile lost less PCK on pose_mobilenet, the shipped ranges' "
+                             "method, but needs minutes and GBs of memory: too many for "
+                             "person_mobilenet on 23 GB)")
     parser.add_argument("--synthetic", action="store_true",
                         help="calibrate on generated frames even when ../shared is present "
                              "(for tests; less accurate)")

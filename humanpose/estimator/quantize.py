@@ -40,6 +40,7 @@ import numpy as np
 from torch import nn
 
 CALIB_METHOD = "minmax"           # minmax | percentile | entropy (measured: README / model card)
+CALIB_METHODS = ("minmax", "percentile", "entropy")
 CALIB_COUNT = 300                 # crops or frames
 CALIB_BOXSIZE = 192
 INT8_SUFFIX = ".int8.onnx"
@@ -62,9 +63,9 @@ def ranges_location(model: nn.Module) -> Path | None:
     return None if weights is None else weights.with_name(weights.name + RANGES_SUFFIX)
 
 
-def ranges_for(model: nn.Module, method: str = CALIB_METHOD) -> tuple[Path, str] | None:
-    """(path, how they were calibrated) of the calibration ranges kept for exactly these weights
-    with ``method``, or None."""
+def ranges_for(model: nn.Module, method: str | None = None) -> tuple[Path, str, str] | None:
+    """(path, how they were calibrated, method) of the calibration ranges kept for exactly these
+    weights (with ``method``; None: whichever), or None."""
     from .onnx_export import onnx_location
     path = ranges_location(model)
     if path is None or not path.is_file() or not _cache_supported():
@@ -73,9 +74,11 @@ def ranges_for(model: nn.Module, method: str = CALIB_METHOD) -> tuple[Path, str]
         meta = json.loads(path.read_text(encoding="utf-8")).get("humanpose", {})
     except (OSError, ValueError, AttributeError):
         return None
-    if meta.get("weights_sha256") != onnx_location(model)[1] or meta.get("method") != method:
+    kept = meta.get("method")
+    if (meta.get("weights_sha256") != onnx_location(model)[1] or kept not in CALIB_METHODS
+            or method not in (None, kept)):
         return None
-    return path, str(meta.get("calibration", "kept ranges"))
+    return path, str(meta.get("calibration", "kept ranges")), kept
 
 
 def _cache_supported() -> bool:
@@ -271,14 +274,15 @@ def _replace_atomically(src: Path, dst: Path) -> None:
 
 
 def export_int8(model: nn.Module, n: int = CALIB_COUNT, synthetic: bool | None = None,
-                method: str = CALIB_METHOD, boxsize: int = CALIB_BOXSIZE,
+                method: str | None = None, boxsize: int = CALIB_BOXSIZE,
                 out_path: str | Path | None = None,
                 use_kept: bool = True, calibrate: bool = True,
                 keep_ranges: bool | None = None) -> tuple[Path, str]:
     """Quantise the fp32 export of ``model`` (made first if needed); (path, calibration note).
 
-    With ``use_kept`` and ranges kept for exactly these weights (:func:`ranges_for`), those are
-    used and nothing is calibrated; otherwise ``n`` calibration inputs are run, and their ranges
+    With ``use_kept`` and ranges kept for exactly these weights (:func:`ranges_for`; with
+    ``method``, of that method), those are used and nothing is calibrated; otherwise ``n``
+    calibration inputs are run (``method``, default :data:`CALIB_METHOD`), and their ranges
     are kept next to the weights when they came from the LSP images (``keep_ranges`` True /
     False: whatever the calibration).  Without ``calibrate``, only kept ranges are used
     (:class:`RangesMismatch` when there are none that fit)."""
@@ -291,7 +295,7 @@ def export_int8(model: nn.Module, n: int = CALIB_COUNT, synthetic: bool | None =
     kept = ranges_for(model, method) if use_kept and synthetic is not True else None
     if kept is not None:
         try:
-            quantize_onnx(fp32, path, [], method, ranges=kept[0])
+            quantize_onnx(fp32, path, [], kept[2], ranges=kept[0])
             _write_sidecar(path, digest)
             return path, f"the ranges kept in {kept[0].name} ({kept[1]})"
         except RangesMismatch:
@@ -299,6 +303,7 @@ def export_int8(model: nn.Module, n: int = CALIB_COUNT, synthetic: bool | None =
                 raise
     if not calibrate:
         raise RangesMismatch("no calibration ranges kept for these weights")
+    method = method or CALIB_METHOD
     inputs, where = calibration_inputs(kind, n, boxsize, synthetic)
     how = f"{where}, {method} calibration"
     target = ranges_location(model)
