@@ -42,7 +42,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     # OpenMP threads that spin-wait stall the estimator when the cores are busy (the GUI's
     # threads, other programs): must be set before torch is imported by a command module.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    if "GOMP_SPINCOUNT" not in os.environ:      # a bounded spin asked for: leave it to that
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     # OpenCV's and FFmpeg's own log lines ("[ WARN:0@...]", "[mov,mp4...] moov atom not found")
     # only repeat what the commands say in their own error / warning lines (as the window does)
     os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")

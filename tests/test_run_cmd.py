@@ -293,3 +293,18 @@ def test_detector_size_and_crop_levels_flags_override_the_config_file(tmp_path, 
     assert (parse().detector_size, parse().crop_levels) == (320, 2)
     est = parse("--detector-size", "512", "--crop-levels", "1")
     assert (est.detector_size, est.crop_levels) == (512, 1)
+
+
+def test_cli_waits_passively_unless_a_bounded_spin_is_asked_for(monkeypatch):
+    import os
+
+    from humanpose.cli import main
+    for spin, expected in ((None, "PASSIVE"), ("100000", None)):
+        monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+        if spin is None:
+            monkeypatch.delenv("GOMP_SPINCOUNT", raising=False)
+        else:
+            monkeypatch.setenv("GOMP_SPINCOUNT", spin)
+        with pytest.raises(SystemExit):
+            main(["export-onnx", "--help"])
+        assert os.environ.get("OMP_WAIT_POLICY") == expected

@@ -19,10 +19,11 @@ def configure_environment() -> None:
       decoding, painting); with OpenMP's default spin-waiting, torch's intra-op threads stall
       on each other whenever a core is taken, and on 2 cores an estimate went from ~100 ms to
       0.4-3.5 s.  Passive waiting keeps estimates steady (see the frame-rate table in the note).
+      Not set when ``GOMP_SPINCOUNT`` is: a bounded spin the user asked for (docs/configuration.md).
     * ``OPENCV_LOG_LEVEL=ERROR``: OpenCV's own warnings (e.g. probing a missing camera) would only
       repeat on the terminal what the window already says.
     """
-    if "torch" not in sys.modules:
+    if "torch" not in sys.modules and "GOMP_SPINCOUNT" not in os.environ:
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
 
