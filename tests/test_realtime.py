@@ -10,6 +10,7 @@ from humanpose.config import ConfigError, from_dict
 from humanpose.estimator import backends, quantize
 from humanpose.estimator.backends import BackendError, make_backend
 from humanpose.estimator.pipeline import PoseEstimator
+from humanpose.store import load_model, save_weights
 from test_backends import KW, tiny   # tiny nets with non-trivial BatchNorm statistics
 
 torch.set_num_threads(1)
@@ -72,11 +73,15 @@ def test_calibration_inputs_synthetic_shapes():
                for x in person)
 
 
-def test_int8_export_runs_and_is_found_by_the_backend(tmp_path):
-    from humanpose.store import load_model, save_weights
+def _tiny_weights(tmp_path, seed: int = 1):
+    """A tiny pose net saved as a weight file in tmp_path/models; (its path, the loaded net)."""
     wpath = tmp_path / "models" / "pose_tiny.safetensors"
-    save_weights(tiny("pose", 1), wpath, "cpm_compact", kwargs=KW)
-    model = load_model(wpath)
+    save_weights(tiny("pose", seed), wpath, "cpm_compact", kwargs=KW)
+    return wpath, load_model(wpath)
+
+
+def test_int8_export_runs_and_is_found_by_the_backend(tmp_path):
+    wpath, model = _tiny_weights(tmp_path)
     # before the export: int8 asked for, fp32 run, and the note says how to make it
     before = make_backend(model, "onnxruntime", "cpu", "int8")
     assert before.name == "onnxruntime/cpu" and "export-onnx --int8" in before.note
@@ -96,18 +101,14 @@ def test_int8_export_runs_and_is_found_by_the_backend(tmp_path):
     assert np.abs(out - ref).max() < 0.25 * (np.abs(ref).max() + 1e-3)   # int8, not garbage
 
     # new weights in the same file: the int8 export is stale, fp32 runs and says so
-    save_weights(tiny("pose", 9), wpath, "cpm_compact", kwargs=KW)
-    stale = make_backend(load_model(wpath), "onnxruntime", "cpu", "int8")
+    stale = make_backend(_tiny_weights(tmp_path, 9)[1], "onnxruntime", "cpu", "int8")
     assert stale.precision == "fp32" and "export-onnx --int8" in stale.note
 
 
 def test_kept_ranges_make_the_same_int8_export_on_first_use(tmp_path):
     import json
 
-    from humanpose.store import load_model, save_weights
-    wpath = tmp_path / "models" / "pose_tiny.safetensors"
-    save_weights(tiny("pose", 1), wpath, "cpm_compact", kwargs=KW)
-    model = load_model(wpath)
+    wpath, model = _tiny_weights(tmp_path)
     path, how = quantize.export_int8(model, n=8, synthetic=True, boxsize=64, keep_ranges=True)
     ranges = wpath.with_name(wpath.name + quantize.RANGES_SUFFIX)
     meta = json.loads(ranges.read_text())["humanpose"]
@@ -138,17 +139,14 @@ def test_kept_ranges_make_the_same_int8_export_on_first_use(tmp_path):
     assert auto.name == "onnxruntime/cpu" and auto.note is None and not path.exists()
 
     # new weights: the kept ranges are stale and ignored
-    save_weights(tiny("pose", 9), wpath, "cpm_compact", kwargs=KW)
-    assert quantize.ranges_for(load_model(wpath)) is None
-    stale = make_backend(load_model(wpath), "onnxruntime", "cpu", "int8")
+    new = _tiny_weights(tmp_path, 9)[1]
+    assert quantize.ranges_for(new) is None
+    stale = make_backend(new, "onnxruntime", "cpu", "int8")
     assert stale.precision == "fp32" and "export-onnx --int8" in stale.note
 
 
 def test_synthetic_calibration_keeps_no_ranges(tmp_path):
-    from humanpose.store import load_model, save_weights
-    wpath = tmp_path / "models" / "pose_tiny.safetensors"
-    save_weights(tiny("pose", 1), wpath, "cpm_compact", kwargs=KW)
-    model = load_model(wpath)
+    wpath, model = _tiny_weights(tmp_path)
     quantize.export_int8(model, n=4, synthetic=True, boxsize=64)
     assert not wpath.with_name(wpath.name + quantize.RANGES_SUFFIX).exists()
     assert quantize.ranges_for(model) is None
@@ -156,7 +154,6 @@ def test_synthetic_calibration_keeps_no_ranges(tmp_path):
 
 def test_export_onnx_command_int8(tmp_path, capsys, monkeypatch):
     from humanpose.cli import main
-    from humanpose.store import save_weights
     models = tmp_path / "models"
     save_weights(tiny("pose", 1), models / "pose_t.safetensors", "cpm_compact", kwargs=KW)
     save_weights(tiny("person", 1), models / "person_t.safetensors", "cpm_compact", kwargs=KW)
