@@ -321,11 +321,11 @@ def make_backend(model: nn.Module, framework: str, device: str,
     if precision not in PRECISIONS:
         raise BackendError(f"unknown precision {precision!r}; allowed: {', '.join(PRECISIONS)}")
     dev, note = resolve_device(framework, device)
-    if precision == "auto":
-        if framework == "onnxruntime" and dev == "cpu" and _int8_export(model)[0] is not None:
-            precision = "int8"
-        else:
-            precision = "fp32"
+    if precision == "auto":     # int8 where its export is there or makeable, else fp32, no note
+        int8 = _int8_export(model)[0] if framework == "onnxruntime" and dev == "cpu" else None
+        if int8 is not None:
+            return OnnxRuntimeBackend(model, dev, note, "int8", onnx_path=int8)
+        precision = "fp32"
     if framework == "onnxruntime":
         return OnnxRuntimeBackend(model, dev, note, precision)
     if framework == "torch":
