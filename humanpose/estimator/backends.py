@@ -13,8 +13,10 @@
 
 device ``cpu``, ``cuda`` or ``auto`` (CUDA when available, else CPU with a one-time warning).
 A precision a backend cannot run falls back to fp32 and says why in ``backend.note``; precision
-``auto`` (the default) is int8 where it can run (onnxruntime on the CPU, an int8 export there or
-makeable from kept ranges), else fp32, without a note.  A backend
+``auto`` (the default) is int8 for the pose net where it can run (onnxruntime on the CPU, an int8
+export there or makeable from kept ranges) and agrees with fp32 on this CPU (the self-check of
+:mod:`.int8_check`), else fp32: without a note, except when the check failed.  The person net
+runs fp32 under ``auto`` (:data:`AUTO_INT8_KINDS`), int8 only when asked.  A backend
 is a callable ``backend(x) -> list[np.ndarray]`` with a ``name`` such as ``"onnxruntime/cpu"``
 (``"onnxruntime/cpu/int8"`` for a precision other than fp32) and a ``note`` (None or text).
 """
@@ -34,6 +36,10 @@ log = logging.getLogger(__name__)
 FRAMEWORKS = ("onnxruntime", "torch", "opencv")
 DEVICES = ("cpu", "cuda", "auto")
 PRECISIONS = ("auto", "fp32", "bf16", "int8")
+# precision auto runs int8 for these net kinds only: measured on the validation split against
+# fp32 (docs/configuration.md, "int8 and your CPU"), the pose net's 7-bit int8 costs nothing
+# measurable, while every int8 scheme of the person detector cost about a point end to end
+AUTO_INT8_KINDS = ("pose",)
 # Measured on 2 busy cores (docs/configuration.md, "Threads"): one intra-op thread per core (2
 # beat 1), no spinning: spinning threads collapse when another process takes a core.
 ORT_MAX_THREADS = 4
@@ -86,15 +92,8 @@ def resolve_device(framework: str, device: str) -> tuple[str, str | None]:
 
 def cpu_bf16_support() -> str | None:
     """The CPU's native bfloat16 instructions ("AMX" or "AVX512-BF16"), or None."""
-    flags = set()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    break
-    except OSError:
-        pass
+    from .cpu import cpu_flags
+    flags = cpu_flags()
     try:
         native = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
@@ -218,6 +217,36 @@ def _int8_export(model: nn.Module) -> tuple[Path | None, str | None]:
     return path, None
 
 
+def checked_int8(model: nn.Module) -> tuple["OnnxRuntimeBackend | None", str | None, bool]:
+    """(the int8 backend of ``model`` when its export agrees with fp32 on this CPU, else None;
+    a note; whether it ran and disagreed).  The export is made on first use (:func:`_int8_export`),
+    then checked against fp32 on reference inputs (:mod:`.int8_check`); the verdict is kept
+    with the export for this CPU, so later starts skip the check."""
+    from . import int8_check
+    from .quantize import int8_location
+    path, note = _int8_export(model)
+    if path is None:
+        return None, note, False
+    int8 = OnnxRuntimeBackend(model, "cpu", precision="int8", onnx_path=path)
+    record = int8_location(model)[1]
+    verdict = int8_check.cached(path, record)
+    if verdict is None:
+        t0 = time.perf_counter()
+        try:
+            why = int8_check.check(getattr(model, "kind", "pose"),
+                                   OnnxRuntimeBackend(model, "cpu", precision="fp32"), int8)
+        except FileNotFoundError as exc:     # a damaged install: int8 unchecked, so not run
+            return None, f"cannot check int8 against fp32 ({exc}); using fp32", False
+        int8_check.keep(path, record, why)
+        log.info("int8 self-check of %s on %s: %s (%.2f s)", path.name, int8_check.describe(),
+                 why or "agrees with fp32", time.perf_counter() - t0)
+    else:
+        why = verdict[1]
+    if why:
+        return None, int8_check.disagreement_note(why), True
+    return int8, None, False
+
+
 class OnnxRuntimeBackend:
     """ONNX Runtime on the cached ONNX export (fp32) or its int8 quantisation."""
 
@@ -234,9 +263,9 @@ class OnnxRuntimeBackend:
             if precision == "int8" and device != "cpu":
                 extra = f"int8 runs on the CPU only; using fp32 on {device}"
             elif precision == "int8":
-                path, extra = _int8_export(model)
-                if path is not None:
-                    onnx_path, self.precision = path, "int8"
+                backend, extra, _ = checked_int8(model)
+                if backend is not None:
+                    onnx_path, self.precision = backend.onnx_path, "int8"
             elif precision == "bf16":
                 extra = ("bf16: onnxruntime has no bfloat16 CPU kernels; using fp32 "
                          "(bf16 runs with model.framework: torch"
@@ -321,10 +350,18 @@ def make_backend(model: nn.Module, framework: str, device: str,
     if precision not in PRECISIONS:
         raise BackendError(f"unknown precision {precision!r}; allowed: {', '.join(PRECISIONS)}")
     dev, note = resolve_device(framework, device)
-    if precision == "auto":     # int8 where its export is there or makeable, else fp32, no note
-        int8 = _int8_export(model)[0] if framework == "onnxruntime" and dev == "cpu" else None
-        if int8 is not None:
-            return OnnxRuntimeBackend(model, dev, note, "int8", onnx_path=int8)
+    if precision == "auto" and getattr(model, "kind", "pose") not in AUTO_INT8_KINDS:
+        precision = "fp32"
+    if precision in ("auto", "int8") and framework == "onnxruntime" and dev == "cpu":
+        backend, why, disagreed = checked_int8(model)
+        if backend is not None:
+            backend.note = _join(note, backend.note)
+            return backend
+        # auto: fp32 without a note where no int8 export can be made, with one where the
+        # export disagreed with fp32 on this CPU; int8: fp32, always saying why
+        return OnnxRuntimeBackend(model, dev, _join(
+            note, why if precision == "int8" or disagreed else None), "fp32")
+    if precision == "auto":
         precision = "fp32"
     if framework == "onnxruntime":
         return OnnxRuntimeBackend(model, dev, note, precision)

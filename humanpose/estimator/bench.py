@@ -287,9 +287,10 @@ def main(args) -> int:
             return 2
         results.append((cand, rows))
 
+    from .cpu import describe as describe_cpu
     print(f"\nhumanpose bench: backend {backend}, {torch.get_num_threads()} torch threads, "
           f"{args.frames} timed frame(s) per box size on {where}, tracking "
-          f"{'on' if cfg.tracking.enabled else 'off'}")
+          f"{'on' if cfg.tracking.enabled else 'off'}; CPU {describe_cpu()}")
     if any(c.random for c, _ in results):
         print("Columns marked 'random weights, timing only' show speed, not accuracy.")
     print()

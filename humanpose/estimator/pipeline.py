@@ -143,6 +143,15 @@ class PoseEstimator:
         return self._pose_backend.name
 
     @property
+    def backend_report(self) -> dict:
+        """What ran, for reports: backend, each net's precision, the CPU and its int8 path."""
+        from .cpu import cpu_summary
+        return {"backend": self._pose_backend.name,
+                "precision": {"person": self._person_backend.precision,
+                              "pose": self._pose_backend.precision},
+                "cpu": cpu_summary()}
+
+    @property
     def backend_note(self) -> str | None:
         """Why the backend differs from the one asked for (e.g. CUDA not available, no int8
         export), or None; the person net's own note where it differs."""

@@ -43,16 +43,32 @@ CALIB_METHOD = "minmax"           # minmax | percentile | entropy (measured: REA
 CALIB_METHODS = ("minmax", "percentile", "entropy")
 CALIB_COUNT = 300                 # crops or frames
 CALIB_BOXSIZE = 192
+# int8 weights, per net kind: "s7" = signed 8-bit per output channel with reduce_range (7-bit
+# values), so that the u8 x s8 products of two neighbours fit the 16-bit intermediate of the AVX2
+# kernels (x86 CPUs without VNNI, where full 8-bit weights saturate); "u8" = unsigned 8-bit weights
+# (u8 x u8 kernels widen to 16 bits before multiplying: nothing saturates); "s8" = the full signed
+# 8-bit range (exact only on VNNI / AMX / ARM kernels).  The activation ranges are the same for
+# each.  Chosen by paired validation runs against fp32 (docs/configuration.md, "int8 and your CPU").
+WEIGHT_SCHEME = {"person": "u8", "pose": "s7"}
+WEIGHT_SCHEMES = ("s7", "s8", "u8")
 INT8_SUFFIX = ".int8.onnx"
 RANGES_SUFFIX = ".int8-ranges.json"
 FRAME_ASPECT = 4 / 3
 
 
-def int8_location(model: nn.Module) -> tuple[Path, str]:
-    """Where the int8 export of ``model`` lives and the digest it must be recorded with."""
+def weight_scheme(model: nn.Module) -> str:
+    """The int8 weight scheme of ``model``'s kind (:data:`WEIGHT_SCHEME`)."""
+    return WEIGHT_SCHEME.get(getattr(model, "kind", "pose"), "s7")
+
+
+def int8_location(model: nn.Module, scheme: str | None = None) -> tuple[Path, str]:
+    """Where the int8 export of ``model`` lives and the record it must carry: the weights'
+    digest and the weight scheme (an export of another scheme is made again)."""
     from .onnx_export import onnx_location
+    scheme = scheme or weight_scheme(model)
     fp32, digest = onnx_location(model)
-    return fp32.with_name(fp32.name[:-len(".onnx")] + INT8_SUFFIX), digest
+    return (fp32.with_name(fp32.name[:-len(".onnx")] + INT8_SUFFIX),
+            f"{digest} weights={scheme}")
 
 
 def ranges_location(model: nn.Module) -> Path | None:
@@ -203,12 +219,17 @@ class RangesMismatch(ValueError):
 def quantize_onnx(fp32_path: str | Path, out_path: str | Path, inputs: list[np.ndarray],
                   method: str = CALIB_METHOD, exclude_last: bool = False,
                   ranges: str | Path | None = None,
-                  keep_ranges: str | Path | None = None) -> tuple[Path, str]:
+                  keep_ranges: str | Path | None = None,
+                  weights: str = "s7") -> tuple[Path, str]:
     """Statically quantise ``fp32_path`` (QDQ, weights per channel) calibrated on ``inputs``, or
     on the kept ``ranges`` (no calibration inference; :class:`RangesMismatch` if they were made
     on another graph); written atomically to ``out_path``.  ``keep_ranges``: also write the
     ranges computed here there (onnxruntime's calibration cache).  ``exclude_last`` keeps each
-    stage's output conv in fp32.  Returns (out_path, the graph's signature)."""
+    stage's output conv in fp32.  ``weights``: the weight scheme (:data:`WEIGHT_SCHEMES`; the
+    activation ranges are the same for each).  Returns (out_path, the graph's signature)."""
+    if weights not in WEIGHT_SCHEMES:
+        raise ValueError(f"unknown int8 weight scheme {weights!r}; allowed: "
+                         f"{', '.join(WEIGHT_SCHEMES)}")
     import onnx
     from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat,
                                           QuantType, quantize_static)
@@ -252,7 +273,8 @@ def quantize_onnx(fp32_path: str | Path, out_path: str | Path, inputs: list[np.n
         q = Path(tmp) / "q.onnx"
         quantize_static(str(pre), str(q), Reader(name), quant_format=QuantFormat.QDQ,
                         per_channel=True, activation_type=QuantType.QUInt8,
-                        weight_type=QuantType.QInt8, calibrate_method=calib,
+                        weight_type=QuantType.QUInt8 if weights == "u8" else QuantType.QInt8,
+                        reduce_range=weights == "s7", calibrate_method=calib,
                         nodes_to_exclude=exclude, extra_options=extra, **cache)
         _replace_atomically(q, out_path)
         if ranges is None and keep_ranges is not None:
@@ -277,7 +299,8 @@ def export_int8(model: nn.Module, n: int = CALIB_COUNT, synthetic: bool | None =
                 method: str | None = None, boxsize: int = CALIB_BOXSIZE,
                 out_path: str | Path | None = None,
                 use_kept: bool = True, calibrate: bool = True,
-                keep_ranges: bool | None = None) -> tuple[Path, str]:
+                keep_ranges: bool | None = None,
+                weights: str | None = None) -> tuple[Path, str]:
     """Quantise the fp32 export of ``model`` (made first if needed); (path, calibration note).
 
     With ``use_kept`` and ranges kept for exactly these weights (:func:`ranges_for`; with
@@ -285,19 +308,22 @@ def export_int8(model: nn.Module, n: int = CALIB_COUNT, synthetic: bool | None =
     calibration inputs are run (``method``, default :data:`CALIB_METHOD`), and their ranges
     are kept next to the weights when they came from the LSP images (``keep_ranges`` True /
     False: whatever the calibration).  Without ``calibrate``, only kept ranges are used
-    (:class:`RangesMismatch` when there are none that fit)."""
+    (:class:`RangesMismatch` when there are none that fit).  ``weights``: the weight scheme
+    (default: :func:`weight_scheme`)."""
     from .onnx_export import _write_sidecar, cached_onnx
     kind = getattr(model, "kind", "pose")
-    path, digest = int8_location(model)
+    weights = weights or weight_scheme(model)
+    path, record = int8_location(model, weights)
+    digest = record.split()[0]
     if out_path is not None:
         path = Path(out_path)
     fp32 = cached_onnx(model)
     kept = ranges_for(model, method) if use_kept and synthetic is not True else None
     if kept is not None:
         try:
-            quantize_onnx(fp32, path, [], kept[2], ranges=kept[0])
-            _write_sidecar(path, digest)
-            return path, f"the ranges kept in {kept[0].name} ({kept[1]})"
+            quantize_onnx(fp32, path, [], kept[2], ranges=kept[0], weights=weights)
+            _write_sidecar(path, record)
+            return path, f"the ranges kept in {kept[0].name} ({kept[1]}), {weights} weights"
         except RangesMismatch:
             if not calibrate:
                 raise
@@ -313,12 +339,13 @@ def export_int8(model: nn.Module, n: int = CALIB_COUNT, synthetic: bool | None =
             and os.access(target.parent, os.W_OK))
     with tempfile.TemporaryDirectory(prefix="humanpose-ranges-") as tmp:
         raw = Path(tmp) / "ranges.json"
-        _, signature = quantize_onnx(fp32, path, inputs, method, keep_ranges=raw if keep else None)
-        _write_sidecar(path, digest)
+        _, signature = quantize_onnx(fp32, path, inputs, method,
+                                     keep_ranges=raw if keep else None, weights=weights)
+        _write_sidecar(path, record)
         if keep:
             data = json.loads(raw.read_text(encoding="utf-8"))
             data["humanpose"] = {"weights_sha256": digest, "method": method, "calibration": how,
                                  "graph_sha256": signature}
             raw.write_text(json.dumps(data, indent=0, sort_keys=True), encoding="utf-8")
             _replace_atomically(raw, target)
-    return path, how
+    return path, f"{how}, {weights} weights"

@@ -225,9 +225,10 @@ def main(args, cfg, boxsizes=None, frames=None) -> int:
         backends = [b for b in BACKENDS if b[0] == args.framework] or [(args.framework, "fp32")]
     variants = make_variants(cfg, person, pose, boxsizes, backends)
     run_variants(variants, frames)
+    from .cpu import describe as describe_cpu
     print(f"\nhumanpose bench --webcam: {cfg.model.person_model} + {cfg.model.pose_model}, "
           f"{where}; {torch.get_num_threads()} torch thread(s), onnxruntime "
-          f"{_ort_threads()} intra-op thread(s); round robin over the variants; p50 / p95 of "
+          f"{_ort_threads()} intra-op thread(s), CPU {describe_cpu()}; round robin over the variants; p50 / p95 of "
           f"{len(frames)} frames each after {WARMUP} warm-up frames\n")
     print(format_table(variants))
     notes = {v.estimator.backend_note for v in variants

@@ -337,6 +337,7 @@ def _finish(folder: OutputFolder, summary: RunSummary, src: FrameSource, source_
             "config_sha256": config_hash(cfg),
             "config_file": cfg.path,
             "models": {"person": cfg.model.person_model, "pose": cfg.model.pose_model},
+            "backend": estimator.backend_report,
             "humanpose_version": __version__,
             "started": started,
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

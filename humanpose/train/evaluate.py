@@ -250,6 +250,8 @@ def evaluate(estimator, data: PoseSet, progress: bool = True, shrink: float = 1.
             "tracked_frames_fraction": round(tracked / max(n * still_clip, 1), 3)}
            if still_clip else {}),
         "backend": estimator.backend_name,
+        **{k: v for k, v in (getattr(estimator, "backend_report", None) or {}).items()
+           if k in ("precision", "cpu")},
         "person_model": cfg.model.person_model,
         "pose_model": cfg.model.pose_model,
         "alpha": 0.2,
@@ -317,9 +319,18 @@ def format_report(rep: dict) -> str:
                  f"{'  rescale' if rep.get('rescale') else ''}"
                  f"{'  shrink %g' % rep['shrink'] if rep.get('shrink', 1.0) < 1.0 else ''}"
                  f"{'  waist-up' if rep.get('framing') == 'waist-up' else ''}  "
-                 f"backend: {rep['backend']}")
+                 f"backend: {rep['backend']}{_ran(rep)}")
     lines.append(f"PCK@0.2 end-to-end: {rep['pck_end_to_end']:.1f}  gt-centre: {rep['pck_gt_centre']:.1f}")
     return "\n".join(lines)
+
+
+def _ran(rep: dict) -> str:
+    """" (person int8, pose int8 on AMD EPYC, AVX512-VNNI)" from a report that has it."""
+    prec, cpu = rep.get("precision"), rep.get("cpu")
+    if not prec or not cpu:
+        return ""
+    return (f" (person {prec['person']}, pose {prec['pose']} on {cpu['model']}, "
+            f"{cpu['int8_kernel']})")
 
 
 MODES = (("end-to-end", "per_image_end_to_end"), ("gt-centre", "per_image_gt_centre"))
