@@ -175,6 +175,10 @@ def add_arguments(parser) -> None:
                              "percentile lost less PCK on pose_mobilenet, the shipped ranges' "
                              "method, but needs minutes and GBs of memory: too many for "
                              "person_mobilenet on 23 GB)")
+    parser.add_argument("--int8-weights", choices=("s7", "s8", "u8"), default=None,
+                        help="int8 weight scheme (default: s7 for the pose net, u8 for the "
+                             "person net: both exact on CPUs with and without VNNI; s8 "
+                             "saturates on AVX2-only CPUs, for comparisons)")
     parser.add_argument("--synthetic", action="store_true",
                         help="calibrate on generated frames even when ../shared is present "
                              "(for tests; less accurate)")
@@ -216,7 +220,8 @@ def main(args) -> int:
             try:
                 q, how = export_int8(model, n, synthetic=True if args.synthetic else None,
                                      method=args.calibration_method, out_path=target,
-                                     use_kept=args.calibration is None)
+                                     use_kept=args.calibration is None,
+                                     weights=getattr(args, "int8_weights", None))
             except OSError as exc:
                 print(f"error: cannot write the {kind} model's int8 file: {exc}", file=sys.stderr)
                 return 1
