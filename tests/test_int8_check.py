@@ -129,3 +129,19 @@ def test_cpu_int8_path_from_the_flags(monkeypatch):
 def test_unknown_weight_scheme_is_refused(tmp_path):
     with pytest.raises(ValueError, match="unknown int8 weight scheme"):
         quantize.quantize_onnx(tmp_path / "none.onnx", tmp_path / "q.onnx", [], weights="s9")
+
+
+def test_the_estimator_reports_what_ran_and_on_which_cpu(tmp_path, monkeypatch):
+    from humanpose.estimator.pipeline import PoseEstimator
+    monkeypatch.setenv("HUMANPOSE_CACHE", str(tmp_path / "cache"))
+    cfg = config.load()
+    cfg = config.set_value(cfg, "model.framework", "onnxruntime")
+    est = PoseEstimator(config.set_value(cfg, "model.device", "cpu"))
+    rep = est.backend_report
+    assert rep["backend"] == est.backend_name
+    assert set(rep["precision"]) == {"person", "pose"}
+    assert rep["precision"]["person"] == "fp32"           # auto: the detector stays fp32
+    assert rep["precision"]["pose"] in ("int8", "fp32")   # int8 unless this CPU's check failed
+    assert (rep["precision"]["pose"] == "int8") == (est.backend_note is None)
+    assert rep["cpu"] == cpu.cpu_summary() and rep["cpu"]["int8_kernel"] in est.backend_summary
+    assert f"pose {rep['precision']['pose']}" in est.backend_summary

@@ -152,6 +152,13 @@ class PoseEstimator:
                 "cpu": cpu_summary()}
 
     @property
+    def backend_summary(self) -> str:
+        """Short, for the window: "onnxruntime/cpu/int8 (pose int8, person fp32; AVX512-VNNI)"."""
+        r = self.backend_report
+        return (f"{r['backend']} (pose {r['precision']['pose']}, person "
+                f"{r['precision']['person']}; {r['cpu']['int8_kernel']})")
+
+    @property
     def backend_note(self) -> str | None:
         """Why the backend differs from the one asked for (e.g. CUDA not available, no int8
         export), or None; the person net's own note where it differs."""

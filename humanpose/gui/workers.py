@@ -339,6 +339,13 @@ class CameraWorker(QObject):
                 self.source = None
 
 
+def _backend_text(est) -> str:
+    """What runs, for the window: backend, each net's precision, the CPU, and any note."""
+    text = getattr(est, "backend_summary", None) or est.backend_name
+    note = getattr(est, "backend_note", None)
+    return text + (f" ({note})" if note else "")
+
+
 class EstimatorWorker(QObject):
     ready = Signal(str)          # backend name (plus a note) once the estimator is built
     failed = Signal(str)         # estimator could not be built (missing weights...) or a step failed
@@ -416,8 +423,7 @@ class EstimatorWorker(QObject):
             self.estimator = None
             self.failed.emit(f"pose estimator not available: {exc}")
             return
-        note = getattr(self.estimator, "backend_note", None)
-        self.ready.emit(self.estimator.backend_name + (f" ({note})" if note else ""))
+        self.ready.emit(_backend_text(self.estimator))
 
     def _process(self, item: Captured) -> None:
         index = item.frame.index
@@ -496,5 +502,4 @@ class EstimatorWorker(QObject):
             est.configure(**changes)
         finally:
             if announce:
-                note = getattr(est, "backend_note", None)
-                self.ready.emit(est.backend_name + (f" ({note})" if note else ""))
+                self.ready.emit(_backend_text(est))
