@@ -25,7 +25,7 @@ from typing import Any, Callable
 
 from PySide6.QtCore import QObject, Signal
 
-from ..sources import Frame, SourceError, open_source
+from ..sources import Frame, ImageListSource, SourceError, open_source
 from ..sources.rate import FrameRate
 from .slots import FrameSlot, ResultCache
 
@@ -51,6 +51,7 @@ class SourceInfo:
     is_live: bool
     size: tuple[int, int]
     generation: int
+    images: bool = False     # a picture or a folder of pictures (opens paused)
 
 
 class CameraWorker(QObject):
@@ -80,6 +81,7 @@ class CameraWorker(QObject):
         self.analysis = 0           # analysis run id (0: none): every frame to the estimator, unpaced
         self.frames_read = 0
         self.last_index = -1
+        self._images = False        # the source is a picture or a folder of pictures
         self.segment = 0            # bumped whenever a frame is not the successor of the last one
         self._clock: tuple[float, int] | None = None   # (perf_counter, index) pacing reference
         self._rate = FrameRate()
@@ -149,11 +151,12 @@ class CameraWorker(QObject):
             self._wake.wait(POLL_S)
             self._wake.clear()
             return
-        if self.analysis:
-            # back-pressure: the estimator must have taken the previous frame
+        if self.analysis or self._images:
+            # back-pressure: the estimator must have taken the previous frame (pictures are
+            # played no faster than each can be estimated)
             if not self.estimator_slot.wait_empty(POLL_S):
                 return
-        elif not self._wait_due():
+        if not self.analysis and not self._wait_due():
             return
         self._read_one()
 
@@ -260,11 +263,13 @@ class CameraWorker(QObject):
         self.last_index = -1
         self._clock = None
         self._rate = FrameRate()
+        self._images = isinstance(src, ImageListSource)
         info = SourceInfo(str(spec), src.name, src.fps, src.frame_count, src.seekable,
-                          src.is_live, tuple(src.size), self.generation)
+                          src.is_live, tuple(src.size), self.generation, self._images)
         self.opened.emit(info)
         self._publish(first)                  # show the first frame at once
-        self._set_playing(src.frame_count != 1)
+        # a video or stream plays; pictures open paused on the first (← and → step)
+        self._set_playing(src.frame_count != 1 and not self._images)
 
     def _cmd_close(self) -> None:
         self._close()
