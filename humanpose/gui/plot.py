@@ -148,9 +148,10 @@ class PlotPanel(QWidget):
         self.choices.setWrapping(True)
         self.choices.setResizeMode(QListView.ResizeMode.Adjust)
         self.choices.setUniformItemSizes(True)
-        cell = QSize(self.fontMetrics().horizontalAdvance("R shoulder") + 44,
+        cell = QSize(self.fontMetrics().horizontalAdvance("R shoulder") + 48,
                      self.fontMetrics().height() + 3)
         self.choices.setGridSize(cell)
+        self._cell = cell
         bar = self.style().pixelMetric(self.style().PixelMetric.PM_ScrollBarExtent)
         self.choices.setFixedWidth(CHOICE_COLUMNS * cell.width() + 2 * self.choices.frameWidth()
                                    + bar + 2)   # the columns stay even while a scroll bar shows
@@ -187,6 +188,7 @@ class PlotPanel(QWidget):
         for name in names:
             item = QListWidgetItem(name)
             item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+            item.setSizeHint(self._cell)      # the whole cell: names are not cut short
             item.setCheckState(Qt.CheckState.Checked if name in default else Qt.CheckState.Unchecked)
             self.choices.addItem(item)
         self.choices.blockSignals(False)
