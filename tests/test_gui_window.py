@@ -10,17 +10,14 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 pytest.importorskip("pytestqt")
 
 from PySide6.QtCore import QRect, QSize  # noqa: E402
 
-from humanpose.gui.main_window import fit_geometry  # noqa: E402
+from humanpose.gui.screen import fit_geometry  # noqa: E402
 from humanpose.gui.start import recent_sources  # noqa: E402
-from humanpose.sources import open_source  # noqa: E402
 
 from test_gui import (N_FRAMES, WAIT_MS, FastStream, analyse, image_folder,  # noqa: E402,F401
                       nets, open_window, video, wait_result)

@@ -182,7 +182,8 @@ class EstimatorPanel(QGroupBox):
         self.flip.setToolTip("More accurate: also estimate on mirrored crops and average the "
                              "belief maps")
         self.scale_search = QCheckBox("Scale search (3× pose time)")
-        self.scale_search.setToolTip("Zoomed crops: also estimate each person on crops zoomed in and out "
+        self.scale_search.setToolTip("Zoomed crops: also estimate each person on crops zoomed "
+                                     "in and out "
                                      "(estimator.scale_search, 15 % unless humanpose.yml sets "
                                      "another) and average the belief maps")
         self.rescale = QCheckBox("Rescale crops to the person")

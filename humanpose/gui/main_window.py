@@ -46,6 +46,7 @@ from .output import Output
 from .playback import Playback
 from .plot import PlotPanel
 from .session import SourceSession
+from .screen import PLOT_MIN_HEIGHT, TITLE_BAR, fit_geometry
 from .slots import FrameSlot, ResultCache
 from .start import StartPage, recent_sources
 from .status import Status, StatusModel
@@ -61,29 +62,6 @@ STOP_TIMEOUT_MS = 1000
 UNFINISHED: list[tuple] = []    # (thread, worker) that did not stop when their window closed
 PLOT_INTERVAL_MS = 400
 SCALE_SEARCH_ON = 0.15       # the zoom of "Scale search" when humanpose.yml sets none
-FULL_SCREEN_BELOW = QSize(1400, 900)   # a smaller screen's whole available area is used
-LARGEST = QSize(1600, 1000)            # on larger screens: 85 % of it, at most this
-PLOT_MIN_HEIGHT = 190        # the plot panel's first height: its 14 joints unscrolled
-TITLE_BAR = 32               # room left for the window manager's frame until it is known
-
-
-def fit_geometry(available: QRect, minimum: QSize, frame: QSize = QSize(0, TITLE_BAR)) -> QRect:
-    """The window's first geometry (its client area) on a screen whose ``available`` area (the
-    screen without panels and docks) is given: all of it on a small screen (a laptop's
-    1024x768 or 1280x720), else 85 % of it up to :data:`LARGEST`, centred; never smaller than
-    ``minimum``; ``frame``: the window manager's frame (its width and height together; the
-    height taken to be the title bar above the client area)."""
-    room = QSize(available.width() - frame.width(), available.height() - frame.height())
-    w = room.width() if available.width() < FULL_SCREEN_BELOW.width() \
-        else min(LARGEST.width(), int(room.width() * 0.85))
-    h = room.height() if available.height() < FULL_SCREEN_BELOW.height() \
-        else min(LARGEST.height(), int(room.height() * 0.85))
-    w, h = max(w, minimum.width()), max(h, minimum.height())
-    x = available.x() + frame.width() // 2 + max(0, (available.width() - w - frame.width()) // 2)
-    y = available.y() + frame.height() + max(0, (available.height() - h - frame.height()) // 2)
-    return QRect(x, y, w, h)
-
-
 def default_factory(cfg: Config):
     from ..estimator.pipeline import PoseEstimator
     return PoseEstimator(cfg)
@@ -209,7 +187,7 @@ class MainWindow(SourceSession, Playback, Output, Status, EstimatorOptions, Disp
         self.stats_label.setObjectName("stats")
         self.image_view = ImageView()
         self.start_page = StartPage()
-        self.start_page.set_recent(recent_sources(self.settings))
+        self.start_page.set_recent(recent_sources(self.settings, self.cfg.source.source))
         self.picture = QStackedWidget()         # the start page until a source is open
         self.picture.addWidget(self.start_page)
         self.picture.addWidget(self.image_view)

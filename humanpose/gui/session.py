@@ -97,7 +97,7 @@ class SourceSession:
                 and self.settings is not None:
             remembered.remember(self.settings, "source.source", info.spec)
             remember_recent(self.settings, info.spec)
-            self.start_page.set_recent(recent_sources(self.settings))
+            self.start_page.set_recent(recent_sources(self.settings, self.cfg.source.source))
 
     def _describe_source(self, frame=None) -> None:
         """The info line under the source buttons: the source's name, the size of ``frame`` (the

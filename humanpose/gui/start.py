@@ -15,16 +15,19 @@ RECENT_KEY = "recent/sources"
 MAX_RECENT = 5
 
 
-def recent_sources(settings: QSettings | None) -> list[str]:
-    """The remembered sources that are still files or folders, newest first."""
-    if settings is None:
-        return []
-    value = settings.value(RECENT_KEY)
+def recent_sources(settings: QSettings | None, also: str = "") -> list[str]:
+    """The remembered sources that are still files or folders, newest first; ``also`` (the
+    config's ``source.source``) after them when it is a file or folder not among them."""
+    value = settings.value(RECENT_KEY) if settings is not None else None
     if isinstance(value, str):           # QSettings gives a one-item list back as a string
         value = [value]
     if not isinstance(value, list):
-        return []
-    return [v for v in value if isinstance(v, str) and v and Path(v).exists()][:MAX_RECENT]
+        value = []
+    out = [v for v in value if isinstance(v, str) and v and Path(v).exists()][:MAX_RECENT]
+    if also and not also.isdigit() and Path(also).exists() and \
+            str(Path(also).resolve()) not in out and len(out) < MAX_RECENT:
+        out.append(str(Path(also).resolve()))
+    return out
 
 
 def remember_recent(settings: QSettings | None, spec: str) -> None:

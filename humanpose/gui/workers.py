@@ -81,7 +81,6 @@ class CameraWorker(QObject):
         self.analysis = 0           # analysis run id (0: none): every frame to the estimator, unpaced
         self.frames_read = 0
         self.last_index = -1
-        self._images = False        # the source is a picture or a folder of pictures
         self.segment = 0            # bumped whenever a frame is not the successor of the last one
         self._clock: tuple[float, int] | None = None   # (perf_counter, index) pacing reference
         self._rate = FrameRate()
@@ -151,10 +150,8 @@ class CameraWorker(QObject):
             self._wake.wait(POLL_S)
             self._wake.clear()
             return
-        if self.analysis or self._images:
-            # back-pressure: the estimator must have taken the previous frame (pictures are
-            # played no faster than each can be estimated)
-            if not self.estimator_slot.wait_empty(POLL_S):
+        if self.analysis or isinstance(self.source, ImageListSource):
+            if not self.estimator_slot.wait_empty(POLL_S):   # back-pressure: each is estimated
                 return
         if not self.analysis and not self._wait_due():
             return
@@ -263,13 +260,11 @@ class CameraWorker(QObject):
         self.last_index = -1
         self._clock = None
         self._rate = FrameRate()
-        self._images = isinstance(src, ImageListSource)
-        info = SourceInfo(str(spec), src.name, src.fps, src.frame_count, src.seekable,
-                          src.is_live, tuple(src.size), self.generation, self._images)
+        info = SourceInfo(str(spec), src.name, src.fps, src.frame_count, src.seekable, src.is_live,
+                          tuple(src.size), self.generation, isinstance(src, ImageListSource))
         self.opened.emit(info)
         self._publish(first)                  # show the first frame at once
-        # a video or stream plays; pictures open paused on the first (← and → step)
-        self._set_playing(src.frame_count != 1 and not self._images)
+        self._set_playing(not info.images)    # pictures open paused on the first (← → step)
 
     def _cmd_close(self) -> None:
         self._close()
