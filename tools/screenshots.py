@@ -67,6 +67,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="instead: whole-screen shots of the window on screens of these sizes "
                         "(first opened, each tab, while recording); see the module doc")
     p.add_argument("--screen", default="1920x1200", help=argparse.SUPPRESS)   # Xvfb's size
+    p.add_argument("--folder", default=None,
+                   help="--layout: also an image folder as it opens (WxH_folder.png)")
     return p.parse_args(argv)
 
 
@@ -210,15 +212,16 @@ def layout_shots(args) -> int:
     if not spin(120, lambda: win.info is not None and win.estimator.estimator is not None):
         print(f"cannot open {args.source}: {win.message}", file=sys.stderr)
         return 1
-    if not args.no_analyse:
-        win.analyse_whole_file(True)
-        spin(args.analyse_seconds, lambda: not win.analysing)
-        if win.analysing:
-            win.analyse_whole_file(False)
     win.pause()
     spin(0.5)
     win.seek(min(args.frame, (win.info.frame_count or 1) - 1))
     spin(2.0)
+    if not args.no_analyse:       # from --frame: the window comes back to it afterwards
+        win.analyse_whole_file(True)
+        spin(args.analyse_seconds, lambda: not win.analysing)
+        if win.analysing:
+            win.analyse_whole_file(False)
+        spin(2.0)
     for tab in range(win.controls.count()):
         win.controls.setCurrentIndex(tab)
         shot(f"tab_{win.controls.tabText(tab).lower()}")
@@ -230,6 +233,14 @@ def layout_shots(args) -> int:
     rec = win.recorder
     win.set_recording(False)
     print(f"recorded {rec.frames} frames, codec {rec.codec}: {rec.path}")
+    if args.folder:
+        win.controls.setCurrentIndex(0)
+        gen = win.info.generation
+        win.open_source(args.folder)
+        spin(60, lambda: win.info.generation > gen and win.latest is not None
+             and win.latest[0].generation == win.info.generation)
+        spin(2.0)
+        shot("folder")
     win.close()
     return 0
 

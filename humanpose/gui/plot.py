@@ -248,7 +248,9 @@ class PlotPanel(QWidget):
             curve.setData(times, values, connect=joined)
         self._mark_choices()
         track = main_track(self._items) if self.person == AUTO else None
-        self.info.setText(f"{len(times)} frames" + (f" · #{track}" if track is not None else ""))
+        n = len(times)
+        self.info.setText(f"{n} frame{'s' if n != 1 else ''}"
+                          + (f" · #{track}" if track is not None else ""))
         self.plot.setTitle(self.who(track), size="9pt", color=(220, 220, 220))
 
     def _mark_choices(self) -> None:
@@ -275,7 +277,7 @@ class PlotPanel(QWidget):
         if self.person != AUTO:
             return f"person #{self.person} (chosen under Display)"
         if track is not None:
-            return f"person #{track}: the one seen most (Display → Person picks another)"
+            return f"person #{track}: the one seen most (another: Display → Person)"
         return "the most confident person of each frame (tracking is off)"
 
     def set_cursor(self, seconds: float) -> None:
