@@ -31,6 +31,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         prog="humanpose",
         description="Real-time 2-D human pose estimation with Convolutional Pose Machines.",
         epilog="Run `humanpose COMMAND --help` for the options of a command.")
+    parser.add_argument("--verbose", action="store_true",
+                        help="let OpenCV's and FFmpeg's own log lines through (quiet by default)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, help_) in COMMANDS.items():
         p = sub.add_parser(name, help=help_, description=help_)
@@ -44,11 +46,14 @@ def main(argv: list[str] | None = None) -> int:
     # threads, other programs): must be set before torch is imported by a command module.
     if "GOMP_SPINCOUNT" not in os.environ:      # a bounded spin asked for: leave it to that
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    # OpenCV's and FFmpeg's own log lines ("[ WARN:0@...]", "[mov,mp4...] moov atom not found")
-    # only repeat what the commands say in their own error / warning lines (as the window does)
-    os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
-    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")   # AV_LOG_QUIET
     argv = list(sys.argv[1:] if argv is None else argv)
+    # OpenCV's and FFmpeg's own log lines ("[ WARN:0@...]", "[mov,mp4...] moov atom not found")
+    # only repeat what the commands say in their own error / warning lines (as the window does);
+    # --verbose (before or after the command) lets them through
+    verbose = "--verbose" in argv
+    argv = [a for a in argv if a != "--verbose"]
+    from .logs import quiet_native_logs
+    quiet_native_logs(verbose)
     command = next((a for a in argv if not a.startswith("-")), None)
     if command is not None and command not in COMMANDS:
         build_parser().error(f"unknown command {command!r}; choose from {', '.join(COMMANDS)}")

@@ -7,10 +7,14 @@ from pathlib import Path
 import pytest
 import torch
 
+ROOT = Path(__file__).resolve().parents[1]
+# the offscreen windows stand on a laptop's 1024x768 screen (the smallest the window is made for)
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+if os.environ["QT_QPA_PLATFORM"] == "offscreen":
+    os.environ["QT_QPA_PLATFORM"] = \
+        f"offscreen:configfile={ROOT / 'tests' / 'fixtures' / 'screen_1024x768.json'}"
 torch.set_num_threads(1)
 
-ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 
 

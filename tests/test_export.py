@@ -246,6 +246,40 @@ def test_video_writer_fallback(tmp_path):
     assert w.path == tmp_path / "out.avi" and cv2.VideoCapture(str(w.path)).read()[0]
 
 
+def test_mp4_is_h264_through_pyav(tmp_path):
+    """The annotated MP4 holds H.264 (browsers and messaging apps play it), as PyAV reads it
+    back; an odd frame size is made even (yuv420p)."""
+    av = pytest.importorskip("av")
+    from humanpose.export.writers import h264_available
+    if not h264_available():
+        pytest.skip("this PyAV has no libx264 encoder")
+    path = tmp_path / "annotated.mp4"
+    with VideoWriter(path, fps=12.5) as w:
+        for i in range(9):
+            w.write(np.full((49, 65, 3), 25 * i, np.uint8))
+    assert w.codec == "h264" and w.frames == 9 and w.size == (64, 48) and w.path == path
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        assert stream.codec_context.name == "h264"
+        assert (stream.codec_context.width, stream.codec_context.height) == (64, 48)
+        assert float(stream.average_rate) == pytest.approx(12.5)
+        frames = [f.to_ndarray(format="bgr24") for f in container.decode(video=0)]
+    assert len(frames) == 9
+    # yuv420p (limited range) shifts grey levels by a few steps
+    assert [int(round(f.mean())) for f in frames] == pytest.approx([25 * i for i in range(9)], abs=6)
+
+
+def test_mp4_without_pyav_is_written_by_opencv(tmp_path, monkeypatch):
+    import humanpose.export.writers as writers
+    monkeypatch.setattr(writers, "h264_available", lambda: False)
+    with VideoWriter(tmp_path / "annotated.mp4", fps=10) as w:
+        for i in range(3):
+            w.write(np.full((48, 64, 3), 60 * i, np.uint8))
+    assert w.codec == "mp4v" and w.path == tmp_path / "annotated.mp4"
+    cap = cv2.VideoCapture(str(w.path))
+    assert cap.read()[0] and int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 3
+
+
 def test_write_image(tmp_path):
     img = np.random.default_rng(0).integers(0, 255, (20, 30, 3), dtype=np.uint8)
     p = write_image(tmp_path / "ünï" / "a.png", img)

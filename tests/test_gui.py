@@ -495,14 +495,17 @@ def test_image_and_folder_sources(qtbot, open_window, tmp_path):
 
 
 def test_end_of_playback_queued_before_analysis_does_not_end_it(qtbot, open_window, tmp_path):
-    """The folder plays on opening; its end of file may reach the GUI thread only after Analyse
-    was pressed.  That stale end must neither finish the analysis nor replace its message."""
+    """The folder plays (Play pressed); its end of file may reach the GUI thread only after
+    Analyse was pressed.  That stale end must neither finish the analysis nor replace its
+    message."""
     folder = image_folder(tmp_path)
     win = open_window("")
     held = []
     win.camera.ended.disconnect(win._on_ended)
     win.camera.ended.connect(lambda *args: held.append(args))    # runs in the camera thread
     win.open_source(str(folder))
+    qtbot.waitUntil(lambda: win.info is not None, timeout=WAIT_MS)
+    win.play()
     qtbot.waitUntil(lambda: bool(held) and 2 in win.cache and win.info is not None
                     and win.info.frame_count == 3, timeout=WAIT_MS)
     win.camera.ended.connect(win._on_ended)

@@ -16,6 +16,14 @@ server at all and saves ``QWidget.grab`` images (the window's contents, without 
 Weights: those of the config (models/manifest.json); ``--person/--pose`` give other files;
 ``--random-weights`` uses untrained nets (timing / layout only: the title says so).
 It also prints the frame rates the window sustained (camera, estimator, display).
+
+    python tools/screenshots.py --layout 1024x768,1280x720 --out /tmp/shots
+
+``--layout`` shows how the window lays itself out on small screens: for each screen size it
+runs its own Xvfb of that size with the ``openbox`` window manager (when installed), lets the
+window size itself, and saves the whole screen: ``WxH_start.png`` (the window as first opened,
+no source), ``WxH_tab_<tab>.png`` (each tab of the control panel, a video open and partly
+analysed) and ``WxH_recording.png`` (playing and recording).
 """
 from __future__ import annotations
 
@@ -55,13 +63,20 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="instead of screenshots: play the source (looped, at its own rate) and "
                         "print the frame rates the window sustains at each of these boxsizes")
     p.add_argument("--seconds", type=float, default=8.0, help="measuring time per boxsize (--fps)")
+    p.add_argument("--layout", default=None, metavar="WxH,WxH,...",
+                   help="instead: whole-screen shots of the window on screens of these sizes "
+                        "(first opened, each tab, while recording); see the module doc")
+    p.add_argument("--screen", default="1920x1200", help=argparse.SUPPRESS)   # Xvfb's size
+    p.add_argument("--folder", default=None,
+                   help="--layout: also an image folder as it opens (WxH_folder.png)")
     return p.parse_args(argv)
 
 
-def with_display(argv) -> int | None:
-    """Re-run this script under a private Xvfb when there is no X display; None = go on here."""
-    if (os.environ.get("DISPLAY") or os.environ.get("HUMANPOSE_SCREENSHOT_CHILD")
-            or os.environ.get("QT_QPA_PLATFORM") == "offscreen"):
+def with_display(argv, screen: str = "1920x1200", force: bool = False) -> int | None:
+    """Re-run this script under a private Xvfb (``screen`` WxH, with openbox when installed)
+    when there is no X display (``force``: always); None = go on here."""
+    if os.environ.get("HUMANPOSE_SCREENSHOT_CHILD") or (not force and (
+            os.environ.get("DISPLAY") or os.environ.get("QT_QPA_PLATFORM") == "offscreen")):
         return None
     xvfb = shutil.which("Xvfb")
     if not xvfb:
@@ -70,18 +85,25 @@ def with_display(argv) -> int | None:
     for n in range(90, 120):
         if not Path(f"/tmp/.X11-unix/X{n}").exists() and not Path(f"/tmp/.X{n}-lock").exists():
             break
-    server = subprocess.Popen([xvfb, f":{n}", "-screen", "0", "1920x1200x24", "-nolisten", "tcp"],
+    server = subprocess.Popen([xvfb, f":{n}", "-screen", "0", f"{screen}x24", "-nolisten", "tcp"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wm = None
     try:
         for _ in range(50):
             if Path(f"/tmp/.X11-unix/X{n}").exists():
                 break
             time.sleep(0.1)
         env = dict(os.environ, DISPLAY=f":{n}", QT_QPA_PLATFORM="xcb", HUMANPOSE_SCREENSHOT_CHILD="1")
+        if force and shutil.which("openbox"):
+            wm = subprocess.Popen(["openbox"], env=env, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)
+            time.sleep(1.0)
         return subprocess.call([sys.executable, str(Path(__file__).resolve()), *argv], env=env)
     finally:
-        server.terminate()
-        server.wait(5)
+        for proc in (wm, server):
+            if proc is not None:
+                proc.terminate()
+                proc.wait(5)
 
 
 def build_factory(args):
@@ -144,12 +166,99 @@ def measure(win, spin, boxsizes, seconds: float) -> int:
     return 0
 
 
+def layout_shots(args) -> int:
+    """The window as it lays itself out on this screen (see the module doc)."""
+    from humanpose.gui.app import configure_environment
+    configure_environment()
+    from PySide6.QtGui import QGuiApplication, QIcon
+    from PySide6.QtWidgets import QApplication
+
+    from humanpose.config import load, set_value
+    from humanpose.gui.main_window import MainWindow
+
+    cfg = set_value(load(args.config), "output.directory", str(Path(args.out).resolve()))
+    if args.boxsize:
+        cfg = set_value(cfg, "estimator.boxsize", args.boxsize)
+    app = QApplication.instance() or QApplication([sys.argv[0]])
+    app.setWindowIcon(QIcon(str(ROOT / "resources" / "humanpose.png")))
+    win = MainWindow(cfg, estimator_factory=build_factory(args), settings=None)
+    win.show()
+    screen = QGuiApplication.primaryScreen()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    def spin(seconds: float, until=lambda: False) -> bool:
+        end = time.time() + seconds
+        while time.time() < end:
+            app.processEvents()
+            if until():
+                return True
+            time.sleep(0.005)
+        return until()
+
+    def shot(name: str) -> None:
+        spin(1.0)
+        image = screen.grabWindow(0)            # the whole screen: the window's place on it
+        path = out / f"{args.layout}_{name}.png"
+        image.save(str(path))
+        g = win.frameGeometry()
+        print(f"wrote {path}: screen {screen.availableGeometry().width()}x"
+              f"{screen.availableGeometry().height()}, window frame {g.x()},{g.y()} "
+              f"{g.width()}x{g.height()}, panel {win.controls.width()} px")
+
+    spin(2.0)
+    shot("start")
+    win.open_source(args.source)
+    if not spin(120, lambda: win.info is not None and win.estimator.estimator is not None):
+        print(f"cannot open {args.source}: {win.message}", file=sys.stderr)
+        return 1
+    win.pause()
+    spin(0.5)
+    win.seek(min(args.frame, (win.info.frame_count or 1) - 1))
+    spin(2.0)
+    if not args.no_analyse:       # from --frame: the window comes back to it afterwards
+        win.analyse_whole_file(True)
+        spin(args.analyse_seconds, lambda: not win.analysing)
+        if win.analysing:
+            win.analyse_whole_file(False)
+        spin(2.0)
+    for tab in range(win.controls.count()):
+        win.controls.setCurrentIndex(tab)
+        shot(f"tab_{win.controls.tabText(tab).lower()}")
+    win.controls.setCurrentIndex(1)             # the Estimator tab, the widest page
+    win.play()
+    win.set_recording(True)
+    spin(6.0)
+    shot("recording")
+    rec = win.recorder
+    win.set_recording(False)
+    print(f"recorded {rec.frames} frames, codec {rec.codec}: {rec.path}")
+    if args.folder:
+        win.controls.setCurrentIndex(0)
+        gen = win.info.generation
+        win.open_source(args.folder)
+        spin(60, lambda: win.info.generation > gen and win.latest is not None
+             and win.latest[0].generation == win.info.generation)
+        spin(2.0)
+        shot("folder")
+    win.close()
+    return 0
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
-    code = with_display(argv)
+    if args.layout and "," in args.layout:      # one Xvfb per screen size
+        for size in args.layout.split(","):
+            code = main([*argv, "--layout", size])
+            if code:
+                return code
+        return 0
+    code = with_display(argv, args.layout or args.screen, force=bool(args.layout))
     if code is not None:
         return code
+    if args.layout:
+        return layout_shots(args)
     from humanpose.gui.app import configure_environment
     configure_environment()          # as the app does (OMP_WAIT_POLICY, before torch loads)
 

@@ -62,6 +62,7 @@ class RunSummary:
     csv_path: Path | None = None
     jsonl_path: Path | None = None
     video_path: Path | None = None        # annotated video (videos, cameras, streams)
+    video_codec: str | None = None        # its codec: "h264" (PyAV), else OpenCV's "mp4v" / "MJPG"
     images_dir: Path | None = None        # annotated images (images, folders)
     manifest_path: Path | None = None     # run.json
     interrupted: bool = False
@@ -260,6 +261,7 @@ def run(source: str | int | FrameSource, cfg: Config, out_dir: str | Path | None
                                 summary.video_path = out / video.path.name
                                 video.write(annotated)
                                 summary.video_path = out / video.path.name   # .avi fallback
+                                summary.video_codec = video.codec
                         except ExportError:
                             kps.drop_last()       # the keypoint files end where the images do
                             raise
@@ -326,6 +328,7 @@ def _finish(folder: OutputFolder, summary: RunSummary, src: FrameSource, source_
             "frames_expected": summary.frames_expected,
             "frames_written": summary.frames,
             "video_frames": video_frames,
+            "video_codec": summary.video_codec if summary.video_path is not None else None,
             "complete": summary.complete,
             "exit_reason": summary.reason,
             "exit_code": summary.exit_code,

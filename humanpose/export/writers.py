@@ -287,30 +287,86 @@ def read_jsonl(path: str | Path) -> list[dict]:
 
 # ------------------------------------------------------------------------ video / images
 FOURCCS = {".mp4": "mp4v", ".avi": "MJPG", ".mov": "mp4v", ".mkv": "MJPG"}
+H264_SUFFIXES = (".mp4", ".mov", ".mkv")
+H264_OPTIONS = {"crf": "20", "preset": "veryfast"}   # real time on a laptop, near-lossless look
+
+
+def h264_available() -> bool:
+    """True when PyAV (the ``av`` package) is installed with an H.264 encoder (libx264)."""
+    try:
+        import av
+    except ImportError:
+        return False
+    return "libx264" in av.codecs_available
+
+
+class _H264:
+    """H.264 (libx264, yuv420p) through PyAV: the MP4 that browsers and messaging apps play."""
+
+    def __init__(self, path: Path, fps: float, size: tuple[int, int]) -> None:
+        import av
+        from fractions import Fraction
+        self._av = av
+        self.container = av.open(str(path), mode="w")
+        try:
+            self.stream = self.container.add_stream(
+                "libx264", rate=Fraction(int(round(fps * 1000)), 1000).limit_denominator(1001))
+            self.stream.width, self.stream.height = size
+            self.stream.pix_fmt = "yuv420p"
+            self.stream.options = dict(H264_OPTIONS)
+        except Exception:
+            self.container.close()
+            raise
+
+    def write(self, image: np.ndarray) -> None:
+        frame = self._av.VideoFrame.from_ndarray(image, format="bgr24")
+        self.container.mux(self.stream.encode(frame))
+
+    def release(self) -> None:
+        try:
+            self.container.mux(self.stream.encode(None))     # the frames still in the encoder
+        finally:
+            self.container.close()
 
 
 class VideoWriter:
-    """Annotated-video output through ``cv2.VideoWriter``, opened on the first frame.
+    """Annotated-video output, opened on the first frame.
 
-    ``.mp4`` uses the mp4v codec, ``.avi`` MJPG (both work with opencv-python-headless).
-    When the requested container/codec cannot be opened, it falls back to MJPG ``.avi`` beside
-    it with a warning (:attr:`path` then names the file actually written); when that fails too
-    it raises :class:`ExportError`.  Frames of another size than the first are resized.
+    ``.mp4`` (``.mov``, ``.mkv``) is H.264 through PyAV (``pip install av``) where it is
+    installed: the file plays in browsers and messaging apps.  Without PyAV, or when it cannot
+    open the file, ``cv2.VideoWriter`` writes it: ``.mp4`` with the mp4v codec (MPEG-4 Part 2),
+    ``.avi`` MJPG (both work with opencv-python-headless); an explicit ``fourcc`` always goes to
+    OpenCV.  When that cannot be opened either, it falls back to MJPG ``.avi`` beside it with a
+    warning (:attr:`path` then names the file actually written); when that fails too it raises
+    :class:`ExportError`.  :attr:`codec` names the codec written ("h264", "mp4v", "MJPG").
+    Frames of another size than the first are resized (to an even size for H.264).
     """
 
     def __init__(self, path: str | Path, fps: float | None, fourcc: str | None = None) -> None:
         self.path = Path(path)
         self.fps = float(fps) if fps and fps > 0 else 30.0
         self.fourcc = fourcc or FOURCCS.get(self.path.suffix.lower(), "mp4v")
+        self._h264 = fourcc is None and self.path.suffix.lower() in H264_SUFFIXES
+        self.codec: str | None = None
         self.size: tuple[int, int] | None = None
         self.frames = 0
-        self._writer: cv2.VideoWriter | None = None
+        self.close_error: str | None = None
+        self._writer = None
 
     def _open(self, size: tuple[int, int]) -> None:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise ExportError(f"cannot write video {self.path}: {exc.strerror or exc}") from exc
+        if self._h264 and h264_available():
+            even = (max(2, size[0] - size[0] % 2), max(2, size[1] - size[1] % 2))
+            try:
+                self._writer = _H264(self.path, self.fps, even)
+                self.size, self.codec = even, "h264"
+                return
+            except Exception as exc:  # noqa: BLE001 - any PyAV / FFmpeg failure: OpenCV instead
+                warnings.warn(f"cannot write H.264 video {self.path} ({exc}); writing "
+                              f"{self.fourcc} with OpenCV instead", RuntimeWarning, stacklevel=3)
         tries = [(self.path, self.fourcc)]
         if (self.path.suffix.lower(), self.fourcc) != (".avi", "MJPG"):
             tries.append((self.path.with_suffix(".avi"), "MJPG"))
@@ -321,6 +377,7 @@ class VideoWriter:
                     warnings.warn(f"cannot write {self.fourcc} video {self.path}; "
                                   f"writing {fourcc} {path} instead", RuntimeWarning, stacklevel=3)
                 self._writer, self.path, self.fourcc, self.size = writer, path, fourcc, size
+                self.codec = fourcc
                 return
             writer.release()
         raise ExportError(f"cannot write video {self.path} (codec {self.fourcc}, "
@@ -332,16 +389,34 @@ class VideoWriter:
             self._open((w, h))
         if (w, h) != self.size:
             image = cv2.resize(image, self.size, interpolation=cv2.INTER_AREA)
-        ok = self._writer.write(np.ascontiguousarray(image))
+        image = np.ascontiguousarray(image)
+        if isinstance(self._writer, _H264):
+            try:
+                self._writer.write(image)
+            except OSError as exc:          # PyAV's FFmpeg errors carry errno (ENOSPC...)
+                raise write_failed(self.path, exc) from None
+            except Exception as exc:  # noqa: BLE001 - another FFmpeg error: say which
+                raise ExportError(f"cannot write frame {self.frames} to {self.path}: {exc}") \
+                    from None
+            self.frames += 1
+            return
+        ok = self._writer.write(image)
         if ok is False:          # OpenCV >= 5 says so (older ones return None and only log)
             raise ExportError(f"cannot write frame {self.frames} to {self.path} (FFmpeg failed "
                               "to write it: is the disk full?)")
         self.frames += 1
 
     def close(self) -> None:
+        """Finish the file; never raises (a failure to write its last frames, a full disk, is
+        kept in :attr:`close_error` and warned about)."""
         if self._writer is not None:
-            self._writer.release()
-            self._writer = None
+            writer, self._writer = self._writer, None
+            try:
+                writer.release()
+            except Exception as exc:  # noqa: BLE001 - e.g. a full disk while flushing H.264
+                self.close_error = (str(write_failed(self.path, exc)) if isinstance(exc, OSError)
+                                    else f"cannot finish {self.path}: {exc}")
+                warnings.warn(self.close_error, RuntimeWarning, stacklevel=2)
 
     def __enter__(self) -> "VideoWriter":
         return self

@@ -12,7 +12,7 @@ from ..config import DEFAULT_CONFIG, PROJECT_ROOT, ConfigError, load
 ICON = PROJECT_ROOT / "resources" / "humanpose.png"
 
 
-def configure_environment() -> None:
+def configure_environment(verbose: bool = False) -> None:
     """Environment for the window's process; must run before torch / OpenCV are imported.
 
     * ``OMP_WAIT_POLICY=PASSIVE``: the window always has busy threads besides torch's (camera
@@ -20,12 +20,14 @@ def configure_environment() -> None:
       on each other whenever a core is taken, and on 2 cores an estimate went from ~100 ms to
       0.4-3.5 s.  Passive waiting keeps estimates steady (see the frame-rate table in the note).
       Not set when ``GOMP_SPINCOUNT`` is: a bounded spin the user asked for (docs/configuration.md).
-    * ``OPENCV_LOG_LEVEL=ERROR``: OpenCV's own warnings (e.g. probing a missing camera) would only
-      repeat on the terminal what the window already says.
+    * OpenCV's and FFmpeg's own log lines (e.g. probing a missing camera, a damaged video) would
+      only repeat on the terminal what the window already says: silent unless ``verbose``
+      (:func:`humanpose.logs.quiet_native_logs`).
     """
     if "torch" not in sys.modules and "GOMP_SPINCOUNT" not in os.environ:
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+    from ..logs import quiet_native_logs
+    quiet_native_logs(verbose)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -33,7 +35,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"YAML config (default: {DEFAULT_CONFIG.name} of this checkout)")
     parser.add_argument("--source", default=None,
                         help="source to open at start: video, image, folder, camera index or URL "
-                             "(default: the last one opened, else source.source of the config)")
+                             "(default: none; the start page offers a video, a folder, the "
+                             "webcam and the recent sources)")
+    parser.add_argument("--verbose", action="store_true",
+                        help="let OpenCV's and FFmpeg's own log lines through to the terminal")
     parser.add_argument("--no-settings", action="store_true",
                         help="ignore and do not change the remembered settings (QSettings)")
     parser.add_argument("--settings-file", default=None,
@@ -68,7 +73,7 @@ def main(args: argparse.Namespace) -> int:
         cfg = load(args.config)
     except ConfigError as exc:
         return _fatal(str(exc))
-    configure_environment()
+    configure_environment(getattr(args, "verbose", False))
 
     from PySide6.QtCore import QTimer
     from PySide6.QtGui import QIcon

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import math
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QSize, Qt
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGridLayout,
                                QGroupBox, QHBoxLayout, QLabel, QLineEdit, QProgressBar,
-                               QPushButton, QScrollArea, QSlider, QSpinBox, QStyle, QTabWidget,
-                               QToolButton, QVBoxLayout, QWidget)
+                               QPushButton, QScrollArea, QSizePolicy, QSlider, QSpinBox, QStyle,
+                               QTabWidget, QToolButton, QVBoxLayout, QWidget)
 
 BOXSIZE_MIN, BOXSIZE_MAX, BOXSIZE_STEP = 64, 640, 8
 PANEL_MIN_WIDTH = 290
@@ -33,6 +33,54 @@ def score_box(tooltip: str) -> QDoubleSpinBox:
     return box
 
 
+class ElidedLabel(QLabel):
+    """One line of status text that never widens its layout: what does not fit ends in "…"
+    (the whole text in the tooltip).  :meth:`text` is the whole text."""
+
+    def __init__(self, text: str = "") -> None:
+        super().__init__()
+        self._full = ""
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        self.setText(text)
+
+    def setText(self, text: str) -> None:  # noqa: N802 - Qt name
+        self._full = text
+        self._elide()
+
+    def text(self) -> str:
+        return self._full
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 - Qt name
+        return QSize(0, super().minimumSizeHint().height())
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt name
+        super().resizeEvent(event)
+        self._elide()
+
+    def _elide(self) -> None:
+        shown = self.fontMetrics().elidedText(self._full, Qt.TextElideMode.ElideRight,
+                                              max(0, self.contentsRect().width()))
+        super().setText(shown)
+        self.setToolTip(self._full if shown != self._full else "")
+
+
+def wrapping_label(text: str = "") -> QLabel:
+    """A word-wrapped label whose text (a long path, a file name) never widens its layout: it
+    wraps at the layout's width, also inside a path (see :func:`breakable`)."""
+    label = QLabel(text)
+    label.setWordWrap(True)
+    label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+    return label
+
+
+def breakable(text: str) -> str:
+    """``text`` with a zero-width space after each path separator, where a word-wrapped label
+    may break a long path."""
+    for sep in ("/", "\\"):
+        text = text.replace(sep, sep + "\u200b")
+    return text
+
+
 def snap_boxsize(value: int) -> int:
     value = BOXSIZE_STEP * int(round(value / BOXSIZE_STEP))
     return min(BOXSIZE_MAX, max(BOXSIZE_MIN, value))
@@ -51,8 +99,7 @@ class SourcePanel(QGroupBox):
         self.url = QLineEdit()
         self.url.setPlaceholderText("rtsp:// or http:// stream URL")
         self.open_url = QPushButton("Open")
-        self.name = QLabel("no source")
-        self.name.setWordWrap(True)
+        self.name = wrapping_label("no source")
         grid = QGridLayout(self)          # two buttons a row: fits a narrow panel
         grid.addWidget(QLabel("Camera"), 0, 0)
         grid.addWidget(self.camera_index, 0, 1)
@@ -84,6 +131,7 @@ class PlaybackBar(QWidget):
         self.seek.setToolTip("Seek")
         self.frame = QLabel("– / –")
         self.frame.setMinimumWidth(90)
+        self.frame.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         self.speed = QComboBox()
         for text, value in SPEEDS:
             self.speed.addItem(text, value)
@@ -96,6 +144,7 @@ class PlaybackBar(QWidget):
         self.progress.setRange(0, 100)
         self.progress.setMaximumWidth(140)
         self.progress.setFormat("%p% cached")
+        self.progress.setVisible(False)      # a file or folder only: a stream's share is not known
         row = QHBoxLayout(self)
         row.setContentsMargins(0, 0, 0, 0)
         for w in (self.play, self.back, self.forward):
@@ -118,22 +167,23 @@ class EstimatorPanel(QGroupBox):
         self.boxsize.setTickInterval(64)
         self.boxsize.setTickPosition(QSlider.TickPosition.TicksBelow)
         self.boxsize.setToolTip("Box size in pixels (multiples of 8): bigger = more accurate, slower")
-        self.boxsize_label = QLabel("")
+        self.boxsize_label = ElidedLabel("")
         self.framework = QComboBox()
         self.framework.addItems(["onnxruntime", "torch", "opencv"])
         self.device = QComboBox()
         self.device.addItems(["auto", "cpu", "cuda"])
-        self.backend = QLabel("loading…")
-        self.backend.setWordWrap(True)
+        self.backend = wrapping_label("loading…")
         self.threshold = score_box("Person-centre threshold: lower finds more (and more false) "
                                    "persons")
         self.pose_score = score_box("Minimum score of a person (the mean of its best 7 joint "
                                     "scores): higher drops more false detections (street "
                                     "furniture), 0 keeps every detection")
-        self.flip = QCheckBox("Flip test (more accurate, 2× pose time)")
-        self.flip.setToolTip("Also estimate on mirrored crops and average the belief maps")
-        self.scale_search = QCheckBox("Scale search (zoomed crops, 3× pose time)")
-        self.scale_search.setToolTip("Also estimate each person on crops zoomed in and out "
+        self.flip = QCheckBox("Flip test (2× pose time)")
+        self.flip.setToolTip("More accurate: also estimate on mirrored crops and average the "
+                             "belief maps")
+        self.scale_search = QCheckBox("Scale search (3× pose time)")
+        self.scale_search.setToolTip("Zoomed crops: also estimate each person on crops zoomed "
+                                     "in and out "
                                      "(estimator.scale_search, 15 % unless humanpose.yml sets "
                                      "another) and average the belief maps")
         self.rescale = QCheckBox("Rescale crops to the person")
@@ -201,8 +251,7 @@ class OutputPanel(QGroupBox):
         self.export_csv = QPushButton("Export CSV")
         self.export_json = QPushButton("Export JSON")
         self.screenshot = QPushButton("Screenshot")
-        self.folder = QLabel("")
-        self.folder.setWordWrap(True)
+        self.folder = wrapping_label("")
         self.folder.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         grid = QGridLayout(self)
         grid.addWidget(self.record, 0, 0)
@@ -214,7 +263,10 @@ class OutputPanel(QGroupBox):
 
 class ControlPanel(QTabWidget):
     """The four groups as tabs (Source, Estimator, Display, Output), each scrolling vertically
-    only: the panel fits beside the picture from 1024 px wide windows up."""
+    only.  The panel's width comes from its pages: its size hints are those of the widest page
+    plus the room of a vertical scroll bar and the frames, so no page is ever wider than its
+    viewport (and nothing is cut on the right); texts that change (status, paths) wrap or
+    elide and never widen it."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -222,6 +274,7 @@ class ControlPanel(QTabWidget):
         self.estimator = EstimatorPanel()
         self.display = DisplayPanel()
         self.output = OutputPanel()
+        self.scrolls: list[QScrollArea] = []
         for w in (self.source, self.estimator, self.display, self.output):
             page = QWidget()
             layout = QVBoxLayout(page)
@@ -231,6 +284,28 @@ class ControlPanel(QTabWidget):
             scroll.setWidget(page)
             scroll.setWidgetResizable(True)
             scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+            self.scrolls.append(scroll)
             self.addTab(scroll, w.title())
             w.setTitle("")
-        self.setMinimumWidth(PANEL_MIN_WIDTH)
+        self.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Preferred)
+
+    def _width_for(self, page_width: int) -> int:
+        """The panel width that gives a page of ``page_width`` a viewport as wide."""
+        scroll = self.scrolls[0]
+        bar = self.style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent)
+        frame = 2 * scroll.frameWidth()
+        tab_frame = 2 * self.style().pixelMetric(QStyle.PixelMetric.PM_DefaultFrameWidth) + 4
+        return max(PANEL_MIN_WIDTH, page_width + bar + frame + tab_frame)
+
+    def page_width(self) -> int:
+        """The widest page's size hint (each page needs at least its minimum size hint)."""
+        return max(max(s.widget().sizeHint().width(), s.widget().minimumSizeHint().width())
+                   for s in self.scrolls)
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 - Qt name
+        hint = super().minimumSizeHint()
+        return QSize(self._width_for(self.page_width()), hint.height())
+
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt name
+        hint = super().sizeHint()
+        return QSize(self._width_for(self.page_width()), hint.height())

@@ -36,10 +36,15 @@ class Display:
             return
         self.latest = (item, result)
         self._counts["results"] += 1
-        if not cached:
+        was = self.status.state
+        if cached:
+            self.status.cached()
+        else:
             self._counts["estimates"] += 1
             self.status.estimate(result.timings.get("total", float("nan")),
                                  (time.perf_counter() - item.captured) * 1000.0)
+        if self.status.state != was:             # e.g. playing on from the cache
+            self._render_status()
         new_ids = {p.track_id for p in result.persons if p.track_id >= 0} - self._seen_ids
         if new_ids and len(self._seen_ids) < MAX_PERSON_CHOICES:
             self._seen_ids |= new_ids

@@ -8,7 +8,8 @@ file_cfg=None)``
 * ``estimator_factory(cfg) -> PoseEstimator`` - how the estimator thread builds its estimator
   (default: :class:`PoseEstimator` with the weights named in ``cfg``; tests inject tiny models);
 * ``settings`` - the QSettings to remember changes in (None: remember nothing);
-* ``source`` - what to open at start (default ``cfg.source.source``; "" opens nothing);
+* ``source`` - what to open at start (None or "": nothing, the start page offers a video, a
+  folder, the webcam and the recent sources);
 * ``opener`` - how a source is opened (default :func:`~humanpose.sources.open_source`; tests
   inject failures);
 * ``file_cfg`` - the config before the remembered settings (default ``cfg``): the zoom that
@@ -30,22 +31,24 @@ import logging
 import time
 from typing import TYPE_CHECKING, Callable
 
-from PySide6.QtCore import QByteArray, QSettings, Qt, QThread, QTimer
-from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import (QApplication, QLabel, QMainWindow, QSplitter, QStyle,
-                               QTabBar, QVBoxLayout, QWidget)
+from PySide6.QtCore import QByteArray, QRect, QSettings, QSize, Qt, QThread, QTimer
+from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
+from PySide6.QtWidgets import (QApplication, QLabel, QMainWindow, QSizePolicy, QSplitter,
+                               QStackedWidget, QStyle, QTabBar, QVBoxLayout, QWidget)
 
 from ..config import Config, set_value
 from ..sources import open_source
 from . import refguard
-from .controls import ControlPanel, PlaybackBar, noise_to_strength, snap_boxsize
+from .controls import ControlPanel, ElidedLabel, PlaybackBar, noise_to_strength, snap_boxsize
 from .display import Display
 from .options import EstimatorOptions
 from .output import Output
 from .playback import Playback
 from .plot import PlotPanel
 from .session import SourceSession
+from .screen import PLOT_MIN_HEIGHT, TITLE_BAR, fit_geometry
 from .slots import FrameSlot, ResultCache
+from .start import StartPage, recent_sources
 from .status import Status, StatusModel
 from .views import VIEW_TITLES, VIEWS, ImageView
 from .workers import CameraWorker, Captured, EstimatorWorker, SourceInfo
@@ -59,8 +62,6 @@ STOP_TIMEOUT_MS = 1000
 UNFINISHED: list[tuple] = []    # (thread, worker) that did not stop when their window closed
 PLOT_INTERVAL_MS = 400
 SCALE_SEARCH_ON = 0.15       # the zoom of "Scale search" when humanpose.yml sets none
-
-
 def default_factory(cfg: Config):
     from ..estimator.pipeline import PoseEstimator
     return PoseEstimator(cfg)
@@ -77,7 +78,6 @@ class MainWindow(SourceSession, Playback, Output, Status, EstimatorOptions, Disp
         self.cfg = cfg
         self.settings = settings
         self.setWindowTitle("humanpose")
-        self.resize(1280, 820)
 
         # --- shared state between the threads
         self.estimator_slot = FrameSlot()
@@ -110,6 +110,8 @@ class MainWindow(SourceSession, Playback, Output, Status, EstimatorOptions, Disp
         self.measured_fps: float | None = None   # a live source's frame rate, as measured
         self._described = None       # (shape, name) of the frame the info line describes
         self._closing = False
+        self._restored = False       # a remembered window geometry was applied
+        self._shown_once = False
         self.stats = {"camera_fps": 0.0, "estimator_fps": 0.0, "display_fps": 0.0,
                       "latency_ms": float("nan"), "dropped": 0}
 
@@ -166,9 +168,11 @@ class MainWindow(SourceSession, Playback, Output, Status, EstimatorOptions, Disp
         self.plot_timer.start()
 
         self.refresh()
-        start = cfg.source.source if source is None else source
-        if start not in (None, ""):
-            self.open_source(start)
+        self._render_status()
+        if not self._restored:
+            self.fit_to_screen()
+        if source:
+            self.open_source(source)
 
     def _build_ui(self) -> None:
         self.tabs = QTabBar()
@@ -178,9 +182,15 @@ class MainWindow(SourceSession, Playback, Output, Status, EstimatorOptions, Disp
         self.message_label = QLabel("")
         self.message_label.setWordWrap(True)
         self.message_label.setObjectName("message")
-        self.stats_label = QLabel("")
+        self.message_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.stats_label = ElidedLabel("")      # never widens the window
         self.stats_label.setObjectName("stats")
         self.image_view = ImageView()
+        self.start_page = StartPage()
+        self.start_page.set_recent(recent_sources(self.settings, self.cfg.source.source))
+        self.picture = QStackedWidget()         # the start page until a source is open
+        self.picture.addWidget(self.start_page)
+        self.picture.addWidget(self.image_view)
         self.playback = PlaybackBar()
         self.plot = PlotPanel()
         self.controls = ControlPanel()
@@ -190,7 +200,7 @@ class MainWindow(SourceSession, Playback, Output, Status, EstimatorOptions, Disp
         v.setContentsMargins(4, 4, 4, 0)
         v.addWidget(self.tabs)
         v.addWidget(self.message_label)
-        v.addWidget(self.image_view, 1)
+        v.addWidget(self.picture, 1)
         v.addWidget(self.stats_label)
         v.addWidget(self.playback)
         split = QSplitter(Qt.Orientation.Vertical)
@@ -198,14 +208,17 @@ class MainWindow(SourceSession, Playback, Output, Status, EstimatorOptions, Disp
         split.addWidget(self.plot)
         split.setStretchFactor(0, 4)
         split.setStretchFactor(1, 1)
-        split.setSizes([620, 200])
+        split.setSizes([560, 200])
+        split.setCollapsible(0, False)
         main = QSplitter(Qt.Orientation.Horizontal)
         main.addWidget(split)
-        main.addWidget(self.controls)        # tabs: fits from 1024 px wide windows up
+        main.addWidget(self.controls)        # as wide as its widest page (ControlPanel)
         main.setStretchFactor(0, 1)
         main.setStretchFactor(1, 0)
         main.setCollapsible(0, False)
-        main.setSizes([960, 320])
+        main.setCollapsible(1, False)
+        main.setSizes([960, self.controls.sizeHint().width()])
+        self.main_split, self.plot_split = main, split
         self.setCentralWidget(main)
         self.statusBar().addPermanentWidget(QLabel(""))
         self._build_menu()
@@ -256,6 +269,46 @@ class MainWindow(SourceSession, Playback, Output, Status, EstimatorOptions, Disp
         self._play_icon = style.standardIcon(QStyle.StandardPixmap.SP_MediaPlay)
         self._pause_icon = style.standardIcon(QStyle.StandardPixmap.SP_MediaPause)
 
+    def available_geometry(self) -> QRect:
+        """The available area (without panels and docks) of the screen the window is on."""
+        screen = self.screen() or QGuiApplication.primaryScreen()
+        return screen.availableGeometry()
+
+    def fit_to_screen(self) -> None:
+        """Size the window to its screen's available area and put it inside (see
+        :func:`fit_geometry`); the picture and the plot share the height left."""
+        frame = self.frameGeometry().size() - self.geometry().size() if self.isVisible() \
+            else QSize(0, 0 if QGuiApplication.platformName() == "offscreen" else TITLE_BAR)
+        rect = fit_geometry(self.available_geometry(), self.minimumSizeHint(), frame)
+        self.setGeometry(rect)
+        self.fit_to_screen_height(rect.height())
+
+    def fit_to_screen_height(self, height: int) -> None:
+        """The plot's share of a window ``height`` px high: room for its joint list unscrolled."""
+        plot = max(PLOT_MIN_HEIGHT, min(260, height // 4))
+        self.plot_split.setSizes([height - plot, plot])
+
+    def keep_inside_screen(self) -> None:
+        """Move (and if need be shrink) the window so that its frame lies inside the screen's
+        available area: a remembered geometry from a larger screen, a window manager that
+        placed it off the edge."""
+        avail, frame = self.available_geometry(), self.frameGeometry()
+        if avail.contains(frame):
+            return
+        extra = frame.size() - self.geometry().size()
+        w = max(self.minimumSizeHint().width(), min(self.width(), avail.width() - extra.width()))
+        h = max(self.minimumSizeHint().height(), min(self.height(), avail.height() - extra.height()))
+        self.resize(w, h)
+        x = min(max(frame.x(), avail.x()), avail.right() + 1 - w - extra.width())
+        y = min(max(frame.y(), avail.y()), avail.bottom() + 1 - h - extra.height())
+        self.move(max(avail.x(), x), max(avail.y(), y))
+
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt name
+        super().showEvent(event)
+        if not self._shown_once:
+            self._shown_once = True
+            QTimer.singleShot(300, self.keep_inside_screen)   # once the frame is known
+
     def _load_values(self) -> None:
         cfg, c = self.cfg, self.controls
         est = c.estimator
@@ -294,9 +347,11 @@ class MainWindow(SourceSession, Playback, Output, Status, EstimatorOptions, Disp
                     self.playback.speed.setCurrentIndex(i)
             geometry = self.settings.value("window/geometry")
             # a stale or hand-edited entry is ignored (settings.py's rule), never a failed start
-            if geometry is not None and not (isinstance(geometry, (QByteArray, bytes))
-                                             and self.restoreGeometry(geometry)):
-                log.warning("ignoring remembered setting window/geometry=%r", geometry)
+            if geometry is not None:
+                self._restored = (isinstance(geometry, (QByteArray, bytes))
+                                  and self.restoreGeometry(geometry))
+                if not self._restored:
+                    log.warning("ignoring remembered setting window/geometry=%r", geometry)
 
     def _connect(self) -> None:
         c, p = self.controls, self.playback
@@ -307,6 +362,12 @@ class MainWindow(SourceSession, Playback, Output, Status, EstimatorOptions, Disp
         c.source.open_folder.clicked.connect(self.choose_folder)
         c.source.open_url.clicked.connect(lambda: self.open_source(c.source.url.text().strip()))
         c.source.url.returnPressed.connect(lambda: self.open_source(c.source.url.text().strip()))
+        start = self.start_page
+        start.open_video.clicked.connect(self.choose_video)
+        start.open_folder.clicked.connect(self.choose_folder)
+        start.open_image.clicked.connect(self.choose_image)
+        start.open_camera.clicked.connect(lambda: self.open_source(str(c.source.camera_index.value())))
+        start.open_requested.connect(self.open_source)
         p.play.clicked.connect(lambda on: self.play() if on else self.pause())
         p.back.clicked.connect(lambda: self.step(-1))
         p.forward.clicked.connect(lambda: self.step(+1))

@@ -43,7 +43,9 @@ class Output:
         elif not on and self.recorder is not None:
             rec, self.recorder = self.recorder, None
             rec.close()
-            if rec.frames:
+            if rec.close_error:
+                self.show_message(rec.close_error, "error")
+            elif rec.frames:
                 self.show_message(f"Recorded {rec.frames} frames to {rec.path}.", "ok")
             else:
                 self.show_message("Recording stopped; no frame was estimated meanwhile.", "info")

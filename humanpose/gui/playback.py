@@ -1,5 +1,9 @@
 """Playback of the main window: play / pause / step / seek / speed, the seek bar's position and
-"Analyse whole file" (every frame estimated, unpaced, with the progress bar).
+"Analyse whole file" (every frame estimated, unpaced, with the progress bar; afterwards the
+window goes back to the frame it was on).
+
+Every change of the playback reaches the status model (:class:`~humanpose.gui.status.StatusModel`)
+and the counters line at once.
 
 A mixin of :class:`~humanpose.gui.main_window.MainWindow`.
 """
@@ -24,13 +28,15 @@ class Playback:
         self._cursor_time = timestamp               # drawn by the plot timer (repaint cost)
         if not self.playing:
             self.plot.set_cursor(self._cursor_time)
+        was = self.status.state
+        self.status.moved(index)
+        if self.status.state != was:                # e.g. a step back from the end of the file
+            self._render_status()
 
     def _on_state(self, playing: bool) -> None:
-        self.playing = self.status.playing = playing
-        if playing:
-            self.status.ended = False
-            if self._last_message[0].startswith("End of file"):
-                self.show_message("")       # it plays again: the end-of-file note is stale
+        self.playing = playing
+        self.status.set_playing(playing)
+        self._render_status()
         p = self.playback.play
         p.blockSignals(True)
         p.setChecked(playing)
@@ -52,8 +58,6 @@ class Playback:
 
     def seek(self, index: int) -> None:
         self.status.reset(warm_up=False)
-        if self._last_message[0].startswith("End of file"):
-            self.show_message("")
         self.camera.seek(index)
 
     def seek_time(self, seconds: float) -> None:
@@ -86,6 +90,9 @@ class Playback:
                 self._set_analyse_button(False)
                 return
             self.analysing = True
+            # where the window goes back to afterwards: the frame on show, and whether the
+            # file had ended there
+            self._analysis_resume = (self.status.position, self.status.ended)
             self._analysis_last = None
             self._analysis_t0 = time.perf_counter()
             self._analysis_calls0 = self.estimator.estimate_calls
@@ -97,7 +104,6 @@ class Playback:
             self.show_message(f"Analysing {self.info.name} …")
         elif not on and self.analysing:
             self._stop_analysis(finished=False)
-            self.camera.pause()
             self.show_message(f"Analysis stopped: {len(self.cache)} of {self.info.frame_count} "
                               "frames estimated. Seek or click the plot to review.", "info")
 
@@ -106,18 +112,34 @@ class Playback:
         if last is not None and (last in self.cache or self.estimator.estimator is None):
             self._stop_analysis(finished=True)
 
-    def _stop_analysis(self, finished: bool) -> None:
+    def _stop_analysis(self, finished: bool, resume: bool = True) -> None:
+        """End the analysis run; ``resume``: go back to the frame it began on (not when the
+        source is being replaced or was lost)."""
         if not self.analysing:
             return
         self.analysing = False
         self.camera.set_analysis(0)
         self._set_analyse_button(False)
+        if resume:
+            self._resume_after_analysis(finished)
         if finished:
             dt = time.perf_counter() - self._analysis_t0
             n = self.estimator.estimate_calls - self._analysis_calls0
             self.show_message(f"Analysed {len(self.cache)} frames ({n} estimated) in {dt:.1f} s "
                               f"({n / max(dt, 1e-6):.1f} fps). Seek or click the plot to review.", "ok")
             self.playback.progress.setValue(100)
+
+    def _resume_after_analysis(self, finished: bool) -> None:
+        """Back to the frame the window showed when the analysis began, paused; a finished
+        analysis that began at the end of the file (or before any frame) stays at the end."""
+        self.camera.pause()
+        position, was_ended = getattr(self, "_analysis_resume", (-1, False))
+        last = self._analysis_last
+        if finished and last is not None and (position < 0 or was_ended or position >= last):
+            self.status.end(last)
+            self._render_status()
+        elif position >= 0:
+            self.camera.seek(position)
 
     def _set_analyse_button(self, on: bool) -> None:
         b = self.playback.analyse

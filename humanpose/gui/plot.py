@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QListWidget, QListWidgetItem,
-                               QVBoxLayout, QWidget)
+from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtGui import QColor, QIcon, QPixmap
+from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QListView, QListWidget,
+                               QListWidgetItem, QVBoxLayout, QWidget)
 
 from ..skeleton import ANGLES, JOINT_LABELS, NUM_JOINTS
 from .views import AUTO, select_person
@@ -28,6 +29,7 @@ BREAK_GAP_S = 1.0     # no estimate of the person for this long: the curve is no
 BREAK_JUMP = 0.5      # the joints' centre moved more than this share of the person's size ...
 BREAK_SPEED = 2.0     # ... plus this share per second between two estimates: another person
 BREAK_SIZE = 1.6      # the person's size changed by more than this factor: another person
+CHOICE_COLUMNS = 2    # the angles / joints to tick, in columns: 14 joints fit 7 rows
 PENS = [(230, 80, 80), (80, 160, 255), (250, 180, 40), (90, 200, 90), (200, 90, 220),
         (60, 210, 210), (240, 240, 240), (160, 120, 60)]
 
@@ -43,6 +45,11 @@ def _angles(joints: np.ndarray, name: str) -> np.ndarray:
         out = np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
     out[~np.isfinite(nu * nw) | (nu == 0) | (nw == 0)] = np.nan
     return out
+
+
+def _choice_of(curve: str, mode: str) -> str:
+    """The ticked angle or joint a curve belongs to ("R wrist x" -> "R wrist")."""
+    return curve.rsplit(" ", 1)[0] if mode == "coordinates" else curve
 
 
 def main_track(items) -> int | None:
@@ -134,13 +141,26 @@ class PlotPanel(QWidget):
         self.mode_box.addItems(["Joint angles (deg)", "Coordinates (px)"])
         self.mode_box.setToolTip("Plot joint angles or joint coordinates against time")
         self.choices = QListWidget()
-        self.choices.setMaximumWidth(170)
-        self.choices.setToolTip("Tick the angles / joints to plot")
+        self.choices.setToolTip("Tick the angles / joints to plot; each ticked one has its "
+                                "curve's colour (coordinates: x solid, y dashed)")
+        # in columns, row after row: the 14 joints fit beside the plot at 1280x720 unscrolled
+        self.choices.setFlow(QListView.Flow.LeftToRight)
+        self.choices.setWrapping(True)
+        self.choices.setResizeMode(QListView.ResizeMode.Adjust)
+        self.choices.setUniformItemSizes(True)
+        cell = QSize(self.fontMetrics().horizontalAdvance("R shoulder") + 48,
+                     self.fontMetrics().height() + 3)
+        self.choices.setGridSize(cell)
+        self._cell = cell
+        bar = self.style().pixelMetric(self.style().PixelMetric.PM_ScrollBarExtent)
+        self.choices.setFixedWidth(CHOICE_COLUMNS * cell.width() + 2 * self.choices.frameWidth()
+                                   + bar + 2)   # the columns stay even while a scroll bar shows
+        self.choices.setMinimumHeight(2 * cell.height())
+        self.mode_box.setFixedWidth(self.choices.width())
         self.plot = pg.PlotWidget(background=(30, 30, 30))
         self.plot.setLabel("bottom", "time", units="s")
         self.plot.setLabel("left", "angle (deg)")
         self.plot.showGrid(x=True, y=True, alpha=0.25)
-        self.plot.addLegend(offset=(5, 5), brush=(20, 20, 20, 190))
         self.cursor = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen((255, 255, 0), width=1))
         self.plot.addItem(self.cursor)
         self.plot.scene().sigMouseClicked.connect(self._on_click)
@@ -168,6 +188,7 @@ class PlotPanel(QWidget):
         for name in names:
             item = QListWidgetItem(name)
             item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+            item.setSizeHint(self._cell)      # the whole cell: names are not cut short
             item.setCheckState(Qt.CheckState.Checked if name in default else Qt.CheckState.Unchecked)
             self.choices.addItem(item)
         self.choices.blockSignals(False)
@@ -204,27 +225,50 @@ class PlotPanel(QWidget):
         for name in list(self.curves):
             if name not in data:
                 self.plot.removeItem(self.curves.pop(name))
-                self._colours.pop(name)
-                legend = self.plot.plotItem.legend
-                if legend is not None:
-                    legend.removeItem(name)
+        for key in [k for k in self._colours if k not in self.chosen()]:
+            self._colours.pop(key)
         for name, values in data.items():
             curve = self.curves.get(name)
-            if curve is None:   # a colour no curve on show has (while there are enough colours)
-                taken = list(self._colours.values())
-                colour = min(PENS, key=lambda c: (taken.count(c), PENS.index(c)))
-                self._colours[name] = colour
+            if curve is None:
+                # one colour per ticked angle or joint (its x solid, its y dashed), one no other
+                # on show has (while there are enough colours)
+                key = _choice_of(name, self.mode)
+                if key not in self._colours:
+                    taken = list(self._colours.values())
+                    self._colours[key] = min(PENS, key=lambda c: (taken.count(c), PENS.index(c)))
+                style = Qt.PenStyle.DashLine if self.mode == "coordinates" and name.endswith(" y") \
+                    else Qt.PenStyle.SolidLine
                 curve = self.plot.plot([], [], name=name, connect="finite",
-                                       pen=pg.mkPen(colour, width=2))
+                                       pen=pg.mkPen(self._colours[key], width=2, style=style))
                 self.curves[name] = curve
             finite = np.isfinite(values)
             # point i is joined to i + 1 when both are known and no identity break lies between
             joined = np.zeros(len(values), bool)
             joined[:-1] = finite[:-1] & finite[1:] & ~breaks[1:]
             curve.setData(times, values, connect=joined)
+        self._mark_choices()
         track = main_track(self._items) if self.person == AUTO else None
-        self.info.setText(f"{len(times)} frames" + (f" · #{track}" if track is not None else ""))
+        n = len(times)
+        self.info.setText(f"{n} frame{'s' if n != 1 else ''}"
+                          + (f" · #{track}" if track is not None else ""))
         self.plot.setTitle(self.who(track), size="9pt", color=(220, 220, 220))
+
+    def _mark_choices(self) -> None:
+        """The legend: each ticked angle or joint in the list carries its curve's colour (the
+        list stands beside the plot, so no legend covers the curves)."""
+        self.choices.blockSignals(True)
+        for i in range(self.choices.count()):
+            item = self.choices.item(i)
+            colour = self._colours.get(item.text())
+            if colour is None:
+                item.setIcon(QIcon())
+                item.setData(Qt.ItemDataRole.ForegroundRole, None)
+            else:
+                swatch = QPixmap(10, 10)
+                swatch.fill(QColor(*colour))
+                item.setIcon(QIcon(swatch))
+                item.setForeground(QColor(*colour))
+        self.choices.blockSignals(False)
 
     def who(self, track: int | None = None) -> str:
         """Which person the curves are of (the plot's title)."""
@@ -233,7 +277,7 @@ class PlotPanel(QWidget):
         if self.person != AUTO:
             return f"person #{self.person} (chosen under Display)"
         if track is not None:
-            return f"person #{track}: the one seen most (Display → Person picks another)"
+            return f"person #{track}: the one seen most (another: Display → Person)"
         return "the most confident person of each frame (tracking is off)"
 
     def set_cursor(self, seconds: float) -> None:

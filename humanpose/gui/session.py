@@ -13,6 +13,7 @@ from PySide6.QtWidgets import QFileDialog
 from ..sources import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 from ..sources.video import redact_url
 from . import settings as remembered
+from .start import recent_sources, remember_recent
 from .workers import SourceInfo
 
 
@@ -25,7 +26,7 @@ class SourceSession:
             self.show_message("Give a source: a file, a folder, a camera index or a URL.", "error")
             return
         self.set_recording(False)
-        self._stop_analysis(finished=False)
+        self._stop_analysis(finished=False, resume=False)
         self.show_message(f"Opening {spec} …")
         self.camera.set_analysis(0)
         self.camera.open(spec, self.cfg.source)
@@ -68,7 +69,9 @@ class SourceSession:
     def _on_opened(self, info: SourceInfo) -> None:
         self.info = info
         self.latest = None
-        self.status.reset()
+        seekable = info.seekable and bool(info.frame_count)
+        self.status.opened(seekable)
+        self.picture.setCurrentWidget(self.image_view)
         self.plot.set_data([], -1, self.cfg.estimator.joint_threshold)   # not the last clip's axis
         self._plot_version = -1
         self._seen_ids.clear()
@@ -76,7 +79,6 @@ class SourceSession:
         self.measured_fps = None
         self._describe_source()
         self.setWindowTitle(f"humanpose – {info.name}")
-        seekable = info.seekable and bool(info.frame_count)
         p = self.playback
         p.seek.blockSignals(True)
         p.seek.setRange(0, max(0, (info.frame_count or 1) - 1))
@@ -85,12 +87,17 @@ class SourceSession:
         for w_ in (p.seek, p.back, p.forward, p.analyse, p.speed):
             w_.setEnabled(seekable)
         p.progress.setValue(0)
-        self.show_message(f"Opened {info.name}.", "ok")
+        p.progress.setVisible(seekable)      # a stream's share of frames cached is not known
+        hint = " Space plays, ← and → step." if info.images and (info.frame_count or 0) > 1 else ""
+        self.show_message(f"Opened {info.name}.{hint}", "ok")
+        self._render_status()
         # the next start opens it again; not a camera index, nor a URL with a password in it
         # (the settings file is plain text)
         if info.spec and not info.spec.isdigit() and redact_url(info.spec) == info.spec \
                 and self.settings is not None:
             remembered.remember(self.settings, "source.source", info.spec)
+            remember_recent(self.settings, info.spec)
+            self.start_page.set_recent(recent_sources(self.settings, self.cfg.source.source))
 
     def _describe_source(self, frame=None) -> None:
         """The info line under the source buttons: the source's name, the size of ``frame`` (the
@@ -106,7 +113,8 @@ class SourceSession:
                    else "fps being measured") + f" (the source says {claim})"
         else:
             fps = f"{info.fps:.1f} fps" if info.fps else "fps unknown"
-        frames = f", {info.frame_count} frames" if info.frame_count else ""
+        n = info.frame_count
+        frames = f", {n} frame{'s' if n != 1 else ''}" if n else ""
         kind = " live" if info.is_live else (" seekable" if info.seekable else "")
         name = f"\n{frame.name}" if frame is not None and frame.name and frame.name != info.name else ""
         self.controls.source.name.setText(f"{info.name}{name}\n{w}x{h}, {fps}{frames}{kind}")
@@ -128,7 +136,7 @@ class SourceSession:
         self.show_message(f"Cannot open the source: {message}", "error")
 
     def _on_lost(self, message: str) -> None:
-        self._stop_analysis(finished=False)
+        self._stop_analysis(finished=False, resume=False)
         self.set_recording(False)
         again = "seek back" if self.info is not None and self.info.seekable else "open it again"
         self.show_message(f"Source lost: {message}. Open another source or {again}.", "error")
@@ -142,5 +150,6 @@ class SourceSession:
                 self._analysis_last = last
                 self._maybe_finish_analysis()
             return
-        self.status.ended = True
+        self.status.end(last)
         self.show_message(f"End of file (frame {last}). Press Play to start again.", "info")
+        self._render_status()

@@ -25,7 +25,7 @@ from typing import Any, Callable
 
 from PySide6.QtCore import QObject, Signal
 
-from ..sources import Frame, SourceError, open_source
+from ..sources import Frame, ImageListSource, SourceError, open_source
 from ..sources.rate import FrameRate
 from .slots import FrameSlot, ResultCache
 
@@ -51,6 +51,7 @@ class SourceInfo:
     is_live: bool
     size: tuple[int, int]
     generation: int
+    images: bool = False     # a picture or a folder of pictures (opens paused)
 
 
 class CameraWorker(QObject):
@@ -149,11 +150,10 @@ class CameraWorker(QObject):
             self._wake.wait(POLL_S)
             self._wake.clear()
             return
-        if self.analysis:
-            # back-pressure: the estimator must have taken the previous frame
-            if not self.estimator_slot.wait_empty(POLL_S):
+        if self.analysis or isinstance(self.source, ImageListSource):
+            if not self.estimator_slot.wait_empty(POLL_S):   # back-pressure: each is estimated
                 return
-        elif not self._wait_due():
+        if not self.analysis and not self._wait_due():
             return
         self._read_one()
 
@@ -260,11 +260,11 @@ class CameraWorker(QObject):
         self.last_index = -1
         self._clock = None
         self._rate = FrameRate()
-        info = SourceInfo(str(spec), src.name, src.fps, src.frame_count, src.seekable,
-                          src.is_live, tuple(src.size), self.generation)
+        info = SourceInfo(str(spec), src.name, src.fps, src.frame_count, src.seekable, src.is_live,
+                          tuple(src.size), self.generation, isinstance(src, ImageListSource))
         self.opened.emit(info)
         self._publish(first)                  # show the first frame at once
-        self._set_playing(src.frame_count != 1)
+        self._set_playing(not info.images)    # pictures open paused on the first (← → step)
 
     def _cmd_close(self) -> None:
         self._close()

@@ -87,7 +87,8 @@ class CaptureSource(FrameSource):
             ok, image = self._cap.read()
             if not ok or image is None:
                 if self.is_live:
-                    self.error = f"stream {self.name} stopped delivering frames after {index}"
+                    self.error = (f"stream {self.name} stopped delivering frames after "
+                                  f"{index} frame{'s' if index != 1 else ''}")
                 elif self.frame_count and index < self.frame_count - 1:
                     self.error = (f"video {self.name} ended after {index} of {self.frame_count} "
                                   "frames (truncated or corrupt file)")
@@ -148,7 +149,9 @@ class CameraSource(FrameSource):
         else:
             ok, image = self._cap.read()
             if not ok or image is None:
-                self.error = f"{self.name} stopped delivering frames after {self._next}"
+                n = self._next
+                self.error = (f"{self.name} stopped delivering frames after "
+                              f"{n} frame{'s' if n != 1 else ''}")
                 return None
             image = as_bgr(image)
             stamp = time.monotonic() - self._t0
