@@ -53,7 +53,9 @@ joints fill about ``rescale_fraction`` of it, else the window that its predicted
 that fraction (the right scale, so no rescale pass), all in one batch; the person detector
 does not run (nor the boxsize scaling of the frame).  The detector runs on every N-th
 frame (for newcomers), when no track is confident, and at once, on the same frame, when a
-tracked crop's pose score drops below ``min_pose_score`` (a lost track).  On a detector frame
+tracked crop's pose score drops below ``min_pose_score`` (a lost track) or its pose fails its
+track's identity gate (:func:`tracking.identity_jump`: the crop slid onto someone else; that
+crop is left out and the detector's peaks there are newcomers).  On a detector frame
 with tracks, a detector centre that falls in a track's predicted box is that track's (merged
 before the pose pass), unless the box holds detections side by side, more than SPLIT_DISTANCE x
 its larger side apart across (one skeleton across two people side by side: the track's crop is
