@@ -18,9 +18,9 @@ track, total):
    into the reused batch, plus the Gaussian centre map as 4th channel; all crops go through the
    pose net in ONE batch; with ``estimator.crop_levels`` = L > 1 a person whose pose there is
    small (under LEVEL_EXTENT of the crop) or unsure (under LEVEL_SCORE) is also cut as windows
-   of 1/2 ... 1/2^(L-1) of the frame height, scaled to boxsize, in one more batch (the detector gives no size: a walker a
-   sixth of the frame high is a few cells of a frame-high crop), and of its crops the one whose
-   :func:`pose_score` is best is kept;
+   of 1/2 ... 1/2^(L-1) of the frame height, scaled to boxsize, in one more batch (the detector
+   gives no size: a walker a sixth of the frame high is a few cells of a frame-high crop), and
+   of its crops the one whose :func:`pose_score` is best is kept;
 4. *post*: each joint is the sub-cell maximum of its last-stage map, searched over the cells
    inside the frame (not the grey padding) and clipped to the frame (with
    ``estimator.flip_test`` the maps are first averaged with those of the mirrored crops,
@@ -95,6 +95,11 @@ LEVEL_SCORE = 0.6          # frame-high crop, or whose pose scores under this, i
 LEVEL_KEEP_SCORE = 0.7     # a smaller crop is kept only when its pose scores this much
                            # (vtest: walkers 0.73-0.86; tripod, bollard, jacket on the grass 0.61-0.69)
 MIN_TRACK_SCORE = 0.3      # a tracked pose scored below this (or min_pose_score) needs the detector
+
+
+def _person_maps(stage_maps: list[np.ndarray], n: int) -> np.ndarray:
+    """(stages, C, h, w) float32 maps of person ``n``: one copy, for the result to keep."""
+    return np.stack([s[n] for s in stage_maps]).astype(np.float32, copy=False)
 
 
 class Cancelled(RuntimeError):
@@ -347,7 +352,7 @@ class PoseEstimator:
                 extra.append(Crop.rescaled(bgr, centre, b / (z * cr.ky), b,
                                            self._buffers.crop(b)))
         more = np.stack(self._pose_pass(extra), axis=1)             # (2N, stages, C, h, w)
-        total = np.stack(stage_maps, axis=1).astype(np.float32)     # (N, stages, C, h, w)
+        total = np.stack(stage_maps, axis=1).astype(np.float32, copy=False)  # (N, stages, C, h, w)
         weight = np.ones((len(crops),) + total.shape[3:], np.float32)
         for n, cr in enumerate(crops):
             for k in (2 * n, 2 * n + 1):       # every stage's maps resampled in one warp
@@ -442,8 +447,7 @@ class PoseEstimator:
                 persons.append(Person(
                     centre=centre, centre_score=float(cval), box=cr.box(), joints=joints,
                     raw_joints=joints.copy(),
-                    stage_maps=(np.stack([s[n] for s in stage_maps]).astype(np.float32)
-                                if keep_maps else None),
+                    stage_maps=_person_maps(stage_maps, n) if keep_maps else None,
                     crop=cr.image.copy() if keep_maps else None,
                     crop_scale=cr.ky, rescaled=n in rescaled))
         t4 = time.perf_counter()
@@ -522,8 +526,7 @@ class PoseEstimator:
         drop = duplicates(all_joints, centres)
         persons = [Person(centre=centres[n], centre_score=scores[n], box=cr.box(),
                           joints=all_joints[n], raw_joints=all_joints[n].copy(),
-                          stage_maps=(np.stack([s[n] for s in stage_maps]).astype(np.float32)
-                                      if keep_maps else None),
+                          stage_maps=_person_maps(stage_maps, n) if keep_maps else None,
                           crop=cr.image.copy() if keep_maps else None, crop_scale=cr.ky)
                    for n, cr in enumerate(crops) if n not in drop]
         t3 = time.perf_counter()
