@@ -112,34 +112,44 @@ def cut(bgr: np.ndarray, kx: float, ky: float, ox: float, oy: float, b: int,
     """The b x b crop whose pixel u is frame pixel x = (u + ox + 0.5) / kx - 0.5 (along y the
     same, with ky, oy): the pixel-centre convention of cv2.resize, so that it equals cutting
     the frame scaled by (kx, ky) at (ox, oy), within interpolation noise, without scaling the
-    frame.  One cv2.warpAffine (bilinear, grey outside the frame) into ``out`` (a reused (b, b,
-    3) uint8 buffer) when given.  A frame shrunk by f >= 2 (f = floor(1 / k)) is first averaged
-    over f x f pixel blocks (cv2.INTER_AREA at an integer factor, on the window the crop covers
-    only) so that the crop does not alias, as cv2.resize's INTER_AREA does not."""
+    frame.  One cv2.warpAffine (bilinear, the frame's edge pixels repeated for the taps beyond
+    it) into ``out`` (a reused (b, b, 3) uint8 buffer) when given; the crop pixels whose centre
+    lies outside the frame are grey (a hard edge, as in a crop of the scaled frame).  A frame
+    shrunk by f >= 2 (f = floor(1 / k)) is first averaged over f x f pixel blocks
+    (cv2.INTER_AREA at an integer factor, on the window the crop covers only) so that the crop
+    does not alias, as cv2.resize's INTER_AREA does not."""
     fh, fw = bgr.shape[:2]
     f = int(1.0 / max(kx, ky))
     x0 = y0 = 0
     src, scale = bgr, 1.0
     if f >= 2:
-        # the frame window under the crop (+ 1 pixel for the bilinear taps), on the f-grid
+        # the frame window under the crop (+ the bilinear taps), on the f-grid of the frame
         xa, xb = (ox + 0.5) / kx - 1.5, (ox + b + 0.5) / kx + 0.5
         ya, yb = (oy + 0.5) / ky - 1.5, (oy + b + 0.5) / ky + 0.5
         x0, y0 = max(int(np.floor(xa / f)) * f, 0), max(int(np.floor(ya / f)) * f, 0)
-        x1 = x0 + (min(int(np.ceil(xb)), fw) - x0) // f * f
-        y1 = y0 + (min(int(np.ceil(yb)), fh) - y0) // f * f
-        if x1 > x0 and y1 > y0:
-            src = cv2.resize(bgr[y0:y1, x0:x1], ((x1 - x0) // f, (y1 - y0) // f),
+        nx = min(int(np.ceil((xb - x0) / f)) + 1, (fw - x0) // f)
+        ny = min(int(np.ceil((yb - y0) / f)) + 1, (fh - y0) // f)
+        if nx > 0 and ny > 0:
+            src = cv2.resize(bgr[y0:y0 + ny * f, x0:x0 + nx * f], (nx, ny),
                              interpolation=cv2.INTER_AREA)
             scale = float(f)
-        else:             # the crop lies outside the frame: all grey
+        else:             # the crop lies outside the frame (all grey below)
             x0 = y0 = 0
     # block pixel p covers frame pixels x0 + f p ... x0 + f p + f - 1: x = x0 + (f-1)/2 + f p
     c = (scale - 1.0) / 2.0
     m = np.array([[1.0 / (kx * scale), 0.0, ((ox + 0.5) / kx - 0.5 - x0 - c) / scale],
                   [0.0, 1.0 / (ky * scale), ((oy + 0.5) / ky - 0.5 - y0 - c) / scale]])
-    return cv2.warpAffine(src, m, (b, b), dst=out, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                          borderMode=cv2.BORDER_CONSTANT,
-                          borderValue=(PAD_VALUE, PAD_VALUE, PAD_VALUE))
+    img = cv2.warpAffine(src, m, (b, b), dst=out, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                         borderMode=cv2.BORDER_REPLICATE)
+    # crop pixel u shows the frame when (u + ox + 0.5) / kx lies in [0, fw)
+    u0, u1 = (int(np.clip(np.ceil(t - ox - 0.5), 0, b)) for t in (0.0, fw * kx))
+    v0, v1 = (int(np.clip(np.ceil(t - oy - 0.5), 0, b)) for t in (0.0, fh * ky))
+    if u0 or v0 or u1 < b or v1 < b:
+        img[:v0] = PAD_VALUE
+        img[v1:] = PAD_VALUE
+        img[:, :u0] = PAD_VALUE
+        img[:, u1:] = PAD_VALUE
+    return img
 
 
 def frame_cells(ox: int, oy: int, map_shape: tuple[int, int],
