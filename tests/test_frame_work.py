@@ -270,3 +270,21 @@ def test_argmax_subpixel_is_the_refined_maximum_of_every_map():
             i, j = divmod(int(m[n].argmax()), m.shape[2])
             dx, dy = maps.refine(m[n], i, j)
             assert tuple(out[n]) == (j + dx, i + dy, float(m[n, i, j]))
+
+
+def test_a_kept_crop_is_not_overwritten_by_the_next_frames():
+    """The crops are cut into images reused from frame to frame; a result that keeps its maps
+    keeps its own copy (the window shows it while the next frames are estimated)."""
+    from humanpose.estimator.pipeline import PoseEstimator
+    from humanpose.estimator.webcam_bench import webcam_frames
+    est = PoseEstimator(config.set_value(config.load(), "tracking.detect_every", 5))
+    frames, _ = webcam_frames(4)
+    first = est.estimate(frames[0], timestamp=0.0, keep_maps=True)
+    saved = [p.crop.copy() for p in first.persons]
+    assert saved
+    later = [est.estimate(f, timestamp=i / 30.0, frame_index=i, keep_maps=True)
+             for i, f in enumerate(frames[1:], start=1)]
+    assert any(r.path == "tracked" for r in later)        # crops cut from the tracks too
+    assert not np.array_equal(later[-1].persons[0].crop, saved[0])   # the person moved
+    for p, c in zip(first.persons, saved):
+        np.testing.assert_array_equal(p.crop, c)
