@@ -412,6 +412,15 @@ def test_webcam_bench_table_with_tiny_nets(monkeypatch, tmp_path):
     assert "tracking-driven (detector every 10)" in table
     for v in variants:
         assert v.skip is not None or len(v.times) == 4
+    # the per-step breakdown beside p50 / p95: each step's mean ms per frame, which together
+    # take no more than the frame as timed around estimate()
+    assert "| p50 ms | p95 ms | fps (p50) | preprocess | person | pose | post | track |" in table
+    for v in variants:
+        if v.skip is None:
+            means = [v.steps[k] / len(v.times) for k in webcam_bench.STEPS]
+            assert min(means) >= 0 and sum(means) <= np.mean(v.times) + 1e-6
+            row = next(r for r in table.splitlines() if f"| {v.backend} | {v.path} |" in r)
+            assert " | ".join(f"{m:.2f}" for m in means) in row
 
 
 def test_eval_still_clip_scores_the_last_frame_of_each_clip(tmp_path):

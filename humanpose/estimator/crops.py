@@ -1,7 +1,8 @@
-"""Frames and crops of the pipeline (:mod:`.pipeline`): the frame prepared for the nets (BGR,
-scaled to the boxsize or the detector size, padded, normalised) and the boxsize x boxsize crops
-cut from it (:class:`Crop`: where a crop lies in the frame, its joints in frame pixels, maps of
-one crop resampled onto another's grid; a tracked person's crop and the tracks' plan of a frame).
+"""Frames and crops of the pipeline (:mod:`.pipeline`): the frame prepared for the detector
+(BGR, scaled to the detector size, padded) and the boxsize x boxsize crops cut from the frame
+(:func:`cut`: one cv2.warpAffine each, no scaled copy of the whole frame; :class:`Crop`: where
+a crop lies in the frame, its joints in frame pixels, maps of one crop resampled onto another's
+grid; a tracked person's crop and the tracks' plan of a frame).
 Moved out of ``pipeline.py``, which re-exports them.
 """
 from __future__ import annotations
@@ -43,14 +44,24 @@ def to_bgr(frame: np.ndarray) -> np.ndarray:
     return out
 
 
-def scale_frame(bgr: np.ndarray, boxsize: int) -> tuple[np.ndarray, float, float]:
-    """Scale to height ``boxsize``; returns (scaled, sx, sy) with sx, sy = new / old size."""
-    h, w = bgr.shape[:2]
+def scaled_size(shape: tuple, boxsize: int) -> tuple[float, float, tuple[int, int]]:
+    """(sx, sy, (h, w)) of :func:`scale_frame` without scaling anything: the frame of
+    ``shape`` scaled to height ``boxsize`` (sx, sy = new / old size)."""
+    h, w = shape[:2]
     nw = max(1, int(round(w * boxsize / h)))
     if (nw, boxsize) == (w, h):
+        return 1.0, 1.0, (h, w)
+    return nw / w, boxsize / h, (boxsize, nw)
+
+
+def scale_frame(bgr: np.ndarray, boxsize: int) -> tuple[np.ndarray, float, float]:
+    """Scale to height ``boxsize``; returns (scaled, sx, sy) with sx, sy = new / old size.
+    (The pipeline does not scale whole frames: it cuts each crop from the frame, :func:`cut`.)"""
+    sx, sy, (nh, nw) = scaled_size(bgr.shape, boxsize)
+    if (sx, sy) == (1.0, 1.0):
         return bgr, 1.0, 1.0
-    interp = cv2.INTER_AREA if boxsize < h else cv2.INTER_LINEAR
-    return cv2.resize(bgr, (nw, boxsize), interpolation=interp), nw / w, boxsize / h
+    interp = cv2.INTER_AREA if boxsize < bgr.shape[0] else cv2.INTER_LINEAR
+    return cv2.resize(bgr, (nw, nh), interpolation=interp), sx, sy
 
 
 def detector_frame(bgr: np.ndarray, size: int) -> tuple[np.ndarray, float, float]:
@@ -96,6 +107,51 @@ def crop(img: np.ndarray, ox: int, oy: int, size: int) -> np.ndarray:
     return out
 
 
+def cut(bgr: np.ndarray, kx: float, ky: float, ox: float, oy: float, b: int,
+        out: np.ndarray | None = None) -> np.ndarray:
+    """The b x b crop whose pixel u is frame pixel x = (u + ox + 0.5) / kx - 0.5 (along y the
+    same, with ky, oy): the pixel-centre convention of cv2.resize, so that it equals cutting
+    the frame scaled by (kx, ky) at (ox, oy), within interpolation noise, without scaling the
+    frame.  One cv2.warpAffine (bilinear, the frame's edge pixels repeated for the taps beyond
+    it) into ``out`` (a reused (b, b, 3) uint8 buffer) when given; the crop pixels whose centre
+    lies outside the frame are grey (a hard edge, as in a crop of the scaled frame).  A frame
+    shrunk by f >= 2 (f = floor(1 / k)) is first averaged over f x f pixel blocks
+    (cv2.INTER_AREA at an integer factor, on the window the crop covers only) so that the crop
+    does not alias, as cv2.resize's INTER_AREA does not."""
+    fh, fw = bgr.shape[:2]
+    f = int(1.0 / max(kx, ky))
+    x0 = y0 = 0
+    src, scale = bgr, 1.0
+    if f >= 2:
+        # the frame window under the crop (+ the bilinear taps), on the f-grid of the frame
+        xa, xb = (ox + 0.5) / kx - 1.5, (ox + b + 0.5) / kx + 0.5
+        ya, yb = (oy + 0.5) / ky - 1.5, (oy + b + 0.5) / ky + 0.5
+        x0, y0 = max(int(np.floor(xa / f)) * f, 0), max(int(np.floor(ya / f)) * f, 0)
+        nx = min(int(np.ceil((xb - x0) / f)) + 1, (fw - x0) // f)
+        ny = min(int(np.ceil((yb - y0) / f)) + 1, (fh - y0) // f)
+        if nx > 0 and ny > 0:
+            src = cv2.resize(bgr[y0:y0 + ny * f, x0:x0 + nx * f], (nx, ny),
+                             interpolation=cv2.INTER_AREA)
+            scale = float(f)
+        else:             # the crop lies outside the frame (all grey below)
+            x0 = y0 = 0
+    # block pixel p covers frame pixels x0 + f p ... x0 + f p + f - 1: x = x0 + (f-1)/2 + f p
+    c = (scale - 1.0) / 2.0
+    m = np.array([[1.0 / (kx * scale), 0.0, ((ox + 0.5) / kx - 0.5 - x0 - c) / scale],
+                  [0.0, 1.0 / (ky * scale), ((oy + 0.5) / ky - 0.5 - y0 - c) / scale]])
+    img = cv2.warpAffine(src, m, (b, b), dst=out, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                         borderMode=cv2.BORDER_REPLICATE)
+    # crop pixel u shows the frame when (u + ox + 0.5) / kx lies in [0, fw)
+    u0, u1 = (int(np.clip(np.ceil(t - ox - 0.5), 0, b)) for t in (0.0, fw * kx))
+    v0, v1 = (int(np.clip(np.ceil(t - oy - 0.5), 0, b)) for t in (0.0, fh * ky))
+    if u0 or v0 or u1 < b or v1 < b:
+        img[:v0] = PAD_VALUE
+        img[v1:] = PAD_VALUE
+        img[:, :u0] = PAD_VALUE
+        img[:, u1:] = PAD_VALUE
+    return img
+
+
 def frame_cells(ox: int, oy: int, map_shape: tuple[int, int],
                 frame_shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """Boolean masks over map rows / columns of a crop at (ox, oy): the cells that overlap the
@@ -123,24 +179,25 @@ class Crop:
     scaled_shape: tuple[float, float]  # (h, w) of the frame in crop pixels
 
     @classmethod
-    def from_scaled(cls, scaled: np.ndarray, centre: np.ndarray, b: int,
-                    sx: float, sy: float) -> "Crop":
-        """The crop of the frame scaled to height b (``scaled``), centred on ``centre``
-        (scaled-frame pixels) at an integer offset."""
+    def centred(cls, bgr: np.ndarray, centre: np.ndarray, b: int, scaled: tuple,
+                out: np.ndarray | None = None) -> "Crop":
+        """The crop of the frame scaled to height b (``scaled`` = :func:`scaled_size`'s (sx,
+        sy, shape)), centred on ``centre`` (scaled-frame pixels) at an integer offset; cut
+        from the frame itself (:func:`cut`), not from a scaled copy."""
+        sx, sy, shape = scaled
         ox, oy = crop_offset(centre, b)
-        return cls(crop(scaled, ox, oy, b), ox, oy, sx, sy, scaled.shape[:2])
+        return cls(cut(bgr, sx, sy, ox, oy, b, out), ox, oy, sx, sy, shape)
 
     @classmethod
-    def rescaled(cls, bgr: np.ndarray, centre: np.ndarray, side: float, b: int) -> "Crop":
+    def rescaled(cls, bgr: np.ndarray, centre: np.ndarray, side: float, b: int,
+                 out: np.ndarray | None = None) -> "Crop":
         """The crop of a ``side`` x ``side`` window of the frame centred on ``centre`` (frame
-        pixels), resized to b x b (grey outside the frame)."""
+        pixels), scaled to b x b (grey outside the frame; :func:`cut`)."""
         h = max(int(round(side)), maps.STRIDE)
         x0, y0 = crop_offset(centre, h)
-        window = crop(bgr, x0, y0, h)
-        interp = cv2.INTER_AREA if h > b else cv2.INTER_LINEAR
         k = b / h
         fh, fw = bgr.shape[:2]
-        return cls(cv2.resize(window, (b, b), interpolation=interp), x0 * k, y0 * k, k, k,
+        return cls(cut(bgr, k, k, x0 * k, y0 * k, b, out), x0 * k, y0 * k, k, k,
                    (fh * k, fw * k))
 
     def joints(self, beliefs: np.ndarray, frame_shape: tuple[int, int]) -> np.ndarray:
@@ -186,11 +243,12 @@ def zoomed_onto(beliefs: np.ndarray, src: Crop, dst: Crop) -> tuple[np.ndarray, 
 
 
 def track_crop(bgr: np.ndarray, scaled: tuple, joints_xy: np.ndarray, box: np.ndarray,
-               scale: float, shift: np.ndarray, fraction: float, b: int) -> Crop:
+               scale: float, shift: np.ndarray, fraction: float, b: int,
+               out: np.ndarray | None = None) -> Crop:
     """The crop of a tracked person: its last crop (``box`` in frame pixels, ``scale`` crop
-    pixels per frame pixel) moved by the track's predicted ``shift`` and cut the same way (from
-    ``scaled`` = :func:`scale_frame` (image, sx, sy) as the detector path cuts it, or as a
-    resized window as the rescale pass cuts it: on a still person the very same crop), as long
+    pixels per frame pixel) moved by the track's predicted ``shift`` and cut the same way (at
+    the scale of ``scaled`` = :func:`scaled_size` (sx, sy, shape) as the detector path cuts it,
+    or as a scaled window as the rescale pass cuts it: on a still person the very same crop), as long
     as the person's size (the box of its predicted joints) stays within RESCALE_TOLERANCE of
     ``fraction`` of it; else the window around those joints that they fill to ``fraction``.
     Keeping the last crop, not re-fitting it to the joints on every frame, keeps the errors of
@@ -200,12 +258,12 @@ def track_crop(bgr: np.ndarray, scaled: tuple, joints_xy: np.ndarray, box: np.nd
     side = float(max(box[2] - box[0], box[3] - box[1]))
     ratio = size / (fraction * side) if side > 0 else 0.0
     if ratio <= 0 or abs(np.log(ratio)) > np.log(RESCALE_TOLERANCE):
-        return Crop.rescaled(bgr, centre, size / fraction, b)
+        return Crop.rescaled(bgr, centre, size / fraction, b, out)
     moved = (box[:2] + box[2:]) / 2 + shift
-    image, sx, sy = scaled
-    if abs(scale - sy) <= 1e-9 * sy:          # last cut from the scaled frame: again so
-        return Crop.from_scaled(image, (moved + 0.5) * (sx, sy) - 0.5, b, sx, sy)
-    return Crop.rescaled(bgr, moved, side, b)
+    sx, sy, _ = scaled
+    if abs(scale - sy) <= 1e-9 * sy:          # last cut at the scaled frame's scale: again so
+        return Crop.centred(bgr, (moved + 0.5) * (sx, sy) - 0.5, b, scaled, out)
+    return Crop.rescaled(bgr, moved, side, b, out)
 
 
 @dataclasses.dataclass

@@ -64,15 +64,32 @@ def refine(m: np.ndarray, i: int, j: int) -> tuple[float, float]:
     return dx, dy
 
 
+def _offsets(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """:func:`refine`'s offset along one axis for arrays of three neighbouring values."""
+    logs = (a > 1e-6) & (b > 1e-6) & (c > 1e-6)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if logs.any():
+            a, b, c = (np.where(logs, np.log(np.where(logs, v, 1)), v) for v in (a, b, c))
+        den = a - 2.0 * b + c
+        off = np.clip(0.5 * (a - c) / den, -0.5, 0.5)
+    return np.where(den >= 0, 0.0, off)
+
+
 def argmax_subpixel(maps: np.ndarray) -> np.ndarray:
-    """(K, h, w) maps -> (K, 3) with (u, v, value) of each map's maximum, refined to sub-cell."""
+    """(K, h, w) maps -> (K, 3) with (u, v, value) of each map's maximum, refined to sub-cell
+    (:func:`refine` on all K maps at once)."""
     k, h, w = maps.shape
-    flat = maps.reshape(k, -1).argmax(1)
-    out = np.zeros((k, 3), dtype=np.float64)
-    for n, idx in enumerate(flat):
-        i, j = divmod(int(idx), w)
-        dx, dy = refine(maps[n], i, j)
-        out[n] = (j + dx, i + dy, maps[n, i, j])
+    i, j = np.divmod(maps.reshape(k, -1).argmax(1), w)
+    n = np.arange(k)
+    value = maps[n, i, j]
+    left, right = maps[n, i, np.maximum(j - 1, 0)], maps[n, i, np.minimum(j + 1, w - 1)]
+    up, down = maps[n, np.maximum(i - 1, 0), j], maps[n, np.minimum(i + 1, h - 1), j]
+    dx = np.where((j > 0) & (j < w - 1), _offsets(left, value, right), 0.0)
+    dy = np.where((i > 0) & (i < h - 1), _offsets(up, value, down), 0.0)
+    out = np.empty((k, 3), dtype=np.float64)
+    out[:, 0] = j + dx.astype(np.float64)
+    out[:, 1] = i + dy.astype(np.float64)
+    out[:, 2] = value
     return out
 
 

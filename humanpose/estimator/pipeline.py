@@ -3,22 +3,24 @@
 Steps (``PoseResult.timings`` has the milliseconds of each: preprocess, person, pose, post,
 track, total):
 
-1. *preprocess*: the frame (BGR, grayscale or BGRA uint8, any size) is scaled so that its height
-   is ``boxsize`` (sx = round(W * s) / W, sy = boxsize / H), padded right to a multiple of 8 with
-   grey 128 and normalised to x / 256 - 0.5;
+1. *preprocess*: the frame (BGR, grayscale or BGRA uint8, any size) as BGR and the scale of
+   the *scaled frame*, the frame at height ``boxsize`` (sx = round(W * s) / W, sy = boxsize / H,
+   :func:`scaled_size`; no scaled copy is made: the crops are cut from the frame itself), plus
+   on a tracked frame the tracks' crops;
 2. *person*: the person net sees the frame scaled so that its longer side is
    ``estimator.detector_size`` (:func:`detector_frame`, padded to a multiple of 32; not the
    boxsize: small persons in a large frame stay large enough to be found); its last-stage map
    gives person centres (local maxima above ``estimator.person_threshold``, at least
    ``min_person_distance * boxsize`` scaled-frame pixels apart), mapped to the scaled frame;
 3. *pose*: for every centre a boxsize x boxsize crop of the scaled frame, placed at the integer
-   offset (ox, oy) nearest to centring it (grey 128 outside the frame), plus the Gaussian centre
-   map as 4th channel; all crops go through the pose net in ONE batch; with
-   ``estimator.crop_levels`` = L > 1 a person whose pose there is small (under LEVEL_EXTENT of
-   the crop) or unsure (under LEVEL_SCORE) is also cut as windows of 1/2 ... 1/2^(L-1) of the
-   frame height, resized to boxsize, in one more batch (the detector gives no size: a walker a
-   sixth of the frame high is a few cells of a frame-high crop), and of its crops the one whose
-   :func:`pose_score` is best is kept;
+   offset (ox, oy) nearest to centring it (grey 128 outside the frame), cut from the frame with
+   one cv2.warpAffine (:func:`cut`) into a reused image, normalised to x / 256 - 0.5 straight
+   into the reused batch, plus the Gaussian centre map as 4th channel; all crops go through the
+   pose net in ONE batch; with ``estimator.crop_levels`` = L > 1 a person whose pose there is
+   small (under LEVEL_EXTENT of the crop) or unsure (under LEVEL_SCORE) is also cut as windows
+   of 1/2 ... 1/2^(L-1) of the frame height, scaled to boxsize, in one more batch (the detector
+   gives no size: a walker a sixth of the frame high is a few cells of a frame-high crop), and
+   of its crops the one whose :func:`pose_score` is best is kept;
 4. *post*: each joint is the sub-cell maximum of its last-stage map, searched over the cells
    inside the frame (not the grey padding) and clipped to the frame (with
    ``estimator.flip_test`` the maps are first averaged with those of the mirrored crops,
@@ -78,11 +80,12 @@ from ..config import Config
 from ..skeleton import NUM_JOINTS
 from . import maps
 from .backends import make_backend
+from .buffers import Buffers
 # frames, crops and map decoding live in crops.py and decode.py; their names stay importable
 # from here (the CLI, the trainer, the tools and the tests import them from the pipeline)
 from .crops import (DETECTOR_STRIDE, PAD_VALUE, RESCALE_TOLERANCE, Crop,  # noqa: F401
-                    TrackPlan, crop, crop_offset, detector_frame, frame_cells, normalise,
-                    pad_to_stride, scale_frame, to_bgr, track_crop, zoomed_onto)
+                    TrackPlan, crop, crop_offset, cut, detector_frame, frame_cells, normalise,
+                    pad_to_stride, scale_frame, scaled_size, to_bgr, track_crop, zoomed_onto)
 from .decode import (DUPLICATE_DISTANCE, POSE_SCORE_JOINTS, SHARED_DISTANCE,  # noqa: F401
                      SHARED_JOINTS, duplicates, flip_averaged, joint_peaks, person_extent,
                      pose_score)
@@ -94,6 +97,11 @@ LEVEL_SCORE = 0.6          # frame-high crop, or whose pose scores under this, i
 LEVEL_KEEP_SCORE = 0.7     # a smaller crop is kept only when its pose scores this much
                            # (vtest: walkers 0.73-0.86; tripod, bollard, jacket on the grass 0.61-0.69)
 MIN_TRACK_SCORE = 0.3      # a tracked pose scored below this (or min_pose_score) needs the detector
+
+
+def _person_maps(stage_maps: list[np.ndarray], n: int) -> np.ndarray:
+    """(stages, C, h, w) float32 maps of person ``n``: one copy, for the result to keep."""
+    return np.stack([s[n] for s in stage_maps]).astype(np.float32, copy=False)
 
 
 class Cancelled(RuntimeError):
@@ -122,7 +130,7 @@ class PoseEstimator:
         self.person_model = person_model.eval()
         self.pose_model = pose_model.eval()
         self._centre_maps: dict[int, np.ndarray] = {}
-        self._batches: dict[tuple[int, int], np.ndarray] = {}   # reused pose-net inputs
+        self._buffers = Buffers(self.centre_map)     # reused net inputs and crop images
         self._person_backend = self._pose_backend = None
         self.set_backend(cfg.model.framework, cfg.model.device, cfg.model.precision)
         self.set_boxsize(cfg.estimator.boxsize)
@@ -255,25 +263,13 @@ class PoseEstimator:
         return m
 
     # ------------------------------------------------------------------ inference
-    def _batch_buffer(self, n: int, b: int) -> np.ndarray:
-        """A float32 (n, 4, b, b) pose-net input whose 4th channel holds the centre map, kept
-        for the next frames (a few shapes at most: the person count and boxsize change
-        rarely).  The backends copy or only read it, so the next pass may overwrite it."""
-        buf = self._batches.get((n, b))
-        if buf is None:
-            if len(self._batches) > 16:
-                self._batches.clear()
-            buf = self._batches[(n, b)] = np.empty((n, 4, b, b), np.float32)
-            buf[:, 3] = self.centre_map(b)
-        return buf
-
     def _pose_pass(self, crops: list[Crop]) -> list[np.ndarray] | None:
         """Stage maps (each (N, 15, h, w)) of the crops, in one batch; None if no crop."""
         if not crops:
             return None
         self._check_cancelled()
         b = crops[0].image.shape[0]
-        batch = self._batch_buffer(len(crops), b)   # reused: no allocation per frame
+        batch = self._buffers.batch(len(crops), b)   # reused: no allocation per frame
         for k, c in enumerate(crops):     # normalise() written straight into the batch
             np.multiply(c.image.transpose(2, 0, 1), 1.0 / 256.0, out=batch[k, :3],
                         casting="unsafe")
@@ -282,8 +278,8 @@ class PoseEstimator:
             return flip_averaged(self._pose_backend, batch)
         return self._pose_backend(batch)
 
-    def _first_pass(self, bgr: np.ndarray, scaled: np.ndarray, tracked: list[Crop],
-                    centres: np.ndarray, sx: float, sy: float, levels: int):
+    def _first_pass(self, bgr: np.ndarray, scaled: tuple, tracked: list[Crop],
+                    centres: np.ndarray, levels: int):
         """The crops of the tracked persons and of the new ``centres`` (scaled-frame pixels) and
         their stage maps.  A new person's crop is the boxsize-high frame around its centre, in
         one batch with the tracks' crops.  With ``levels`` > 1, a new person whose pose there
@@ -296,11 +292,12 @@ class PoseEstimator:
         (``../shared/media/vtest.avi``).  A person who fills the frame,
         as at a webcam, costs no second batch.  The rescale pass then fits the kept crop."""
         b = self._cfg.estimator.boxsize
-        crops = tracked + [Crop.from_scaled(scaled, c, b, sx, sy) for c in centres]
+        crops = tracked + [Crop.centred(bgr, c, b, scaled, self._buffers.crop(b)) for c in centres]
         stage_maps = self._pose_pass(crops)
         if stage_maps is None or levels <= 1 or not len(centres):
             return crops, stage_maps
         shape, n0, fh = bgr.shape[:2], len(tracked), bgr.shape[0]
+        sx, sy, _ = scaled
 
         def rated(cr: Crop, beliefs: np.ndarray) -> tuple[float, float]:
             joints = cr.joints(beliefs[:NUM_JOINTS], shape)
@@ -308,7 +305,8 @@ class PoseEstimator:
         first = [rated(crops[n0 + i], stage_maps[-1][n0 + i]) for i in range(len(centres))]
         todo = [i for i, (score, extent) in enumerate(first)
                 if score < LEVEL_SCORE or extent < LEVEL_EXTENT]
-        extra = [Crop.rescaled(bgr, (centres[i] + 0.5) / (sx, sy) - 0.5, fh / 2 ** k, b)
+        extra = [Crop.rescaled(bgr, (centres[i] + 0.5) / (sx, sy) - 0.5, fh / 2 ** k, b,
+                               self._buffers.crop(b))
                  for i in todo for k in range(1, levels)]
         second = self._pose_pass(extra)
         if second is None:
@@ -344,7 +342,8 @@ class PoseEstimator:
             if ratio <= 0 or abs(np.log(ratio)) <= np.log(RESCALE_TOLERANCE):
                 continue
             todo.append(n)
-            new.append(Crop.rescaled(bgr, centre, size / est.rescale_fraction, b))
+            new.append(Crop.rescaled(bgr, centre, size / est.rescale_fraction, b,
+                                     self._buffers.crop(b)))
         if not todo:
             return crops, stage_maps, []
         second = self._pose_pass(new)
@@ -368,9 +367,10 @@ class PoseEstimator:
             x0, y0, x1, y1 = cr.box()
             centre = np.array([(x0 + x1) / 2.0, (y0 + y1) / 2.0])
             for z in (1.0 - d, 1.0 + d):
-                extra.append(Crop.rescaled(bgr, centre, b / (z * cr.ky), b))
+                extra.append(Crop.rescaled(bgr, centre, b / (z * cr.ky), b,
+                                           self._buffers.crop(b)))
         more = np.stack(self._pose_pass(extra), axis=1)             # (2N, stages, C, h, w)
-        total = np.stack(stage_maps, axis=1).astype(np.float32)     # (N, stages, C, h, w)
+        total = np.stack(stage_maps, axis=1).astype(np.float32, copy=False)  # (N, stages, C, h, w)
         weight = np.ones((len(crops),) + total.shape[3:], np.float32)
         for n, cr in enumerate(crops):
             for k in (2 * n, 2 * n + 1):       # every stage's maps resampled in one warp
@@ -396,6 +396,7 @@ class PoseEstimator:
         b = est.boxsize
         bgr = to_bgr(frame)
         fh, fw = bgr.shape[:2]
+        self._buffers.new_frame()    # this frame's crops reuse the last frame's images
         if timestamp is None:
             timestamp = frame_index / 30.0
         plan = self._track_plan(centres is not None, bgr, float(timestamp))
@@ -405,14 +406,15 @@ class PoseEstimator:
             if result is not None:
                 return result
             plan.detect = True    # a lost track or one that jumped (plan.reason): at once
-        scaled, sx, sy = scale_frame(bgr, b)
+        scaled = scaled_size(bgr.shape, b)    # the crops' scale; no scaled copy of the frame
+        sx, sy, scaled_shape = scaled
         t1 = time.perf_counter()
 
         detector_off = centres is not None
         if centres is None:   # the detector on its own input (detector_frame), centres back
             self._check_cancelled()
             det, dsx, dsy = detector_frame(bgr, est.detector_size)
-            person_map = self._person_backend(normalise(det)[None])[-1][0, 0]
+            person_map = self._person_backend(self._buffers.detector(det))[-1][0, 0]
             peaks = maps.find_peaks(person_map, est.person_threshold,
                                     min_distance=est.min_person_distance * b / sy * dsy / maps.STRIDE,
                                     max_peaks=est.max_persons)
@@ -421,7 +423,7 @@ class PoseEstimator:
         else:   # given centres, frame pixels -> scaled-frame pixels; no person map
             centres = (np.asarray(centres, np.float64).reshape(-1, 2) + 0.5) * (sx, sy) - 0.5
             peaks = np.column_stack([maps.to_map(centres), np.ones(len(centres))])
-            person_map = np.zeros([-(-n // maps.STRIDE) for n in scaled.shape[:2]], np.float32)
+            person_map = np.zeros([-(-n // maps.STRIDE) for n in scaled_shape], np.float32)
         t2 = time.perf_counter()
 
         tracked: list[Crop] = []
@@ -435,7 +437,7 @@ class PoseEstimator:
                                                      np.asarray(plan.scores)[kept]]),
                                     peaks.reshape(-1, 3)[~on_track]])
         first, stage_maps = self._first_pass(bgr, scaled, tracked, centres[len(tracked):],
-                                             sx, sy, levels=1 if detector_off else est.crop_levels)
+                                             levels=1 if detector_off else est.crop_levels)
         crops, rescaled = first, []
         if est.rescale and stage_maps is not None:
             crops, stage_maps, rescaled = self._rescale_pass(bgr, first, stage_maps,
@@ -463,9 +465,8 @@ class PoseEstimator:
                 persons.append(Person(
                     centre=centre, centre_score=float(cval), box=cr.box(), joints=joints,
                     raw_joints=joints.copy(),
-                    stage_maps=(np.stack([s[n] for s in stage_maps]).astype(np.float32)
-                                if keep_maps else None),
-                    crop=cr.image if keep_maps else None,
+                    stage_maps=_person_maps(stage_maps, n) if keep_maps else None,
+                    crop=cr.image.copy() if keep_maps else None,
                     crop_scale=cr.ky, rescaled=n in rescaled))
         t4 = time.perf_counter()
 
@@ -505,13 +506,12 @@ class PoseEstimator:
         tracks = self._tracker.predicted(timestamp)
         sure = [t for t in tracks if pose_score(t[1]) >= floor]
         plan = TrackPlan()
-        scaled = None
+        scaled = scaled_size(bgr.shape, est.boxsize)
         for track_id, last, xy, box, scale, shift in sure:
             plan.ids.append(track_id)
-            if scaled is None:
-                scaled = scale_frame(bgr, est.boxsize)
             plan.crops.append(track_crop(bgr, scaled, xy, box, scale, shift,
-                                         est.rescale_fraction, est.boxsize))
+                                         est.rescale_fraction, est.boxsize,
+                                         self._buffers.crop(est.boxsize)))
             plan.boxes.append(np.concatenate([xy.min(0), xy.max(0)]))
             plan.scores.append(pose_score(last))
         plan.centres = np.array([(bx[:2] + bx[2:]) / 2 for bx in plan.boxes]).reshape(-1, 2)
@@ -552,9 +552,8 @@ class PoseEstimator:
         drop = duplicates(all_joints, centres)
         persons = [Person(centre=centres[n], centre_score=scores[n], box=cr.box(),
                           joints=all_joints[n], raw_joints=all_joints[n].copy(),
-                          stage_maps=(np.stack([s[n] for s in stage_maps]).astype(np.float32)
-                                      if keep_maps else None),
-                          crop=cr.image if keep_maps else None, crop_scale=cr.ky)
+                          stage_maps=_person_maps(stage_maps, n) if keep_maps else None,
+                          crop=cr.image.copy() if keep_maps else None, crop_scale=cr.ky)
                    for n, cr in enumerate(crops) if n not in drop]
         t3 = time.perf_counter()
         persons = self._tracker.update(persons, timestamp, (fh, fw))

@@ -24,8 +24,10 @@
 * starts a new track (ids 0, 1, 2, ... never reused until :meth:`Tracker.reset`) for every
   unmatched detection, and drops a track that went unmatched for more than
   ``tracking.max_missed`` frames in a row;
-* with ``tracking.smoothing``, runs one filterpy ``KalmanFilter`` per track and joint, state
-  (x, y, vx, vy) in frame pixels, constant velocity with white-noise acceleration:
+* with ``tracking.smoothing``, runs a constant-velocity Kalman filter per track and joint
+  (filterpy's ``KalmanFilter`` equations batched in numpy over a track's centre and joints,
+  :class:`.kalman.ConstantVelocity`), state (x, y, vx, vy) in frame pixels, constant velocity
+  with white-noise acceleration:
   ``Q = Q_continuous_white_noise(dt, process_noise)`` (process_noise = acceleration spectral
   density in px²/s³, so the model is the same whatever the frame rate; ``dt`` comes from the
   frame timestamps), ``R = measurement_noise`` px² per axis.  A joint filter starts at the
@@ -50,24 +52,23 @@ from __future__ import annotations
 
 import numpy as np
 from filterpy.common import Q_continuous_white_noise
-from filterpy.kalman import KalmanFilter
 from scipy.optimize import linear_sum_assignment
 
 from ..config import TrackingConfig
 from ..skeleton import NUM_JOINTS
+from .kalman import INIT_SPEED, ConstantVelocity  # noqa: F401 (INIT_SPEED: importable here)
 from .result import Person
 
 MIN_DT = 1e-3        # s; a repeated or backwards timestamp predicts over this instead of dt <= 0
 MAX_DT = 1.0         # s; longer gaps (pause, dropped frames) are predicted over one second only
 SCORE_DECAY = 0.5    # a predicted (skipped) joint's score: last measured score * 0.5 per frame
-INIT_SPEED = 200.0   # px/s; prior standard deviation of the speed of a new filter
 JUMP = 0.2           # identity gate: joints further than this share of the person's size ...
 SPEED = 1.0          # ... plus this share per second since it was seen (a walker's pace), or
 DRIFT = 0.5          # ... off where its velocity takes it by more than JUMP + this share per s,
 MIN_OVERLAP = 0.2    # or joints' boxes (at least half as wide as high) overlapping less (IoU)
 MIN_GATE_JOINTS = 4  # joints scored >= min_score in both needed to judge (fewer: centres only)
-_H = np.array([[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0]])
 _BIG = 1e9
+_CENTRE = np.zeros(1, np.intp)   # the centre's row in a track's filters (the joints: 1 + j)
 
 
 def _transition(dt: float) -> np.ndarray:
@@ -76,27 +77,18 @@ def _transition(dt: float) -> np.ndarray:
     return F
 
 
-def _new_filter(xy, measurement_noise: float) -> KalmanFilter:
-    """A constant-velocity filter started at ``xy`` (not at 0) with unknown velocity."""
-    kf = KalmanFilter(dim_x=4, dim_z=2)
-    kf.x = np.array([float(xy[0]), float(xy[1]), 0.0, 0.0])
-    kf.P = np.diag([measurement_noise, measurement_noise, INIT_SPEED ** 2, INIT_SPEED ** 2])
-    kf.H = _H
-    kf.R = np.eye(2) * measurement_noise
-    return kf
-
-
 class _Track:
-    __slots__ = ("id", "centre", "diag", "time", "missed", "joints", "joint_missed",
+    __slots__ = ("id", "kf", "diag", "time", "missed", "joint_missed",
                  "joint_score", "last_joints", "last_box", "last_scale")
 
     def __init__(self, track_id: int, person: Person, timestamp: float, measurement_noise: float):
         self.id = track_id
-        self.centre = _new_filter(person.centre, measurement_noise)
+        # row 0: the centre's filter (started now); rows 1 + j: joint j's (when measured)
+        self.kf = ConstantVelocity(1 + NUM_JOINTS, measurement_noise)
+        self.kf.start(_CENTRE, np.asarray(person.centre, np.float64)[:2][None])
         self.diag = _box_diag(person.box)
         self.time = timestamp                  # when the filters were last advanced
         self.missed = 0                        # frames in a row without a detection
-        self.joints: list[KalmanFilter | None] = [None] * NUM_JOINTS
         self.joint_missed = np.zeros(NUM_JOINTS, np.int64)
         self.joint_score = np.zeros(NUM_JOINTS)
         self.last_joints = np.array(person.joints, np.float64)   # the last measured (14, 3)
@@ -104,7 +96,7 @@ class _Track:
         self.last_scale = float(person.crop_scale)                # crop pixels per frame pixel
 
     def predicted_centre(self, dt: float) -> np.ndarray:
-        x = self.centre.x
+        x = self.kf.x[0]
         return np.array([x[0] + x[2] * dt, x[1] + x[3] * dt])
 
 
@@ -198,14 +190,13 @@ class Tracker:
                 continue
             dt = self._dt(track, float(timestamp))
             last = track.last_joints
-            xy = last[:, :2] + track.centre.x[2:4] * dt
-            for j, kf in enumerate(track.joints):
-                if kf is not None:
-                    xy[j] = (kf.x[0] + kf.x[2] * dt, kf.x[1] + kf.x[3] * dt)
+            x, on = track.kf.x, track.kf.on[1:]
+            xy = last[:, :2] + x[0, 2:4] * dt
+            xy[on] = x[1:][on, :2] + x[1:][on, 2:4] * dt
             # the person's motion: the median of its joints' Kalman velocities (the centre's
             # without joint filters); zero-mean noise on a still person, so the crop stays put
-            speeds = [kf.x[2:4] for kf in track.joints if kf is not None]
-            speed = np.median(speeds, axis=0) if len(speeds) >= 3 else track.centre.x[2:4]
+            speeds = x[1:][on, 2:4]
+            speed = np.median(speeds, axis=0) if len(speeds) >= 3 else x[0, 2:4]
             out.append((track.id, last.copy(), xy, track.last_box.copy(), track.last_scale,
                         speed * dt))
         return out
@@ -330,8 +321,9 @@ class Tracker:
 
     def _advance(self, track: _Track, person: Person, timestamp: float) -> None:
         F, Q = self._model(self._dt(track, timestamp))
-        track.centre.predict(F=F, Q=Q)
-        track.centre.update(np.asarray(person.centre, np.float64)[:2])
+        if not self.config.smoothing:    # (with smoothing, in one batch with the joints)
+            track.kf.predict(_CENTRE, F, Q)
+            track.kf.update(_CENTRE, np.asarray(person.centre, np.float64)[:2][None])
         track.diag = _box_diag(person.box)
         track.time = timestamp
         track.missed = 0
@@ -345,33 +337,39 @@ class Tracker:
             track.joint_missed[:] = 0
 
     def _smooth(self, track: _Track, person: Person, F, Q) -> None:
-        """Advance the joint filters of ``track`` by F, Q (None: new track) with ``person``'s
-        joints; set person.raw_joints / person.joints."""
+        """Advance the centre and joint filters of ``track`` by F, Q (None: a new track, whose
+        centre filter has just started) with ``person``'s centre and joints, all rows in one
+        batch; set person.raw_joints / person.joints.
+
+        Per joint: a measurement (score >= min_score, finite) starts a filter or updates it; a
+        joint not measured keeps its filter's prediction (score decayed) for up to max_missed
+        frames, then its filter is dropped and the raw joint passes through."""
         cfg = self.config
+        kf = track.kf
         raw = np.asarray(person.joints)
         out = np.array(raw, copy=True)
-        for j in range(NUM_JOINTS):
-            x, y, score = raw[j]
-            kf = track.joints[j]
-            measured = score >= cfg.min_score and np.isfinite(x) and np.isfinite(y)
-            if measured:
-                if kf is None:
-                    track.joints[j] = _new_filter((x, y), cfg.measurement_noise)
-                else:
-                    kf.predict(F=F, Q=Q)
-                    kf.update(np.array([x, y], np.float64))
-                    out[j, 0], out[j, 1] = kf.x[0], kf.x[1]
-                track.joint_missed[j] = 0
-                track.joint_score[j] = score
-            elif kf is not None:
-                if F is not None:
-                    track.joint_missed[j] += 1
-                if track.joint_missed[j] > cfg.max_missed:
-                    track.joints[j] = None      # lost: pass the raw measurement through
-                    continue
-                if F is not None:
-                    kf.predict(F=F, Q=Q)
-                out[j, 0], out[j, 1] = kf.x[0], kf.x[1]
-                out[j, 2] = track.joint_score[j] * SCORE_DECAY ** track.joint_missed[j]
+        on = kf.on[1:].copy()
+        with np.errstate(invalid="ignore"):
+            measured = ((raw[:, 2] >= cfg.min_score) & np.isfinite(raw[:, 0])
+                        & np.isfinite(raw[:, 1]))
+        update = measured & on
+        coast = ~measured & on
+        if F is not None:
+            track.joint_missed[coast] += 1
+        drop = coast & (track.joint_missed > cfg.max_missed)
+        coast &= ~drop
+        if F is not None:
+            centre = np.asarray(person.centre, np.float64)[:2]
+            kf.predict(np.concatenate([_CENTRE, 1 + np.flatnonzero(update | coast)]), F, Q)
+            kf.update(np.concatenate([_CENTRE, 1 + np.flatnonzero(update)]),
+                      np.vstack([centre, raw[update, :2]]))
+        kf.stop(1 + np.flatnonzero(drop))           # lost: the raw measurement passes through
+        start = measured & ~on
+        kf.start(1 + np.flatnonzero(start), raw[start, :2])
+        track.joint_missed[measured] = 0
+        track.joint_score[measured] = raw[measured, 2]
+        shown = update | coast
+        out[shown, :2] = kf.x[1:][shown, :2]
+        out[coast, 2] = track.joint_score[coast] * SCORE_DECAY ** track.joint_missed[coast]
         person.raw_joints = raw
         person.joints = out

@@ -10,7 +10,10 @@ sequence, for every combination of
 Every variant has its own :class:`PoseEstimator` (own tracks) and they take turns frame by frame
 (round robin), so that a busy neighbour or a slower minute disturbs them all alike.  Each frame
 is timed from the call of ``estimate`` to its return (preprocessing, nets, decoding, tracking);
-the first ``WARMUP`` frames of each variant are not counted.
+the first ``WARMUP`` frames of each variant are not counted.  Beside p50 / p95 the table gives
+where the time goes: the mean milliseconds per frame of each step of ``PoseResult.timings``
+(:data:`STEPS`: preprocess, person, pose, post, track; the person detector's time spread over
+all frames, as it runs on some only).
 
 Frames (:func:`webcam_frames`): ``--source`` (a video, its first frames resized to 640x480),
 else a window moving over an LSP image of one upright person (``../shared/data/lsp``; the person
@@ -33,6 +36,7 @@ DEFAULT_FRAMES = 60
 DEFAULT_BOXSIZES = (128, 192, 256)
 BACKENDS = (("torch", "fp32"), ("onnxruntime", "fp32"), ("onnxruntime", "int8"))
 WARMUP = 3
+STEPS = ("preprocess", "person", "pose", "post", "track")
 
 
 def _pick_lsp_person(lsp_dir: Path):
@@ -125,6 +129,7 @@ class Variant:
     boxsize: int
     estimator: object = None
     times: list = None
+    steps: dict = None         # step -> sum of its milliseconds over the timed frames
     tracked: int = 0
     persons: int = 0
     skip: str | None = None
@@ -145,7 +150,7 @@ def make_variants(cfg, person, pose, boxsizes, backends=BACKENDS, paths=("every"
             for path in paths:
                 v = Variant("detect every frame" if path == "every" else
                             f"tracking-driven (detector every {every})", framework, precision, b,
-                            times=[])
+                            times=[], steps={})
                 c = set_value(cfg, "model.framework", framework)
                 c = set_value(c, "model.precision", precision)
                 c = set_value(c, "model.device", "cpu")
@@ -178,6 +183,8 @@ def run_variants(variants, frames, warmup: int = WARMUP) -> None:
             t = time.perf_counter()
             r = v.estimator.estimate(f, timestamp=i / fps, frame_index=i, keep_maps=False)
             v.times.append((time.perf_counter() - t) * 1000.0)
+            for k in STEPS:
+                v.steps[k] = v.steps.get(k, 0.0) + r.timings.get(k, 0.0)
             v.persons += len(r.persons)
             v.tracked += bool(r.timings.get("tracked", 0.0))
 
@@ -187,18 +194,21 @@ def percentile(xs, q: float) -> float:
 
 
 def format_table(variants) -> str:
-    lines = ["| boxsize | backend | path | p50 ms | p95 ms | fps (p50) | persons/frame | "
-             "tracked frames |", "|---:|---|---|---:|---:|---:|---:|---:|"]
+    """The markdown table: p50 / p95 and the mean ms per frame of every step (STEPS)."""
+    lines = ["| boxsize | backend | path | p50 ms | p95 ms | fps (p50) | "
+             + " | ".join(STEPS) + " | persons/frame | tracked frames |",
+             "|---:|---|---|---:|---:|---:|" + "---:|" * len(STEPS) + "---:|---:|"]
     for v in variants:
         if v.skip is not None:
-            lines.append(f"| {v.boxsize} | {v.backend} | {v.path} | - | - | - | - | "
-                         f"({v.skip}) |")
+            lines.append(f"| {v.boxsize} | {v.backend} | {v.path} | - | - | - | "
+                         + "- | " * len(STEPS) + f"- | ({v.skip}) |")
             continue
         n = len(v.times)
         p50 = statistics.median(v.times)
+        steps = " | ".join(f"{(v.steps or {}).get(k, 0.0) / n:.2f}" for k in STEPS)
         lines.append(f"| {v.boxsize} | {v.backend} | {v.path} | {p50:.1f} | "
-                     f"{percentile(v.times, 95):.1f} | {1000.0 / p50:.0f} | {v.persons / n:.2f} | "
-                     f"{v.tracked}/{n} |")
+                     f"{percentile(v.times, 95):.1f} | {1000.0 / p50:.0f} | {steps} | "
+                     f"{v.persons / n:.2f} | {v.tracked}/{n} |")
     return "\n".join(lines)
 
 
@@ -228,8 +238,10 @@ def main(args, cfg, boxsizes=None, frames=None) -> int:
     from .cpu import describe as describe_cpu
     print(f"\nhumanpose bench --webcam: {cfg.model.person_model} + {cfg.model.pose_model}, "
           f"{where}; {torch.get_num_threads()} torch thread(s), onnxruntime "
-          f"{_ort_threads()} intra-op thread(s), CPU {describe_cpu()}; round robin over the variants; p50 / p95 of "
-          f"{len(frames)} frames each after {WARMUP} warm-up frames\n")
+          f"{_ort_threads()} intra-op thread(s), CPU {describe_cpu()}; round robin over the "
+          f"variants; p50 / p95 of {len(frames)} frames each after {WARMUP} warm-up frames, and "
+          f"the mean ms per frame of each step ({', '.join(STEPS)}; the detector's time spread "
+          f"over all frames)\n")
     print(format_table(variants))
     notes = {v.estimator.backend_note for v in variants
              if v.estimator is not None and v.estimator.backend_note}
