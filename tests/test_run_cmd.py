@@ -83,8 +83,12 @@ def test_video_run_writes_consistent_files(video, tmp_path):
     assert (cap.get(cv2.CAP_PROP_FRAME_WIDTH), cap.get(cv2.CAP_PROP_FRAME_HEIGHT)) == (W, H)
     from humanpose.export.outdir import read_manifest
     from humanpose.export.writers import h264_available
-    codec = read_manifest(tmp_path / "out")["video_codec"]
+    manifest = read_manifest(tmp_path / "out")
+    codec = manifest["video_codec"]
     assert codec == s.video_codec == ("h264" if h264_available() else "mp4v")
+    from humanpose.estimator.cpu import cpu_summary            # what ran, and on which CPU
+    assert manifest["backend"]["cpu"] == cpu_summary()
+    assert set(manifest["backend"]["precision"]) == {"person", "pose"}
 
     header = s.csv_path.read_text().splitlines()[0]
     assert header == "frame,time_s,person,joint,x,y,score" == ",".join(CSV_COLUMNS)

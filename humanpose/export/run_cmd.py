@@ -65,6 +65,7 @@ class RunSummary:
     video_codec: str | None = None        # its codec: "h264" (PyAV), else OpenCV's "mp4v" / "MJPG"
     images_dir: Path | None = None        # annotated images (images, folders)
     manifest_path: Path | None = None     # run.json
+    backend: dict | None = None           # what ran: backend, precision per net, the CPU
     interrupted: bool = False
     signal: int | None = None             # the signal that interrupted the run (None: Ctrl-C)
     source_error: str | None = None       # the source ended abnormally (e.g. truncated video)
@@ -204,6 +205,7 @@ def run(source: str | int | FrameSource, cfg: Config, out_dir: str | Path | None
         src.loop = False                  # a headless run must end
         from ..estimator.pipeline import PoseEstimator   # torch: only once the source is fine
         estimator = PoseEstimator(cfg, person_model, pose_model)
+        summary.backend = estimator.backend_report
         if estimator.backend_note:
             summary.notes.append(estimator.backend_note)
         stem = source_stem(source) if not isinstance(source, FrameSource) else \
@@ -340,7 +342,7 @@ def _finish(folder: OutputFolder, summary: RunSummary, src: FrameSource, source_
             "config_sha256": config_hash(cfg),
             "config_file": cfg.path,
             "models": {"person": cfg.model.person_model, "pose": cfg.model.pose_model},
-            "backend": estimator.backend_report,
+            "backend": summary.backend,
             "humanpose_version": __version__,
             "started": started,
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
