@@ -315,13 +315,14 @@ class OutputFolder:
         staged = sorted(p.name for p in self.stage.iterdir() if p.name != MANIFEST_NAME)
         moves: dict[str, str] = {}
         for name in staged + [MANIFEST_NAME]:
-            final, k = name, 0
+            final, taken = name, []
             while _exists(self.path / final) and final not in owned:
-                k += 1
-                final = alt_name(name, k)
-            if final != name:
-                notes.append(f"{self.path / name} is not humanpose's: left it, and wrote "
-                             f"{self.path / final} beside it")
+                taken.append(str(self.path / final))
+                final = alt_name(name, len(taken))
+            if taken:
+                is_, it = ("is", "it") if len(taken) == 1 else ("are", "them")
+                notes.append(f"{', '.join(taken)} {is_} not humanpose's: left {it}, and wrote "
+                             f"{self.path / final} beside {it}")
             moves[name] = final
         theirs = sorted(p.name + ("/" if p.is_dir() else "") for p in self.path.iterdir()
                         if not p.name.startswith(".") and p.name not in owned

@@ -9,13 +9,16 @@ another run holds that one):
 * ``run.json``: source, frames expected / written, ``complete``, ``exit_reason``, config hash,
   humanpose version.
 
-The files are written into a staging folder and moved into place when the run ends
-(:mod:`.outdir`): the previous result stays whole until then, and a second run into a folder in
-use is refused.  It ends with one summary line, e.g. ``frames: 205  persons found: 412
+The files are written into a staging folder and swapped into place when the run ends
+(:mod:`.outdir`): the previous result stays whole until then (and untouched by a run stopped
+before its first frame), only the files a previous run wrote are replaced (a file of the
+user's with a result name gets the result beside it), and a second run into a folder in use is
+refused.  It ends with one summary line, e.g. ``frames: 205  persons found: 412
 (tracks: 5)  fps: 12.3`` (persons found = person detections summed over frames; tracks =
 distinct track ids).  Exit status (:attr:`RunSummary.exit_code`): 0 complete; 1 failed (a write
 error such as a full disk: one ``error:`` line); 2 bad source, weights, config or output folder
-(``error: ...``, nothing written); 3 incomplete (a truncated video, a lost stream); 130 / 143 /
+(``error: ...``, nothing written); 3 incomplete (a truncated video, a lost stream, unreadable
+images skipped); 130 / 143 /
 129 interrupted by Ctrl-C / SIGTERM / SIGHUP, every file closed and complete up to the last
 frame.
 """
@@ -217,6 +220,8 @@ def run(source: str | int | FrameSource, cfg: Config, out_dir: str | Path | None
                         estimator.reset()
                     result = estimator.estimate(frame.image, timestamp=frame.timestamp,
                                                 frame_index=frame.index, keep_maps=False)
+                    if stop.signum is not None and summary.frames == 0:
+                        break     # stopped before its first frame: the old result stays
                     kps.write(result)
                     if write_video:
                         annotated = draw_result(frame.image, result, show_boxes=gui.show_boxes,
@@ -378,7 +383,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sequence", action=argparse.BooleanOptionalAction, default=None,
                         help="a folder's images are frames of one sequence: tracked and "
                              "smoothed across images (default: when their names are numbered "
-                             "alike and their sizes equal; --no-sequence: each image alone)")
+                             "alike, their sizes equal and consecutive images alike as a "
+                             "video's frames; --no-sequence: each image alone)")
 
 
 def user_error(exc: BaseException) -> bool:
