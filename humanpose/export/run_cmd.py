@@ -25,6 +25,7 @@ frame.
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import os
 import signal
@@ -40,7 +41,7 @@ from .. import config as config_mod
 from ..config import Config, ConfigError, add_estimator_arguments
 from ..sources import FrameSource, SourceError, open_source, source_stem
 from .draw import draw_result
-from .outdir import FolderBusy, OutputFolder, config_hash
+from .outdir import FolderBusy, OutputFolder, config_hash, find_manifest
 from .stopping import SIGNAL_NAMES, StopOnSignal, quiet_stdout
 from .writers import ExportError, KeypointWriter, VideoWriter, write_image
 
@@ -193,6 +194,9 @@ def run(source: str | int | FrameSource, cfg: Config, out_dir: str | Path | None
         source_desc = src.name or str(source)
         if stop.signum is not None:       # nothing written: the previous result stays
             summary.interrupted, summary.signal = True, stop.signum
+            found = find_manifest(out_dir if out_dir is not None else
+                                  cfg.resolve(cfg.output.directory) / stem)
+            summary.kept_previous = found[0] if found is not None else None
             return summary
         folder = _claim_folder(out_dir, cfg, stem, source_desc, summary.notes)
         out = summary.out_dir = folder.path
@@ -417,9 +421,15 @@ def main(args: argparse.Namespace) -> int:
     logger = logging.getLogger("humanpose")
     logger.addHandler(handler)
     try:
-        return _main(args, show)
+        code = _main(args, show)
     finally:
         logger.removeHandler(handler)
+    if code in (128 + int(s) for s in SIGNAL_NAMES):
+        # stopped by a signal (a service manager waits for the exit): the results are written;
+        # the interpreter's last garbage collections over torch's objects would take ~1 s more
+        gc.collect()
+        gc.freeze()
+    return code
 
 
 def _main(args: argparse.Namespace, show) -> int:
