@@ -18,9 +18,9 @@ refused.  It ends with one summary line, e.g. ``frames: 205  persons found: 412
 distinct track ids).  Exit status (:attr:`RunSummary.exit_code`): 0 complete; 1 failed (a write
 error such as a full disk: one ``error:`` line); 2 bad source, weights, config or output folder
 (``error: ...``, nothing written); 3 incomplete (a truncated video, a lost stream, unreadable
-images skipped); 130 / 143 /
-129 interrupted by Ctrl-C / SIGTERM / SIGHUP, every file closed and complete up to the last
-frame.
+images skipped); 130 / 143 / 129 interrupted by Ctrl-C / SIGTERM / SIGHUP, every file closed
+and complete up to the last frame (before the first frame: nothing written, the previous
+result untouched).
 """
 from __future__ import annotations
 
