@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+import reprlib
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,18 @@ DEFAULT_CONFIG = PROJECT_ROOT / "humanpose.yml"
 
 class ConfigError(ValueError):
     """A bad configuration file, key or value."""
+
+
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxlist, _REPR.maxtuple, _REPR.maxdict = 3, 6, 6, 6
+_REPR.maxstring, _REPR.maxother, _REPR.maxlong = 60, 60, 40
+
+
+def short_repr(value: Any) -> str:
+    """``repr(value)`` cut to about 100 characters (nested values, long lists and strings
+    shortened with ``...``): an error message that names a bad value stays one short line."""
+    text = _REPR.repr(value)
+    return text if len(text) <= 120 else text[:117] + "..."
 
 
 def _opt(default, allowed=None, lo=None, hi=None, doc=""):
@@ -156,24 +169,24 @@ def _check(section: str, f: dataclasses.Field, value: Any, hints: dict) -> Any:
     md = f.metadata
     if typ is bool:
         if not isinstance(value, bool):
-            raise ConfigError(f"{key}: {value!r} is not allowed; expected true or false")
+            raise ConfigError(f"{key}: {short_repr(value)} is not allowed; expected true or false")
     elif typ is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{key}: {value!r} is not allowed; expected an integer")
+            raise ConfigError(f"{key}: {short_repr(value)} is not allowed; expected an integer")
     elif typ is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise ConfigError(f"{key}: {value!r} is not allowed; expected a finite number")
+            raise ConfigError(f"{key}: {short_repr(value)} is not allowed; expected a finite number")
         value = float(value)
     elif typ is str:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             value = str(value)  # e.g. a webcam index written as 0
         if not isinstance(value, str):
-            raise ConfigError(f"{key}: {value!r} is not allowed; expected a string")
+            raise ConfigError(f"{key}: {short_repr(value)} is not allowed; expected a string")
     if md.get("allowed") and value not in md["allowed"]:
-        raise ConfigError(f"{key}: {value!r} is not allowed; allowed: {', '.join(md['allowed'])}")
+        raise ConfigError(f"{key}: {short_repr(value)} is not allowed; allowed: {', '.join(md['allowed'])}")
     lo, hi = md.get("lo"), md.get("hi")
     if lo is not None and value < lo or hi is not None and value > hi:
-        raise ConfigError(f"{key}: {value!r} is not allowed; allowed range: {lo} to {hi}")
+        raise ConfigError(f"{key}: {short_repr(value)} is not allowed; allowed range: {lo} to {hi}")
     return value
 
 
@@ -186,19 +199,21 @@ def from_dict(data: dict | None, base: Config | None = None) -> Config:
         raise ConfigError(f"the config must be a mapping of sections, not {type(data).__name__}")
     for name, values in data.items():
         if name not in _SECTIONS:
-            raise ConfigError(f"unknown section {name!r}; allowed: {', '.join(_SECTIONS)}")
+            raise ConfigError(f"unknown section {short_repr(name)}; allowed: {', '.join(_SECTIONS)}")
         current = getattr(cfg, name)
         cls = type(current)
         if values is None:
             continue
         if not isinstance(values, dict):
-            raise ConfigError(f"{name}: expected a mapping of keys, not {values!r}")
+            raise ConfigError(f"{name}: expected a mapping of keys, not {short_repr(values)}")
         fields = {f.name: f for f in dataclasses.fields(cls)}
         hints = typing.get_type_hints(cls)
         updates = {}
         for key, value in values.items():
             if key not in fields:
-                raise ConfigError(f"unknown key {name}.{key}; allowed keys: {', '.join(fields)}")
+                shown = key if isinstance(key, str) and len(key) <= 60 else short_repr(key)
+                raise ConfigError(f"unknown key {name}.{shown}; allowed keys: "
+                                  f"{', '.join(fields)}")
             updates[key] = _check(name, fields[key], value, hints)
         setattr(cfg, name, dataclasses.replace(current, **updates))
     return cfg
@@ -211,7 +226,18 @@ def set_value(cfg: Config, dotted: str, value: Any) -> Config:
 
 
 class _StrictLoader(yaml.SafeLoader):
-    """yaml.SafeLoader that refuses a key given twice in one mapping (PyYAML keeps the last)."""
+    """yaml.SafeLoader that refuses a key given twice in one mapping (PyYAML keeps the last) and
+    any alias (``*name``): a config or recipe has no use for them, and nested aliases expand
+    exponentially (a "billion laughs" file of a few hundred bytes would hang a reader and
+    fill the memory)."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.events.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(
+                None, None, f"the alias *{event.anchor} is not allowed (plain YAML only: no "
+                "anchors and aliases; write the value out)", event.start_mark)
+        return super().compose_node(parent, index)
 
     def construct_mapping(self, node, deep=False):
         seen: dict = {}
@@ -223,7 +249,7 @@ class _StrictLoader(yaml.SafeLoader):
                 continue
             if first != key_node.start_mark.line + 1:
                 raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r} (first on line {first})",
+                    None, None, f"duplicate key {short_repr(key)} (first on line {first})",
                     key_node.start_mark)
         return super().construct_mapping(node, deep)
 

@@ -1,10 +1,13 @@
-"""Faults a user meets (issue 41): one test per point, with real files read back and real
-subprocesses for the signals.
+"""Faults a user meets: one test per point, with real files read back and real subprocesses for
+the signals.
 
 1 two runs into one folder, 2 a full disk, 3 SIGTERM / SIGHUP, 4 kill -9, 5 a truncated video,
 6 stale files of a rerun, 7 unrelated pictures of one size in a folder, 8 bad YAML to `train`,
 9 the live result cache bounded by bytes, 10 the small ones (weights by path, a pickle as
-weights, duplicate YAML keys, OpenCV's log lines, the ONNX file mode).
+weights, duplicate YAML keys, OpenCV's log lines, the ONNX file mode); reruns that never cost
+a result: 11 a stop before the rerun's first frame, 12 the user's files in the output folder,
+13 kill -9 at every step of the final swap, 14 numbered photos of one size, 15 skipped
+images and a closed stdout, 16 a YAML alias bomb and SIGTERM on a stalled stream.
 
 Tiny random-weight nets keep it fast (the subprocesses load them from a config file); the
 signal tests start a real `python -m humanpose run` and signal it once its staged files hold
@@ -35,7 +38,7 @@ from humanpose.export.run_cmd import run
 from humanpose.export.writers import ExportError, read_jsonl, read_keypoints_csv
 
 from test_run_cmd import count_frames, nets   # tiny nets whose detector always finds persons
-from humanpose.sources import open_source
+from humanpose.sources import FrameSource, open_source
 from humanpose.store import save_weights
 
 torch.set_num_threads(1)
@@ -238,7 +241,8 @@ def test_2_run_json_is_written_on_a_disk_that_filled_up(small_disk):
     manifest = {"complete": False, "exit_reason": "failed: disk full", "notes": ["x" * 9000]}
     path = folder.finish(manifest)
     folder.release()
-    assert json.loads(path.read_text()) == manifest
+    assert json.loads(path.read_text()) == dict(manifest, owned=["keypoints.csv", "run.json"],
+                                                replaced=[])
     assert (small_disk / "o" / "keypoints.csv").exists()
 
 
@@ -645,3 +649,335 @@ def test_10_onnx_and_weight_files_get_the_usual_mode(tmp_path):
     weights = save_weights(person, tmp_path / "p.safetensors", "cpm_compact", kwargs=TINY)
     for path in (onnx, weights):
         assert (path.stat().st_mode & 0o777) == expected, (path, oct(path.stat().st_mode))
+
+
+# ------------------------------------------------ 11-16: reruns that never cost a result
+def _snapshot(folder: Path) -> dict:
+    """Every visible file under ``folder`` (relative path -> bytes); hidden ones left out."""
+    files = {}
+    for p in sorted(folder.rglob("*")):
+        rel = p.relative_to(folder)
+        if p.is_file() and not any(part.startswith(".") for part in rel.parts):
+            files[str(rel)] = p.read_bytes()
+    return files
+
+
+class SignalAt(FrameSource):
+    """A video that sends this process a real SIGTERM as frame ``at`` is read (a stop while
+    that frame is in progress)."""
+
+    def __init__(self, inner: FrameSource, at: int):
+        super().__init__()
+        self.inner, self.at = inner, at
+        self.name, self.fps, self.size = inner.name, inner.fps, inner.size
+        self.frame_count = inner.frame_count
+
+    def _read(self):
+        got = self.inner.read()
+        if got is not None and got.index == self.at:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return got
+
+    def _close(self):
+        self.inner.close()
+
+
+def test_11_a_stop_before_the_reruns_first_frame_keeps_the_previous_result(media, tmp_path):
+    out = tmp_path / "o"
+    assert tiny_run(media["short"], out).complete
+    before = _snapshot(out)
+    person, pose = nets()
+    cfg = from_dict(cfg_dict(tmp_path))
+    s = run(SignalAt(open_source(str(media["short"])), 0), cfg, out, person_model=person,
+            pose_model=pose, progress=False)
+    assert s.interrupted and s.exit_code == 143 and s.frames == 0
+    assert s.kept_previous == out / "run.json" and s.manifest_path is None
+    assert _snapshot(out) == before and check_result(out, True)["frames_written"] == 6
+    # a stop once the first frame is written: the new result, complete: false, replaces it
+    s = run(SignalAt(open_source(str(media["short"])), 1), cfg, out, person_model=person,
+            pose_model=pose, progress=False)
+    assert s.exit_code == 143 and s.frames == 2 and check_result(out, False)["frames_written"] == 2
+
+
+def test_12_files_run_did_not_write_stay_and_its_own_go_beside_them(media, tmp_path, capsys):
+    from humanpose.export.outdir import read_manifest
+    shots = tmp_path / "shots"
+    shots.mkdir()
+    for i in range(3):
+        cv2.imwrite(str(shots / f"s{i}.png"), frame(i))
+    out = tmp_path / "o"
+    (out / "annotated").mkdir(parents=True)
+    (out / "annotated" / "precious.txt").write_text("mine")
+    (out / "run.json").write_text('{"my": "notes"}\n')
+    (out / "keypoints.csv").write_text("a,b\n1,2\n")
+    (out / "notes.md").write_text("hello")
+    mine = _snapshot(out)
+    argv = ["run", str(shots), "--config", str(media["config"]), "--no-progress", "--out",
+            str(out)]
+    assert cli.main(argv) == 0
+    stdout, err = capsys.readouterr()
+    assert {k: v for k, v in _snapshot(out).items() if k in mine} == mine     # all still there
+    m = read_manifest(out)
+    assert m == json.loads((out / "run.humanpose.json").read_text()) and m["complete"]
+    assert m["files"] == {"csv": "keypoints.humanpose.csv", "jsonl": "keypoints.jsonl",
+                          "images": "annotated.humanpose/"}
+    assert m["owned"] == ["annotated.humanpose", "keypoints.humanpose.csv", "keypoints.jsonl",
+                          "run.humanpose.json"]
+    for name, beside in (("keypoints.csv", "keypoints.humanpose.csv"),
+                         ("annotated", "annotated.humanpose"), ("run.json", "run.humanpose.json")):
+        assert f"note: {out / name} is not humanpose's: left it, and wrote {out / beside} " \
+               "beside it" in err
+    assert f"note: left 4 file(s) in {out} that humanpose did not write: annotated/, " \
+           "keypoints.csv, notes.md, run.json" in err
+    assert f"keypoints: {out / 'keypoints.humanpose.csv'}, {out / 'keypoints.jsonl'}" in stdout
+    assert f"annotated images: {out / 'annotated.humanpose'}" in stdout
+    # a rerun replaces the files it wrote, and only those
+    (shots / "s2.png").unlink()
+    assert cli.main(argv) == 0
+    capsys.readouterr()
+    assert {k: v for k, v in _snapshot(out).items() if k in mine} == mine
+    assert sorted(p.name for p in (out / "annotated.humanpose").iterdir()) == ["s0.png", "s1.png"]
+    assert read_manifest(out)["frames_written"] == 2
+    # a file the user put into the folder run made: the folder is the user's now, and stays
+    (out / "annotated.humanpose" / "keep.txt").write_text("x")
+    assert cli.main(argv) == 0
+    assert f"note: {out / 'annotated'}, {out / 'annotated.humanpose'} are not humanpose's: " \
+        f"left them, and wrote {out / 'annotated.humanpose-2'} beside them" in \
+        capsys.readouterr().err
+    assert sorted(p.name for p in (out / "annotated.humanpose").iterdir()) == \
+        ["keep.txt", "s0.png", "s1.png"]
+    assert read_manifest(out)["files"]["images"] == "annotated.humanpose-2/"
+    assert sorted(p.name for p in (out / "annotated.humanpose-2").iterdir()) == \
+        ["s0.png", "s1.png"]
+
+
+# a result written through OutputFolder by a child process that SIGKILLs itself at its n-th
+# file-system step in the output folder (rename, replace, unlink, rmdir, rmtree)
+KILL_AT_STEP = r"""
+import json, os, shutil, signal, sys
+from pathlib import Path
+n, out, tag, images = int(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4])
+steps = [0]
+def counted(fn):
+    def step(path, *args, **kw):
+        if str(path).startswith(out):
+            steps[0] += 1
+            if steps[0] == n:
+                os.kill(os.getpid(), signal.SIGKILL)
+        return fn(path, *args, **kw)
+    return step
+os.rename, os.replace, os.unlink, os.rmdir, shutil.rmtree = map(
+    counted, (os.rename, os.replace, os.unlink, os.rmdir, shutil.rmtree))
+from humanpose.export.outdir import OutputFolder
+folder = OutputFolder(out).acquire(tag)
+folder.staged("keypoints.csv").write_text(f"csv of {tag}\n")
+folder.staged("keypoints.jsonl").write_text(f"jsonl of {tag}\n")
+folder.staged("annotated").mkdir()
+for i in range(images):
+    folder.staged("annotated").joinpath(f"{tag}{i:03d}.png").write_bytes(tag.encode() * 50)
+folder.finish({"humanpose_version": "test", "run": tag, "complete": True,
+               "frames_written": images, "images_written": images,
+               "files": {"csv": "keypoints.csv", "jsonl": "keypoints.jsonl",
+                         "images": "annotated/"}})
+folder.release()
+print(steps[0])
+"""
+
+
+def _write_result(out: Path, tag: str, images: int, kill_at: int = 0):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, "-c", KILL_AT_STEP, str(kill_at), str(out), tag,
+                           str(images)], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=60)
+
+
+def test_13_kill_9_at_any_step_of_the_final_move_keeps_one_whole_result(tmp_path):
+    """Killed at every step of the swap in turn: the folder then holds the old result or the
+    new one, whole (the next run finishes a swap cut short), and the user's file."""
+    import shutil
+    from humanpose.export.outdir import OutputFolder
+    template = tmp_path / "template"
+    assert _write_result(template, "old", 60).returncode == 0
+    (template / "mine.txt").write_text("the user's")
+    old = _snapshot(template)
+    fresh = tmp_path / "fresh"
+    shutil.copytree(template, fresh)
+    done = _write_result(fresh, "new", 40)
+    assert done.returncode == 0, done.stderr
+    new, steps = _snapshot(fresh), int(done.stdout)
+    assert json.loads(new["run.json"])["run"] == "new" and new["mine.txt"] == b"the user's"
+    assert len([k for k in new if k.startswith("annotated/")]) == 40 and steps >= 4
+    seen = []
+    for n in range(1, steps + 1):
+        out = tmp_path / f"k{n}"
+        shutil.copytree(template, out)
+        killed = _write_result(out, "new", 40, kill_at=n)
+        assert killed.returncode == -signal.SIGKILL, (n, killed.stderr)
+        OutputFolder(out).acquire("next run").release()       # the next run into the folder
+        now = _snapshot(out)
+        assert now in (old, new), (n, sorted(set(now) ^ set(old)), sorted(set(now) ^ set(new)))
+        assert not [p for p in out.iterdir() if p.name.startswith(".")]
+        seen.append("old" if now == old else "new")
+    assert seen == sorted(seen, key=("old", "new").index)        # old ... old, new ... new
+    assert "new" in seen
+
+
+def _unrelated_photo(i: int, w: int = W, h: int = H) -> np.ndarray:
+    """A picture unlike the next one: large smooth blobs of random colours."""
+    small = np.random.default_rng(100 + i).integers(0, 256, (3, 4, 3), dtype=np.uint8)
+    img = cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC)
+    cv2.circle(img, (w // 2, h // 2), 10, (200, 180, 160), -1)
+    return img
+
+
+def test_14_numbered_photos_of_one_size_are_not_tracked_as_a_video(tmp_path):
+    from humanpose.sources.images import is_frame_sequence, list_images
+    pics = tmp_path / "DCIM"
+    pics.mkdir()
+    for i in range(4):                         # a camera's names, one size, unrelated pictures
+        cv2.imwrite(str(pics / f"IMG_{i + 1:04d}.jpg"), _unrelated_photo(i))
+    s = tiny_run(pics, tmp_path / "o")
+    assert s.sequence is False and json.loads(s.manifest_path.read_text())["sequence"] is False
+    together = _joints(tmp_path / "o")
+    for k, path in enumerate(list_images(pics)):
+        tiny_run(path, tmp_path / f"alone{k}")
+        np.testing.assert_array_equal(together[k], _joints(tmp_path / f"alone{k}")[0])
+    assert tiny_run(pics, tmp_path / "forced", sequence=True).sequence is True   # still forced
+    # real photos and real video frames, one size, named alike
+    coco, vtest = SHARED / "data" / "coco_dev" / "images", SHARED / "media" / "vtest.avi"
+    if not coco.is_dir() or not vtest.exists():
+        pytest.skip("../shared COCO images or vtest.avi absent")
+    from humanpose.sources.images import frame_difference
+    photos, frames = tmp_path / "photos", tmp_path / "frames"
+    photos.mkdir()
+    frames.mkdir()
+    for k, path in enumerate(sorted(coco.glob("*.jpg"))[:12]):
+        cv2.imwrite(str(photos / f"IMG_{k + 1:04d}.jpg"),
+                    cv2.resize(cv2.imread(str(path)), (640, 480)))
+    cap = cv2.VideoCapture(str(vtest))
+    for k in range(60):
+        ok, image = cap.read()
+        if k % 5 == 0:                                   # every 5th frame
+            cv2.imwrite(str(frames / f"frame_{k:05d}.jpg"), image)
+    cap.release()
+    assert frame_difference(list_images(photos)) > 0.15 > 0.05 > \
+        frame_difference(list_images(frames))
+    assert not is_frame_sequence(list_images(photos)) and is_frame_sequence(list_images(frames))
+
+
+def test_15_skipped_images_are_incomplete_and_a_closed_stdout_is_quiet(media, tmp_path, capsys):
+    shots = tmp_path / "shots"
+    shots.mkdir()
+    for i in range(5):
+        cv2.imwrite(str(shots / f"s{i}.png"), frame(i))
+    (shots / "s1.png").write_bytes(b"not an image")
+    (shots / "s3.png").write_bytes((shots / "s3.png").read_bytes()[:40])     # cut short
+    rc = cli.main(["run", str(shots), "--config", str(media["config"]), "--no-progress",
+                   "--out", str(tmp_path / "o")])
+    _, err = capsys.readouterr()
+    assert rc == 3, err
+    assert "warning: skipped 2 unreadable image(s): s1.png, s3.png (run.json: complete: " \
+           "false, exit status 3)" in err
+    m = json.loads((tmp_path / "o" / "run.json").read_text())
+    assert m["complete"] is False and [o["frame"] for o in read_jsonl(
+        tmp_path / "o" / "keypoints.jsonl")] == [0, 2, 4]
+    assert m["exit_reason"] == "skipped 2 unreadable image(s): s1.png, s3.png"
+    assert m["exit_code"] == 3 and m["frames_written"] == 3 and m["frames_expected"] == 5
+    assert m["skipped"] == ["s1.png", "s3.png"]
+    # `run ... | head`: stdout's reader gone before the summary is printed
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.Popen([sys.executable, "-m", "humanpose", "run", str(media["short"]),
+                             "--config", str(media["config"]), "--no-progress", "--out",
+                             str(tmp_path / "piped")], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc.stdout.close()
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) == 0, err
+    assert "Traceback" not in err and "BrokenPipe" not in err and "Exception" not in err
+    assert check_result(tmp_path / "piped", True)["frames_written"] == 6
+
+
+def _bomb(levels: int = 8) -> str:
+    """A YAML value of a few hundred bytes whose aliases expand to 9 ** levels items."""
+    parts = ['&a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    for k in range(1, levels):
+        parts.append(f"&a{k} [" + ", ".join([f"*a{k - 1}"] * 9) + "]")
+    return "[" + ", ".join(parts) + "]"
+
+
+@pytest.mark.parametrize("command, text", [
+    ("run", f"estimator:\n  boxsize: {_bomb()}\n"),
+    ("train", f"kind: pose\nsteps: {_bomb()}\n"),
+])
+def test_16_a_yaml_alias_bomb_is_one_error_line_at_once(media, tmp_path, command, text):
+    path = tmp_path / "bomb.yml"
+    path.write_text(text)
+    argv = [str(media["short"]), "--config", str(path), "--out", str(tmp_path / "o")] \
+        if command == "run" else [str(path)]
+    try:
+        proc = subprocess.run([sys.executable, "-m", "humanpose", command, *argv], cwd=ROOT,
+                              capture_output=True, text=True, timeout=30)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the alias bomb hung the config reader")
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert proc.stderr.startswith(f"error: {path}: not valid YAML: the alias *a0 is not allowed")
+    assert not (tmp_path / "o").exists()
+
+
+def test_16_short_repr_bounds_a_bad_value_in_a_message(tmp_path):
+    from humanpose.config import ConfigError, load
+    path = tmp_path / "c.yml"
+    path.write_text("estimator:\n  boxsize: [" + ", ".join(["[1, 2, 3]"] * 20000) + "]\n")
+    with pytest.raises(ConfigError) as err:
+        load(path)
+    assert len(str(err.value)) < 300 and "expected an integer" in str(err.value)
+
+
+def test_16_sigterm_on_a_stalled_stream_stops_within_2_s(media, tmp_path):
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    stalled = threading.Event()
+    release = threading.Event()
+
+    class Mjpeg(BaseHTTPRequestHandler):           # 5 frames, then nothing: a stalled camera
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+            self.end_headers()
+            for i in range(5):
+                data = cv2.imencode(".jpg", frame(i))[1].tobytes()
+                self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: "
+                                 b"%d\r\n\r\n%s\r\n" % (len(data), data))
+                self.wfile.flush()
+            stalled.set()
+            release.wait(60)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Mjpeg)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    out = tmp_path / "o"
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen([sys.executable, "-m", "humanpose", "run",
+                             f"http://127.0.0.1:{server.server_address[1]}/cam.mjpg", "--config",
+                             str(media["config"]), "--no-progress", "--out", str(out)], cwd=ROOT,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_staged(proc, out, frames=5)
+        assert stalled.wait(10)
+        time.sleep(1.0)                      # the run now waits on the stream's next frame
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+        took = time.monotonic() - t0
+    finally:
+        release.set()
+        server.shutdown()
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 143 and "interrupted by SIGTERM" in err, err
+    assert took < 2.0, f"SIGTERM took {took:.1f} s"
+    m = check_result(out, False)
+    assert m["frames_written"] == 5 and m["exit_reason"] == "interrupted by SIGTERM"

@@ -5,6 +5,7 @@ files and counts are checked against each other, not against true poses.
 """
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -142,7 +143,11 @@ def test_folder_run_keeps_same_stem_images_apart_and_names_unreadable_ones(tmp_p
             person_model=person, pose_model=pose, progress=False)
     assert s.frames == 2
     assert sorted(p.name for p in s.images_dir.iterdir()) == ["d.png", "d.ppm.png"]
-    assert s.notes == ["1 unreadable image(s) skipped: e.jpg"]
+    # a skipped image makes the result incomplete, named in run.json's exit_reason
+    assert s.skipped == [str(src / "e.jpg")] and not s.complete and s.exit_code == 3
+    assert s.reason == "skipped 1 unreadable image(s): e.jpg"
+    m = json.loads(s.manifest_path.read_text())
+    assert m["complete"] is False and m["exit_reason"] == s.reason and m["exit_code"] == 3
 
 
 def test_default_out_dir_max_frames_and_no_video(video, tmp_path):

@@ -9,24 +9,27 @@ another run holds that one):
 * ``run.json``: source, frames expected / written, ``complete``, ``exit_reason``, config hash,
   humanpose version.
 
-The files are written into a staging folder and moved into place when the run ends
-(:mod:`.outdir`): the previous result stays whole until then, and a second run into a folder in
-use is refused.  It ends with one summary line, e.g. ``frames: 205  persons found: 412
+The files are written into a staging folder and swapped into place when the run ends
+(:mod:`.outdir`): the previous result stays whole until then (and untouched by a run stopped
+before its first frame), only the files a previous run wrote are replaced (a file of the
+user's with a result name gets the result beside it), and a second run into a folder in use is
+refused.  It ends with one summary line, e.g. ``frames: 205  persons found: 412
 (tracks: 5)  fps: 12.3`` (persons found = person detections summed over frames; tracks =
 distinct track ids).  Exit status (:attr:`RunSummary.exit_code`): 0 complete; 1 failed (a write
 error such as a full disk: one ``error:`` line); 2 bad source, weights, config or output folder
-(``error: ...``, nothing written); 3 incomplete (a truncated video, a lost stream); 130 / 143 /
-129 interrupted by Ctrl-C / SIGTERM / SIGHUP, every file closed and complete up to the last
-frame.
+(``error: ...``, nothing written); 3 incomplete (a truncated video, a lost stream, unreadable
+images skipped); 130 / 143 / 129 interrupted by Ctrl-C / SIGTERM / SIGHUP, every file closed
+and complete up to the last frame (before the first frame: nothing written, the previous
+result untouched).
 """
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import os
 import signal
 import sys
-import threading
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -38,7 +41,8 @@ from .. import config as config_mod
 from ..config import Config, ConfigError, add_estimator_arguments
 from ..sources import FrameSource, SourceError, open_source, source_stem
 from .draw import draw_result
-from .outdir import FolderBusy, OutputFolder, config_hash
+from .outdir import FolderBusy, OutputFolder, config_hash, find_manifest
+from .stopping import SIGNAL_NAMES, StopOnSignal, quiet_stdout
 from .writers import ExportError, KeypointWriter, VideoWriter, write_image
 
 CPU_FALLBACK_MESSAGE = "CUDA not available, using CPU"   # estimator.backends' note
@@ -47,8 +51,6 @@ IMAGE_OUT_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
 # exit codes of `humanpose run` (the README's table)
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INCOMPLETE = 0, 1, 2, 3
-SIGNAL_NAMES = {int(getattr(signal, n)): n for n in ("SIGINT", "SIGTERM", "SIGHUP")
-                if hasattr(signal, n)}
 
 
 @dataclass
@@ -72,6 +74,8 @@ class RunSummary:
     failed: str | None = None             # a write error (disk full...) that stopped the run
     frames_expected: int | None = None    # None: a live source without --max-frames
     sequence: bool | None = None          # folders: frames of one sequence (tracked) or not
+    skipped: list[str] = field(default_factory=list)   # unreadable images of a folder
+    kept_previous: Path | None = None     # stopped before its first frame: the old result stays
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -84,7 +88,7 @@ class RunSummary:
 
     @property
     def complete(self) -> bool:
-        return not (self.interrupted or self.failed or self.source_error)
+        return not (self.interrupted or self.failed or self.source_error or self.skipped)
 
     @property
     def signal_name(self) -> str:
@@ -96,7 +100,7 @@ class RunSummary:
             return EXIT_FAILED
         if self.interrupted:
             return 128 + (self.signal or int(signal.SIGINT))
-        return EXIT_INCOMPLETE if self.source_error else EXIT_OK
+        return EXIT_INCOMPLETE if self.source_error or self.skipped else EXIT_OK
 
     @property
     def reason(self) -> str:
@@ -106,7 +110,15 @@ class RunSummary:
             return f"interrupted by {self.signal_name}"
         if self.source_error:
             return f"source ended early: {self.source_error}"
+        if self.skipped:
+            return f"skipped {self.skipped_text}"
         return "complete"
+
+    @property
+    def skipped_text(self) -> str:
+        names = ", ".join(Path(f).name for f in self.skipped[:5]) + \
+            (", ..." if len(self.skipped) > 5 else "")
+        return f"{len(self.skipped)} unreadable image(s): {names}"
 
     def line(self) -> str:
         tracks = f" (tracks: {self.tracks})" if self.tracking else ""
@@ -117,41 +129,6 @@ def _image_name(name: str) -> str:
     """The annotated image's file name: the source's, + .png where its format cannot be written
     (d.ppm -> d.ppm.png: unique, as the folder's names are; d.png would overwrite d.png's)."""
     return name if Path(name).suffix.lower() in IMAGE_OUT_SUFFIXES else name + ".png"
-
-
-class _StopOnSignal:
-    """While active (main thread only): SIGINT, SIGTERM and SIGHUP ask the run to stop after
-    the frame in progress (:attr:`signum`), so no file is cut mid-frame and the video is closed
-    properly; a second signal stops at once (KeyboardInterrupt).  A signal the process was
-    started to ignore (``nohup``) stays ignored."""
-
-    def __init__(self) -> None:
-        self.signum: int | None = None
-        self._old: dict[int, object] = {}
-        self._depth = 0                    # nested uses share one installation
-
-    def _handle(self, signum, _frame) -> None:
-        if self.signum is not None:
-            raise KeyboardInterrupt
-        self.signum = signum
-
-    def __enter__(self) -> "_StopOnSignal":
-        self._depth += 1
-        if self._depth == 1 and threading.current_thread() is threading.main_thread():
-            for sig in SIGNAL_NAMES:
-                try:
-                    if signal.getsignal(sig) is not signal.SIG_IGN:
-                        self._old[sig] = signal.signal(sig, self._handle)
-                except (ValueError, OSError):
-                    pass
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._depth -= 1
-        if self._depth == 0:
-            for sig, old in self._old.items():
-                signal.signal(sig, old)
-            self._old.clear()
 
 
 def _claim_folder(out_dir, cfg: Config, stem: str, source_desc: str,
@@ -200,7 +177,8 @@ def run(source: str | int | FrameSource, cfg: Config, out_dir: str | Path | None
     bar = None
     summary = RunSummary(tracking=cfg.tracking.enabled)
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    stop = _StopOnSignal().__enter__()    # a signal while the nets load: stop before writing
+    stop = StopOnSignal().__enter__()    # a signal while the nets load: stop before writing
+    stop.on_signal = src.interrupt        # a read waiting on a stalled stream returns
     try:
         src.loop = False                  # a headless run must end
         from ..estimator.pipeline import PoseEstimator   # torch: only once the source is fine
@@ -219,6 +197,9 @@ def run(source: str | int | FrameSource, cfg: Config, out_dir: str | Path | None
         source_desc = src.name or str(source)
         if stop.signum is not None:       # nothing written: the previous result stays
             summary.interrupted, summary.signal = True, stop.signum
+            found = find_manifest(out_dir if out_dir is not None else
+                                  cfg.resolve(cfg.output.directory) / stem)
+            summary.kept_previous = found[0] if found is not None else None
             return summary
         folder = _claim_folder(out_dir, cfg, stem, source_desc, summary.notes)
         out = summary.out_dir = folder.path
@@ -246,6 +227,8 @@ def run(source: str | int | FrameSource, cfg: Config, out_dir: str | Path | None
                         estimator.reset()
                     result = estimator.estimate(frame.image, timestamp=frame.timestamp,
                                                 frame_index=frame.index, keep_maps=False)
+                    if stop.signum is not None and summary.frames == 0:
+                        break     # stopped before its first frame: the old result stays
                     kps.write(result)
                     if write_video:
                         annotated = draw_result(frame.image, result, show_boxes=gui.show_boxes,
@@ -282,19 +265,25 @@ def run(source: str | int | FrameSource, cfg: Config, out_dir: str | Path | None
                 summary.interrupted, summary.signal = True, stop.signum
             summary.seconds = time.perf_counter() - t0
             summary.source_error = src.error
-            skipped = getattr(src, "skipped", None)     # unreadable files of an image folder
-            if skipped:
-                names = ", ".join(Path(f).name for f in skipped[:5]) + \
-                    (", …" if len(skipped) > 5 else "")
-                summary.notes.append(f"{len(skipped)} unreadable image(s) skipped: {names}")
+            summary.skipped = list(getattr(src, "skipped", None) or [])   # a folder's unreadable
             # close before promoting: a video is playable only once closed
             bar.close()
             bar = None
             for closable in (video, kps):
                 if closable is not None:
                     closable.close()
+            previous = folder.previous()
+            if summary.frames == 0 and not summary.complete and (
+                    summary.interrupted or previous is not None):
+                # stopped before its first frame: nothing to replace the previous result with
+                summary.kept_previous = previous[0] if previous is not None else None
+                summary.out_dir = None
+                folder.abandon()
+                return summary
+            stop.critical = True          # the swap's few renames are not cut short
             _finish(folder, summary, src, source_desc, cfg, started,
                     video.frames if video is not None else None)
+            summary.notes.extend(folder.notes)
     except BaseException:
         if folder is not None and folder.stage is not None and kps is None:
             folder.abandon()
@@ -319,12 +308,12 @@ def _finish(folder: OutputFolder, summary: RunSummary, src: FrameSource, source_
     """run.json and the staged files into place; a failure there fails the run."""
     from .. import __version__
 
-    def manifest() -> dict:
-        files = {"csv": "keypoints.csv", "jsonl": "keypoints.jsonl"}
+    def manifest(plan) -> dict:
+        files = {"csv": plan.final("keypoints.csv"), "jsonl": plan.final("keypoints.jsonl")}
         if summary.video_path is not None:
-            files["video"] = summary.video_path.name
+            files["video"] = plan.final(summary.video_path.name)
         if summary.images_dir is not None:
-            files["images"] = "annotated/"
+            files["images"] = plan.final("annotated") + "/"
         return {
             "source": source_desc,
             "frames_expected": summary.frames_expected,
@@ -335,7 +324,8 @@ def _finish(folder: OutputFolder, summary: RunSummary, src: FrameSource, source_
             "exit_reason": summary.reason,
             "exit_code": summary.exit_code,
             "sequence": summary.sequence,
-            "skipped": [Path(f).name for f in getattr(src, "skipped", None) or []],
+            "skipped": [Path(f).name for f in summary.skipped],
+            "images_written": summary.frames if summary.images_dir is not None else None,
             "persons": summary.persons,
             "tracks": summary.tracks if summary.tracking else None,
             "files": files,
@@ -360,10 +350,19 @@ def _finish(folder: OutputFolder, summary: RunSummary, src: FrameSource, source_
             summary.video_path = None
             video_frames = None
     try:
-        summary.manifest_path = folder.finish(manifest())
-    except ExportError as exc:
+        plan = folder.plan()
+        summary.manifest_path = folder.finish(manifest(plan), plan)
+    except (ExportError, OSError) as exc:
         if not summary.failed:
             summary.failed = str(exc)
+        return
+    out = folder.path           # the names the files have now (beside a user's file of theirs)
+    summary.csv_path = out / plan.final("keypoints.csv")
+    summary.jsonl_path = out / plan.final("keypoints.jsonl")
+    if summary.video_path is not None:
+        summary.video_path = out / plan.final(summary.video_path.name)
+    if summary.images_dir is not None:
+        summary.images_dir = out / plan.final("annotated")
 
 
 def _positive_int(text: str) -> int:
@@ -394,7 +393,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sequence", action=argparse.BooleanOptionalAction, default=None,
                         help="a folder's images are frames of one sequence: tracked and "
                              "smoothed across images (default: when their names are numbered "
-                             "alike and their sizes equal; --no-sequence: each image alone)")
+                             "alike, their sizes equal and consecutive images alike as a "
+                             "video's frames; --no-sequence: each image alone)")
 
 
 def user_error(exc: BaseException) -> bool:
@@ -427,9 +427,15 @@ def main(args: argparse.Namespace) -> int:
     logger = logging.getLogger("humanpose")
     logger.addHandler(handler)
     try:
-        return _main(args, show)
+        code = _main(args, show)
     finally:
         logger.removeHandler(handler)
+    if code in (128 + int(s) for s in SIGNAL_NAMES):
+        # stopped by a signal (a service manager waits for the exit): the results are written;
+        # the interpreter's last garbage collections over torch's objects would take ~1 s more
+        gc.collect()
+        gc.freeze()
+    return code
 
 
 def _main(args: argparse.Namespace, show) -> int:
@@ -454,17 +460,28 @@ def _main(args: argparse.Namespace, show) -> int:
     if summary.source_error:
         print(f"warning: {summary.source_error} (run.json: complete: false, exit status "
               f"{EXIT_INCOMPLETE})", file=sys.stderr)
+    if summary.skipped:
+        print(f"warning: skipped {summary.skipped_text} (run.json: complete: false, exit "
+              f"status {EXIT_INCOMPLETE})", file=sys.stderr)
+    kept = f"; the previous result stays ({summary.kept_previous})" \
+        if summary.kept_previous else ""
     if summary.interrupted and summary.out_dir is None:
-        print(f"interrupted by {summary.signal_name} before the first frame: nothing written",
-              file=sys.stderr)
+        print(f"interrupted by {summary.signal_name} before the first frame: nothing "
+              f"written{kept}", file=sys.stderr)
+    elif summary.kept_previous:
+        print(f"no frame written: nothing replaced{kept}", file=sys.stderr)
     elif summary.interrupted:
         print(f"interrupted by {summary.signal_name}: files closed after the last complete "
               f"frame ({summary.frames}; run.json: complete: false)", file=sys.stderr)
-    if summary.manifest_path is not None:
-        print(f"keypoints: {summary.csv_path}, {summary.jsonl_path}")
-        if summary.video_path:
-            print(f"annotated video: {summary.video_path}")
-        if summary.images_dir:
-            print(f"annotated images: {summary.images_dir}")
-    print(summary.line())
+    try:
+        if summary.manifest_path is not None:
+            print(f"keypoints: {summary.csv_path}, {summary.jsonl_path}")
+            if summary.video_path:
+                print(f"annotated video: {summary.video_path}")
+            if summary.images_dir:
+                print(f"annotated images: {summary.images_dir}")
+        print(summary.line())
+        sys.stdout.flush()
+    except BrokenPipeError:       # `run ... | head`: the reader left; the result is written
+        quiet_stdout()
     return summary.exit_code

@@ -38,6 +38,7 @@ class FrameSource:
     seekable: bool = False
     is_live: bool = False
     size: tuple[int, int] = (0, 0)   # (width, height)
+    interrupted: bool = False        # interrupt() was called: reads end at once
 
     def __init__(self) -> None:
         self.error: str | None = None
@@ -54,6 +55,11 @@ class FrameSource:
             self.seek(0)
             frame = self._read()
         return frame
+
+    def interrupt(self) -> None:
+        """Ask a read that waits on a stalled live source to give up at once (safe to call from
+        a signal handler): that read, and every later one, returns ``None`` like an end."""
+        self.interrupted = True
 
     def seek(self, index: int) -> None:
         """Make the next :meth:`read` return frame ``index`` (clamped to the valid range)."""

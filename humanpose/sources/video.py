@@ -1,7 +1,9 @@
 """Video files, network streams and cameras, all read through ``cv2.VideoCapture``."""
 from __future__ import annotations
 
+import queue
 import re
+import threading
 import time
 
 import cv2
@@ -11,6 +13,48 @@ from .base import Frame, FrameSource, SourceError
 
 STREAM_TIMEOUT_MS = 10000      # open / read timeout for network streams
 CAMERA_FIRST_FRAME_TRIES = 20  # cameras may need a few reads before the first image arrives
+INTERRUPT_POLL_S = 0.1         # how often a read waiting on a live stream looks at interrupt()
+
+
+class _Reader(threading.Thread):
+    """Reads a live stream's frames on request in its own thread, so a read that waits for a
+    stalled stream (up to the read timeout) can be given up by :meth:`FrameSource.interrupt`
+    (a signal) at once.  It releases the capture when told to stop, after the read in
+    progress returns."""
+
+    def __init__(self, cap) -> None:
+        super().__init__(name="stream-reader", daemon=True)
+        self.cap = cap
+        self.requests: queue.Queue = queue.Queue()
+        self.results: queue.Queue = queue.Queue()
+        self.busy = False                       # a request whose result is not taken yet
+
+    def run(self) -> None:
+        try:
+            while self.requests.get() is not None:
+                try:
+                    self.results.put(self.cap.read())
+                except Exception:  # noqa: BLE001 - a failed read is the end of the stream
+                    self.results.put((False, None))
+        finally:
+            self.cap.release()
+
+    def read(self, source: "FrameSource"):
+        """(ok, image) like VideoCapture.read, or (False, None) once ``source`` is interrupted."""
+        if not self.busy:
+            self.requests.put(True)
+            self.busy = True
+        while not source.interrupted:
+            try:
+                result = self.results.get(timeout=INTERRUPT_POLL_S)
+            except queue.Empty:
+                continue
+            self.busy = False
+            return result
+        return False, None
+
+    def stop(self) -> None:
+        self.requests.put(None)
 
 
 def as_bgr(image: np.ndarray) -> np.ndarray:
@@ -70,6 +114,10 @@ class CaptureSource(FrameSource):
         self._pending: np.ndarray | None = as_bgr(image)
         self._pending_time = time.monotonic() - self._t0
         self.size = (self._pending.shape[1], self._pending.shape[0])
+        self._reader: _Reader | None = None
+        if self.is_live:                    # reads that a signal can cut short
+            self._reader = _Reader(cap)
+            self._reader.start()
 
     def _timestamp(self, index: int) -> float:
         if self.is_live:
@@ -84,7 +132,11 @@ class CaptureSource(FrameSource):
             image, self._pending = self._pending, None
             stamp = self._pending_time if self.is_live else self._timestamp(index)
         else:
-            ok, image = self._cap.read()
+            if self.interrupted:
+                return None
+            ok, image = self._reader.read(self) if self._reader else self._cap.read()
+            if self.interrupted:            # given up: an end the user asked for
+                return None
             if not ok or image is None:
                 if self.is_live:
                     self.error = (f"stream {self.name} stopped delivering frames after "
@@ -104,7 +156,10 @@ class CaptureSource(FrameSource):
         self._next = index
 
     def _close(self) -> None:
-        self._cap.release()
+        if self._reader is not None:        # releases the capture once its read returns
+            self._reader.stop()
+        else:
+            self._cap.release()
 
 
 class CameraSource(FrameSource):

@@ -90,7 +90,7 @@ class TrainConfig:
 
     @classmethod
     def load(cls, path: str | Path) -> "TrainConfig":
-        from ..config import read_yaml      # one-line errors, no duplicate keys
+        from ..config import read_yaml, short_repr   # one-line errors, no duplicate keys
         data = read_yaml(path)
         if not isinstance(data, dict) or not data:
             # an empty recipe would otherwise start a long run with every default
@@ -99,10 +99,12 @@ class TrainConfig:
         known = {f.name for f in fields(cls)}
         bad = set(data) - known
         if bad:
-            raise ValueError(f"{path}: unknown key(s) {sorted(bad)}; allowed: {sorted(known)}")
+            raise ValueError(f"{path}: unknown key(s) {short_repr(sorted(map(str, bad)))}; "
+                             f"allowed: {sorted(known)}")
         cfg = cls(**data)
         if cfg.kind not in ("pose", "person"):
-            raise ValueError(f"{path}: kind {cfg.kind!r} is not allowed; allowed: pose, person")
+            raise ValueError(f"{path}: kind {short_repr(cfg.kind)} is not allowed; allowed: pose, "
+                             "person")
         for key, hi, what in (("rotation", 180.0, "0..180 degrees"),
                               ("rotation_prob", 1.0, "a probability in 0..1"),
                               ("rotation_any_prob", 1.0, "a probability in 0..1"),
@@ -117,7 +119,7 @@ class TrainConfig:
                               ("distill_scale_search", 0.5, "a zoom fraction in 0..0.5")):
             value = getattr(cfg, key)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= hi:
-                raise ValueError(f"{path}: {key} must be {what}, not {value!r}")
+                raise ValueError(f"{path}: {key} must be {what}, not {short_repr(value)}")
         for key, lo, what in (("lr", 0.0, "a number > 0"), ("weight_decay", 0.0, "a number >= 0"),
                               ("positive_weight", 0.0, "a number >= 0"),
                               ("trunk_lr", 0.0, "a number >= 0")):
@@ -126,33 +128,34 @@ class TrainConfig:
                     or not (value > lo if key == "lr" else value >= lo)):
                 hint = (" (YAML reads 1e-3 as text: write 1.0e-3)"
                         if isinstance(value, str) and "e" in value.lower() else "")
-                raise ValueError(f"{path}: {key} must be {what}, not {value!r}{hint}")
+                raise ValueError(f"{path}: {key} must be {what}, not {short_repr(value)}{hint}")
         for key, lo in (("freeze_trunk_steps", 0), ("steps", 1), ("batch_size", 1),
                         ("val_every", 1), ("checkpoint_every", 1), ("val_detector_size", 64),
                         ("val_images", 1), ("threads", 1), ("max_train_images", 0)):
             value = getattr(cfg, key)
             if isinstance(value, bool) or not isinstance(value, int) or value < lo:
-                raise ValueError(f"{path}: {key} must be a whole number >= {lo}, not {value!r}")
+                raise ValueError(f"{path}: {key} must be a whole number >= {lo}, "
+                                 f"not {short_repr(value)}")
         if (not isinstance(cfg.sizes, list) or not cfg.sizes
                 or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 64 and v % STRIDE == 0
                            for v in cfg.sizes + [cfg.val_boxsize])):
             raise ValueError(f"{path}: sizes and val_boxsize must be crop sides >= 64 and multiples of "
-                             f"{STRIDE}, not {cfg.sizes!r} / {cfg.val_boxsize!r}")
+                             f"{STRIDE}, not {short_repr(cfg.sizes)} / {short_repr(cfg.val_boxsize)}")
         for key in ("person_scale", "pose_scale"):
             ps = getattr(cfg, key)
             if (not isinstance(ps, list) or len(ps) != 2
                     or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in ps)
                     or not 0.0 < ps[0] <= ps[1] <= 1.0):
                 raise ValueError(f"{path}: {key} must be [low, high] with 0 < low <= high <= 1, "
-                                 f"not {ps!r}")
+                                 f"not {short_repr(ps)}")
         if not isinstance(cfg.cut_empty, bool):
-            raise ValueError(f"{path}: cut_empty must be true or false, not {cfg.cut_empty!r}")
+            raise ValueError(f"{path}: cut_empty must be true or false, not {short_repr(cfg.cut_empty)}")
         if isinstance(cfg.loaders, bool) or not isinstance(cfg.loaders, int) or cfg.loaders < 1:
-            raise ValueError(f"{path}: loaders must be a whole number >= 1, not {cfg.loaders!r}")
+            raise ValueError(f"{path}: loaders must be a whole number >= 1, not {short_repr(cfg.loaders)}")
         if (not isinstance(cfg.packed, list)
                 or not all(isinstance(p, str) and p for p in cfg.packed)):
             raise ValueError(f"{path}: packed must be a list of paths (parts or folders of "
-                             f"them), not {cfg.packed!r}")
+                             f"them), not {short_repr(cfg.packed)}")
         if cfg.packed and cfg.kind != "pose":
             raise ValueError(f"{path}: packed crops are for pose recipes (the person net trains "
                              "on whole scenes made from the images)")
@@ -170,7 +173,7 @@ class TrainConfig:
         if (not isinstance(groups, list) or not groups or len(set(groups)) != len(groups)
                 or not all(isinstance(g, str) and g in LIMB_GROUPS for g in groups)):
             raise ValueError(f"{path}: relabel_groups must be a list of distinct names from "
-                             f"{list(LIMB_GROUPS)}, not {groups!r}")
+                             f"{list(LIMB_GROUPS)}, not {short_repr(groups)}")
         if "relabel_groups" in data and not cfg.relabel_with:
             raise ValueError(f"{path}: relabel_groups names the limbs that relabel_with's net may "
                              "relabel; without relabel_with it would do nothing")
