@@ -28,6 +28,7 @@ analysed) and ``WxH_recording.png`` (playing and recording).
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import shutil
 import subprocess
@@ -38,6 +39,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 VIEWS = ("single", "heatmap", "multistage")
+
+
+def spin_events(app, seconds: float, until=lambda: False) -> bool:
+    """Process Qt events for up to ``seconds``; whether ``until()`` came true."""
+    end = time.time() + seconds
+    while time.time() < end:
+        app.processEvents()
+        if until():
+            return True
+        time.sleep(0.005)
+    return until()
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -187,14 +199,7 @@ def layout_shots(args) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
-    def spin(seconds: float, until=lambda: False) -> bool:
-        end = time.time() + seconds
-        while time.time() < end:
-            app.processEvents()
-            if until():
-                return True
-            time.sleep(0.005)
-        return until()
+    spin = functools.partial(spin_events, app)
 
     def shot(name: str) -> None:
         spin(1.0)
@@ -280,14 +285,7 @@ def main(argv=None) -> int:
     win.resize(w, h)
     win.show()
 
-    def spin(seconds: float, until=lambda: False) -> bool:
-        end = time.time() + seconds
-        while time.time() < end:
-            app.processEvents()
-            if until():
-                return True
-            time.sleep(0.005)
-        return until()
+    spin = functools.partial(spin_events, app)
 
     if not spin(60, lambda: win.info is not None or win.message.startswith("Cannot")) or win.info is None:
         print(f"cannot open {args.source}: {win.message}", file=sys.stderr)

@@ -40,7 +40,7 @@ from scipy.optimize import linear_sum_assignment
 
 from ..skeleton import JOINT_INDEX, JOINT_LABELS, NUM_JOINTS
 from .datasets import DatasetError
-from .metrics import correct_codes, from_codes, paired_difference
+from .metrics import correct_codes, from_codes, paired_difference, read_json_report
 
 MIN_KEYPOINTS = 8
 FOUND_RADIUS = 0.2
@@ -324,13 +324,8 @@ def _values(rep: dict, key: str) -> np.ndarray:
 
 
 def read_baseline(path) -> dict:
-    try:
-        rep = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise FileNotFoundError(f"--compare: {path} not found") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"--compare: {path} is not a JSON report ({exc})") from None
-    if not isinstance(rep, dict) or rep.get("format") != "coco":
+    rep = read_json_report(path)
+    if rep.get("format") != "coco":
         raise ValueError(f"--compare: {path} is not a report of `eval --format coco --json`")
     missing = [k for k in SAME + tuple(k for _, k, _, _ in PAIRED) if k not in rep]
     if missing:

@@ -66,7 +66,7 @@ from ..skeleton import JOINT_INDEX, JOINT_LABELS, NUM_JOINTS
 from .datasets import DatasetError, PoseSet, person_box, read_lsp_dir, splits
 from .metrics import (TORSO_DEFINITION, correct_codes, from_codes, paired_difference,
                       pck_by_orientation, pck_correct, pck_mirror_tolerant, pck_summary,
-                      rate_by_orientation, upright)
+                      rate_by_orientation, read_json_report, upright)
 
 DETECTION_RADIUS = 0.3
 WAIST_UP_TILT = 45.0      # --waist-up: persons whose torso is within this of upright (degrees)
@@ -346,14 +346,7 @@ def _same(key: str, rep: dict):
 
 def read_baseline(path) -> dict:
     """A report written by ``eval --json``, checked to hold the per-image results."""
-    try:
-        rep = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise FileNotFoundError(f"--compare: {path} not found") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"--compare: {path} is not a JSON report ({exc})") from None
-    if not isinstance(rep, dict):
-        raise ValueError(f"--compare: {path} is not a JSON report (not a mapping)")
+    rep = read_json_report(path)
     missing = [k for k in REQUIRED + tuple(key for _, key in MODES) if k not in rep]
     if missing:
         raise ValueError(f"--compare: {path} lacks {', '.join(missing)}: write it with "

@@ -1,7 +1,9 @@
 """PCK arithmetic (the standard LSP protocol)."""
 from __future__ import annotations
 
+import json
 import warnings
+from pathlib import Path
 
 import numpy as np
 
@@ -140,3 +142,17 @@ def paired_difference(base: np.ndarray, new: np.ndarray, rounds: int = 2000,
     boot = 100.0 * gain[idx].sum(1) / np.maximum(counted[idx].sum(1), 1)
     lo, hi = np.percentile(boot, [2.5, 97.5])
     return float(diff), float(lo), float(hi)
+
+
+def read_json_report(path) -> dict:
+    """The JSON report at ``path`` (``eval --json``) as a dict; FileNotFoundError / ValueError
+    naming ``--compare`` and the path otherwise."""
+    try:
+        rep = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"--compare: {path} not found") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"--compare: {path} is not a JSON report ({exc})") from None
+    if not isinstance(rep, dict):
+        raise ValueError(f"--compare: {path} is not a JSON report (not a mapping)")
+    return rep
