@@ -34,7 +34,8 @@ import numpy as np
 FRAME_W, FRAME_H = 640, 480
 DEFAULT_FRAMES = 60
 DEFAULT_BOXSIZES = (128, 192, 256)
-BACKENDS = (("torch", "fp32"), ("onnxruntime", "fp32"), ("onnxruntime", "int8"))
+BACKENDS = (("torch", "fp32"), ("onnxruntime", "fp32"), ("onnxruntime", "int8"),
+            ("onnxruntime", "auto"))       # auto: the default (int8 pose net, fp32 detector)
 WARMUP = 3
 STEPS = ("preprocess", "person", "pose", "post", "track")
 
@@ -136,7 +137,10 @@ class Variant:
 
     @property
     def backend(self) -> str:
-        return f"{'onnxruntime' if self.framework == 'onnxruntime' else self.framework} {self.precision}"
+        if self.precision == "auto" and self.estimator is not None:   # what auto chose here
+            p = self.estimator.backend_report["precision"]
+            return f"{self.framework} auto (pose {p['pose']}, person {p['person']})"
+        return f"{self.framework} {self.precision}"
 
 
 def make_variants(cfg, person, pose, boxsizes, backends=BACKENDS, paths=("every", "tracked")):
@@ -163,7 +167,7 @@ def make_variants(cfg, person, pose, boxsizes, backends=BACKENDS, paths=("every"
                     v.skip = str(exc)
                     out.append(v)
                     continue
-                if precision != "fp32" and not est.backend_name.endswith(precision):
+                if precision not in ("fp32", "auto") and not est.backend_name.endswith(precision):
                     v.skip = est.backend_note or f"{precision} not available"
                 v.estimator = est
                 out.append(v)
