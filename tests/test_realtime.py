@@ -402,12 +402,15 @@ def test_webcam_bench_table_with_tiny_nets(monkeypatch, tmp_path):
     cfg = from_dict({"estimator": {"min_pose_score": 0.0}})
     variants = webcam_bench.make_variants(cfg, tiny("person"), tiny("pose"), [64],
                                           webcam_bench.BACKENDS)
-    assert len(variants) == 6
+    assert len(variants) == 8
     int8 = [v for v in variants if v.precision == "int8"]
     assert all(v.skip and "export-onnx --int8" in v.skip for v in int8)   # none made here
+    auto = [v for v in variants if v.precision == "auto"]   # the default: runs, fp32 here
+    assert auto and all(v.skip is None for v in auto)
+    assert all(v.backend == "onnxruntime auto (pose fp32, person fp32)" for v in auto)
     webcam_bench.run_variants(variants, frames, warmup=1)
     table = webcam_bench.format_table(variants)
-    assert table.count("\n") == 7
+    assert table.count("\n") == 9
     assert "| 64 | onnxruntime fp32 | detect every frame |" in table
     assert "tracking-driven (detector every 10)" in table
     for v in variants:
