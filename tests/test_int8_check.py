@@ -9,7 +9,7 @@ import pytest
 
 from humanpose import config
 from humanpose.estimator import cpu, int8_check, quantize
-from humanpose.estimator.backends import AUTO_INT8_KINDS, OnnxRuntimeBackend, make_backend
+from humanpose.estimator.backends import OnnxRuntimeBackend, auto_int8, make_backend
 from humanpose.store import load_model, read_manifest
 
 from conftest import ROOT
@@ -40,7 +40,7 @@ def _perturb_int8(monkeypatch, factor=0.3):
 
 def _asked(model) -> str:
     """The precision under which ``model`` runs int8: auto where that is int8, else int8."""
-    return "auto" if model.kind in AUTO_INT8_KINDS else "int8"
+    return "auto" if auto_int8(model) else "int8"
 
 
 def _int8_net_names():
@@ -77,7 +77,7 @@ def test_the_shipped_int8_exports_pass_the_self_check_here(tmp_path, monkeypatch
     model = _fresh_copy(tmp_path, monkeypatch, name)
     b = make_backend(model, "onnxruntime", "cpu", _asked(model))
     assert b.precision == "int8" and b.note is None, b.note
-    if model.kind not in AUTO_INT8_KINDS:                 # measured not safe: auto runs fp32
+    if not auto_int8(model):                 # measured not safe on this CPU: auto runs fp32
         auto = make_backend(model, "onnxruntime", "cpu", "auto")
         assert auto.precision == "fp32" and auto.note is None
     fp32 = make_backend(model, "onnxruntime", "cpu", "fp32")
@@ -140,8 +140,21 @@ def test_the_estimator_reports_what_ran_and_on_which_cpu(tmp_path, monkeypatch):
     rep = est.backend_report
     assert rep["backend"] == est.backend_name
     assert set(rep["precision"]) == {"person", "pose"}
-    assert rep["precision"]["person"] == "fp32"           # auto: the detector stays fp32
+    if not cpu.has_vnni():                                # auto: the detector stays fp32
+        assert rep["precision"]["person"] == "fp32"
     assert rep["precision"]["pose"] in ("int8", "fp32")   # int8 unless this CPU's check failed
     assert (rep["precision"]["pose"] == "int8") == (est.backend_note is None)
     assert rep["cpu"] == cpu.cpu_summary() and rep["cpu"]["int8_kernel"] in est.backend_summary
     assert f"pose {rep['precision']['pose']}" in est.backend_summary
+
+
+def test_the_weight_scheme_and_auto_follow_the_cpu(monkeypatch):
+    """8-bit weights only where VNNI / AMX accumulate in 32 bits; elsewhere schemes that cannot
+    saturate the AVX2 kernels, and auto keeps the detector in fp32 there."""
+    person, pose = (type("Net", (), {"kind": k})() for k in ("person", "pose"))
+    monkeypatch.setattr(cpu, "cpu_flags", lambda: frozenset({"avx2", "fma"}))
+    assert (quantize.weight_scheme(person), quantize.weight_scheme(pose)) == ("u8", "s7")
+    assert not auto_int8(person) and auto_int8(pose)
+    monkeypatch.setattr(cpu, "cpu_flags", lambda: frozenset({"avx2", "avx512f", "avx512_vnni"}))
+    assert (quantize.weight_scheme(person), quantize.weight_scheme(pose)) == ("s8", "s8")
+    assert auto_int8(person) and auto_int8(pose)

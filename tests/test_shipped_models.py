@@ -36,7 +36,7 @@ def test_default_nets_run_int8_on_a_fresh_checkout(tmp_path, monkeypatch):
     import shutil
 
     from humanpose.estimator import quantize
-    from humanpose.estimator.backends import AUTO_INT8_KINDS, make_backend
+    from humanpose.estimator.backends import auto_int8, make_backend
     from humanpose.store import load_model
     monkeypatch.setenv("HUMANPOSE_CACHE", str(tmp_path / "cache"))
     cfg = config.load()
@@ -49,7 +49,7 @@ def test_default_nets_run_int8_on_a_fresh_checkout(tmp_path, monkeypatch):
             shutil.copy(MODELS / f, tmp_path / f)
         model = load_model(tmp_path / entry["file"])
         assert quantize.ranges_for(model) is not None, f"{name}: ranges stale or unusable"
-        asked = "auto" if model.kind in AUTO_INT8_KINDS else "int8"   # auto: int8 where safe
+        asked = "auto" if auto_int8(model) else "int8"      # auto: int8 where measured safe
         b = make_backend(model, "onnxruntime", "cpu", asked)
         assert b.name == "onnxruntime/cpu/int8" and b.note is None
         x = frame if model.kind == "person" else np.concatenate(

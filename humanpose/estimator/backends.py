@@ -16,7 +16,7 @@ A precision a backend cannot run falls back to fp32 and says why in ``backend.no
 ``auto`` (the default) is int8 for the pose net where it can run (onnxruntime on the CPU, an int8
 export there or makeable from kept ranges) and agrees with fp32 on this CPU (the self-check of
 :mod:`.int8_check`), else fp32: without a note, except when the check failed.  The person net
-runs fp32 under ``auto`` (:data:`AUTO_INT8_KINDS`), int8 only when asked.  A backend
+runs int8 under ``auto`` only where the CPU has VNNI / AMX (:func:`auto_int8`).  A backend
 is a callable ``backend(x) -> list[np.ndarray]`` with a ``name`` such as ``"onnxruntime/cpu"``
 (``"onnxruntime/cpu/int8"`` for a precision other than fp32) and a ``note`` (None or text).
 """
@@ -36,10 +36,15 @@ log = logging.getLogger(__name__)
 FRAMEWORKS = ("onnxruntime", "torch", "opencv")
 DEVICES = ("cpu", "cuda", "auto")
 PRECISIONS = ("auto", "fp32", "bf16", "int8")
-# precision auto runs int8 for these net kinds only: measured on the validation split against
-# fp32 (docs/configuration.md, "int8 and your CPU"), the pose net's 7-bit int8 costs nothing
-# measurable, while every int8 scheme of the person detector cost about a point end to end
-AUTO_INT8_KINDS = ("pose",)
+
+
+def auto_int8(model: nn.Module) -> bool:
+    """Whether precision auto runs ``model`` in int8 on this CPU.  Measured on the validation
+    split against fp32 (docs/configuration.md, "int8 and your CPU"): with VNNI / AMX, 8-bit
+    weights cost neither net anything measurable; without, the pose net's 7-bit weights cost
+    nothing measurable, while each scheme that holds there cost the detector about a point."""
+    from .cpu import has_vnni
+    return getattr(model, "kind", "pose") == "pose" or bool(has_vnni())
 # Measured on 2 busy cores (docs/configuration.md, "Threads"): one intra-op thread per core (2
 # beat 1), no spinning: spinning threads collapse when another process takes a core.
 ORT_MAX_THREADS = 4
@@ -350,7 +355,7 @@ def make_backend(model: nn.Module, framework: str, device: str,
     if precision not in PRECISIONS:
         raise BackendError(f"unknown precision {precision!r}; allowed: {', '.join(PRECISIONS)}")
     dev, note = resolve_device(framework, device)
-    if precision == "auto" and getattr(model, "kind", "pose") not in AUTO_INT8_KINDS:
+    if precision == "auto" and not auto_int8(model):
         precision = "fp32"
     if precision in ("auto", "int8") and framework == "onnxruntime" and dev == "cpu":
         backend, why, disagreed = checked_int8(model)

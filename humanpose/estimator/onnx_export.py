@@ -176,9 +176,9 @@ def add_arguments(parser) -> None:
                              "method, but needs minutes and GBs of memory: too many for "
                              "person_mobilenet on 23 GB)")
     parser.add_argument("--int8-weights", choices=("s7", "s8", "u8"), default=None,
-                        help="int8 weight scheme (default: s7 for the pose net, u8 for the "
-                             "person net: both exact on CPUs with and without VNNI; s8 "
-                             "saturates on AVX2-only CPUs, for comparisons)")
+                        help="int8 weight scheme (default, chosen for this CPU: s8 with VNNI / "
+                             "AMX; without, s7 for the pose net and u8 for the person net, "
+                             "which cannot saturate the AVX2 kernels as s8 does)")
     parser.add_argument("--synthetic", action="store_true",
                         help="calibrate on generated frames even when ../shared is present "
                              "(for tests; less accurate)")

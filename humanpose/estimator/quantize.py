@@ -39,17 +39,20 @@ import cv2
 import numpy as np
 from torch import nn
 
+from . import cpu
+
 CALIB_METHOD = "minmax"           # minmax | percentile | entropy (measured: README / model card)
 CALIB_METHODS = ("minmax", "percentile", "entropy")
 CALIB_COUNT = 300                 # crops or frames
 CALIB_BOXSIZE = 192
-# int8 weights, per net kind: "s7" = signed 8-bit per output channel with reduce_range (7-bit
-# values), so that the u8 x s8 products of two neighbours fit the 16-bit intermediate of the AVX2
-# kernels (x86 CPUs without VNNI, where full 8-bit weights saturate); "u8" = unsigned 8-bit weights
-# (u8 x u8 kernels widen to 16 bits before multiplying: nothing saturates); "s8" = the full signed
-# 8-bit range (exact only on VNNI / AMX / ARM kernels).  The activation ranges are the same for
-# each.  Chosen by paired validation runs against fp32 (docs/configuration.md, "int8 and your CPU").
-WEIGHT_SCHEME = {"person": "u8", "pose": "s7"}
+# int8 weights, chosen for this CPU at run time (:func:`weight_scheme`): "s8" = the full signed
+# 8-bit range per output channel, exact where the CPU has VNNI or AMX (products accumulate in 32
+# bits); elsewhere "s7" (reduce_range: 7-bit values, so that the u8 x s8 products of two
+# neighbours fit the 16-bit intermediate of the AVX2 kernels, where 8-bit weights saturate) for
+# the pose net and "u8" (unsigned 8-bit weights: the u8 x u8 kernels widen before multiplying)
+# for the person net.  The activation ranges are the same for each.  Measured by paired
+# validation runs against fp32 (docs/configuration.md, "int8 and your CPU").
+NO_VNNI_SCHEME = {"person": "u8", "pose": "s7"}
 WEIGHT_SCHEMES = ("s7", "s8", "u8")
 INT8_SUFFIX = ".int8.onnx"
 RANGES_SUFFIX = ".int8-ranges.json"
@@ -57,8 +60,11 @@ FRAME_ASPECT = 4 / 3
 
 
 def weight_scheme(model: nn.Module) -> str:
-    """The int8 weight scheme of ``model``'s kind (:data:`WEIGHT_SCHEME`)."""
-    return WEIGHT_SCHEME.get(getattr(model, "kind", "pose"), "s7")
+    """The int8 weight scheme for ``model`` on this CPU: "s8" with VNNI / AMX, else
+    :data:`NO_VNNI_SCHEME` by the net's kind (also where the CPU's flags are unknown)."""
+    if cpu.has_vnni():
+        return "s8"
+    return NO_VNNI_SCHEME.get(getattr(model, "kind", "pose"), "s7")
 
 
 def int8_location(model: nn.Module, scheme: str | None = None) -> tuple[Path, str]:
