@@ -40,13 +40,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from humanpose.estimator.crops import PAD_VALUE  # noqa: E402
 from humanpose.nets.mobilenet import _TAPS, _up2  # noqa: E402
-from humanpose.nets.multipose import OUTPUTS, decode  # noqa: E402
+from humanpose.nets.multipose import MAP_STRIDE, OUTPUTS, decode  # noqa: E402
 from humanpose.store import load_model, save_weights  # noqa: E402
 from humanpose.train.datasets import person_box, splits  # noqa: E402
 
 NEG_SCORE = 0.05
 HARD_CELLS = 8
-HARD_WEIGHT = 0.2         # of the hard-negative term against the soft centre target
+HARD_WEIGHT = 0.2         # of the hard-negative term against the soft centre target (--hard-weight)
 MIN_WINDOW = 64
 
 
@@ -72,7 +72,8 @@ def fpn_heads(net, x, taps):
 
 
 def place(img, size, rng):
-    """``img`` scaled to a longer side of 160..size, at a random place on a grey canvas."""
+    """``img`` scaled to a longer side of 160..size, at a random place on a grey canvas; returns
+    (canvas, scale, x0, y0)."""
     h, w = img.shape[:2]
     side = rng.integers(160, size + 1)
     s = side / max(h, w)
@@ -81,7 +82,7 @@ def place(img, size, rng):
     canvas = np.full((size, size, 3), PAD_VALUE, np.uint8)
     y0, x0 = rng.integers(0, size - nh + 1), rng.integers(0, size - nw + 1)
     canvas[y0:y0 + nh, x0:x0 + nw] = small
-    return canvas
+    return canvas, nw / w, int(x0), int(y0)
 
 
 def background(img, joints, rng):
@@ -100,12 +101,14 @@ def background(img, joints, rng):
 
 
 def batch(data, n, size, neg_share, rng):
-    imgs, neg = [], []
+    """(images, negative flags, the annotated person's (centre x, y, size) in map cells or NaN)."""
+    imgs, neg, people = [], [], []
     while len(imgs) < n:
         i = int(rng.integers(len(data)))
         img = cv2.imread(str(data.images[i]))
         if img is None:
             continue
+        person = np.full(3, np.nan)
         if rng.random() < neg_share:
             win = background(img, data.joints[i], rng)
             if win is None:
@@ -113,25 +116,43 @@ def batch(data, n, size, neg_share, rng):
             img, is_neg = win, True
         else:
             is_neg = False
+            (cx, cy), extent = person_box(data.joints[i])
+            person = np.array([cx, cy, extent])
         if rng.random() < 0.5:
             img = img[:, ::-1]
-        imgs.append(place(np.ascontiguousarray(img), size, rng))
+            person[0] = img.shape[1] - 1 - person[0]
+        canvas, s, x0, y0 = place(np.ascontiguousarray(img), size, rng)
+        imgs.append(canvas)
         neg.append(is_neg)
+        people.append((person * s + (x0, y0, 0)) / MAP_STRIDE)
     x = torch.from_numpy(np.stack(imgs).astype(np.float32) / 256.0 - 0.5).permute(0, 3, 1, 2)
-    return x.contiguous(), np.array(neg)
+    return x.contiguous(), np.array(neg), np.array(people)
 
 
-def losses(student, teacher, neg):
+def label_centres(people, shape) -> torch.Tensor:
+    """(N, 1, h, w) Gaussians at the annotated persons' centres (sigma: a twelfth of their size,
+    at least a cell); zero where an image has none."""
+    n, h, w = len(people), shape[-2], shape[-1]
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    out = np.zeros((n, 1, h, w), np.float32)
+    for k, (cx, cy, extent) in enumerate(people):
+        if np.isfinite(cx):
+            sigma = max(1.0, extent / 12)
+            out[k, 0] = np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * sigma ** 2))
+    return torch.from_numpy(out)
+
+
+def losses(student, teacher, neg, labels=None, hard_weight=HARD_WEIGHT):
     cen_s, heat_s, reg_s, off_s, bs_s, bo_s = student
     cen_t, heat_t, reg_t, off_t, bs_t, bo_t = (torch.sigmoid(t) if k < 2 else t
                                                for k, t in enumerate(teacher))
-    target = cen_t.clone()
+    target = cen_t.clone() if labels is None else torch.maximum(cen_t, labels)
     target[torch.from_numpy(neg)] = 0.0
     bce = F.binary_cross_entropy_with_logits(cen_s, target, reduction="none").flatten(1)
     centre = bce.mean()
     if neg.any():   # hard negatives: the student's strongest centre cells on the negatives
         top = cen_s.flatten(1)[torch.from_numpy(neg)].topk(HARD_CELLS, dim=1).values
-        centre = centre + HARD_WEIGHT * F.binary_cross_entropy_with_logits(
+        centre = centre + hard_weight * F.binary_cross_entropy_with_logits(
             top, torch.zeros_like(top))
     heat = F.binary_cross_entropy_with_logits(heat_s, heat_t)
     wc = cen_t / cen_t.sum().clamp(min=1e-6)
@@ -154,6 +175,10 @@ def main(argv=None) -> int:
     p.add_argument("--size", type=int, default=256)
     p.add_argument("--neg-share", type=float, default=0.35)
     p.add_argument("--lr", type=float, default=1e-5)
+    p.add_argument("--label-weight", type=float, default=0.0,
+                   help="centre target = max(teacher, this x a Gaussian at the annotated "
+                        "person's centre) on positives (0 = the teacher alone)")
+    p.add_argument("--hard-weight", type=float, default=HARD_WEIGHT)
     p.add_argument("--save-every", type=int, default=25)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
@@ -183,7 +208,7 @@ def main(argv=None) -> int:
     t_start, log = time.perf_counter(), out / "log.jsonl"
     while step < a.steps and (time.perf_counter() - t_start) / 60 < a.minutes:
         t0 = time.perf_counter()
-        x, neg = batch(train, a.batch, a.size, a.neg_share, rng)
+        x, neg, people = batch(train, a.batch, a.size, a.neg_share, rng)
         mp_in = (torch.flip(x, dims=(1,)) + 0.5) * (256.0 * 0.007843017578125) - 1.0
         with torch.no_grad():
             top, taps = backbone(teacher.trunk, mp_in)
@@ -192,7 +217,9 @@ def main(argv=None) -> int:
                 if max(i.score for i in decode(t_out, int(k))) >= NEG_SCORE:
                     neg[k] = False
         s_out = fpn_heads(student, top, taps)
-        parts = losses(s_out, t_out, neg)
+        labels = (a.label_weight * label_centres(people, s_out[0].shape)
+                  if a.label_weight > 0 else None)
+        parts = losses(s_out, t_out, neg, labels, a.hard_weight)
         loss = sum(parts.values())
         opt.zero_grad()
         loss.backward()
