@@ -41,7 +41,7 @@ class ModelConfig:
                               "export-onnx --int8`); bf16: torch where the CPU has native "
                               "bfloat16; else fp32 with a note")
     models_dir: str = _opt("models")
-    person_model: str = _opt("person_mobilenet")
+    person_model: str = _opt("person_multipose")
     pose_model: str = _opt("pose_mobilenet")
 
 
@@ -52,7 +52,7 @@ class EstimatorConfig:
                                    doc="a person is a centre-map peak above this (centre-map "
                                        "person nets) or a MoveNet MultiPose person whose instance "
                                        "score is at least this (movenet_multipose)")
-    detector_size: int = _opt(256, lo=0, hi=2048,
+    detector_size: int = _opt(0, lo=0, hi=2048,
                               doc="the person detector sees the frame scaled so that its longer "
                                   "side is this many pixels (not the boxsize): larger finds "
                                   "smaller persons, for more detector time; 0 = follow the "

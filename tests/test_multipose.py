@@ -1,6 +1,6 @@
 """MoveNet MultiPose as the person stage: its own decode (against TensorFlow.js), the net in the
 pipeline on real frames (a person found, empty scenes left empty), the person check, the passes,
-both backends, and the weight file (imported from ../shared: skipped without it)."""
+both backends, and the shipped weight file (tests needing ../shared skip without it)."""
 from __future__ import annotations
 
 import json
@@ -11,18 +11,19 @@ import numpy as np
 import pytest
 import torch
 
-from humanpose.config import from_dict
+from humanpose.config import Config, from_dict
 from humanpose.estimator.backends import make_backend
 from humanpose.estimator.crops import detector_frame, normalise
 from humanpose.estimator.persons import (detector_sides, merged, multipose_people,
                                          on_a_person)
 from humanpose.estimator.pipeline import PoseEstimator
-from humanpose.store import ModelError, load_model
+from humanpose.store import ModelError, load_model, read_manifest, sha256
 
 torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 FIXTURE = ROOT / "tests" / "fixtures" / "movenet_reference.json"
+MODELS = ROOT / "models"
 
 
 def shared_file(*parts) -> Path:
@@ -33,23 +34,22 @@ def shared_file(*parts) -> Path:
 
 
 @pytest.fixture(scope="module")
-def multipose_file(tmp_path_factory) -> Path:
-    """MoveNet MultiPose as a person net, written by `humanpose import-tfjs --kind multipose`
-    from ../shared (not shipped: the raw MoveNet weights are never committed)."""
-    from humanpose.cli import main
-    graph = shared_file("teachers", "movenet", "movenet-multipose.json")
-    out = tmp_path_factory.mktemp("multipose") / "person_multipose.safetensors"
-    assert main(["import-tfjs", str(graph), str(out), "--kind", "multipose"]) == 0
-    return out
+def multipose_file() -> Path:
+    """The shipped MultiPose person net (the default person model), checked against its sha256."""
+    name = Config().model.person_model
+    entry = next((e for e in read_manifest(MODELS) if e["name"] == name), None)
+    assert entry is not None and entry["architecture"] == "movenet_multipose"
+    path = MODELS / entry["file"]
+    assert sha256(path) == entry["sha256"]
+    return path
 
 
 def multipose_estimator(path: Path, **estimator) -> PoseEstimator:
+    """The default config (the shipped MultiPose net), fp32 onnxruntime, tracking off."""
     cfg = from_dict({"model": {"framework": "onnxruntime", "device": "cpu", "precision": "fp32",
                                "person_model": str(path)},
-                     "estimator": {"detector_size": 0, **estimator},
-                     "tracking": {"enabled": False}})
-    with pytest.warns(UserWarning, match="in no manifest.json"):
-        return PoseEstimator(cfg)
+                     "estimator": estimator, "tracking": {"enabled": False}})
+    return PoseEstimator(cfg)
 
 
 # -- the decode, against TensorFlow.js ---------------------------------------------------------
@@ -80,14 +80,28 @@ def test_multipose_decode_matches_tensorflow_js_on_messi():
 
 # -- the net in the pipeline -------------------------------------------------------------------
 
-def test_imported_multipose_is_a_safetensors_person_net_and_pickles_are_refused(multipose_file,
-                                                                               tmp_path):
+def test_shipped_person_net_is_float16_safetensors_and_pickles_are_refused(multipose_file,
+                                                                          tmp_path):
+    from safetensors import safe_open
+    with safe_open(str(multipose_file), framework="pt") as fh:
+        assert {fh.get_tensor(k).dtype for k in fh.keys()} == {torch.float16}
     net = load_model(multipose_file, kind="person")
     assert getattr(net, "decoder", None) == "multipose" and net.num_stages == 6
     bad = tmp_path / "person.safetensors"
     torch.save({"w": torch.zeros(2)}, bad)          # a pickle in disguise
     with pytest.raises(ModelError, match="not a safetensors file"):
         load_model(bad, kind="person")
+
+
+@pytest.mark.skipif(not (SHARED / "teachers" / "movenet").exists(),
+                    reason="../shared/teachers/movenet absent")
+def test_import_tfjs_multipose_writes_the_whole_net(tmp_path, capsys):
+    from humanpose.cli import main
+    out = tmp_path / "multipose.safetensors"
+    graph = SHARED / "teachers" / "movenet" / "movenet-multipose.json"
+    assert main(["import-tfjs", str(graph), str(out), "--kind", "multipose"]) == 0
+    assert "movenet_multipose person net" in capsys.readouterr().out
+    assert getattr(load_model(out, kind="person"), "decoder", None) == "multipose"
 
 
 def test_pipeline_finds_messi(multipose_file):
