@@ -301,6 +301,25 @@ def test_detector_runs_at_once_when_a_tracked_pose_drops():
     assert person.calls == 3 and r.path == "detector (no track)" and len(r.persons) == 1
 
 
+def test_a_tracked_crop_that_slides_onto_someone_else_calls_the_detector_and_a_new_id():
+    """The tracked person's crop shows someone else on frame 3 (the blob is now 60 px to the
+    left, within the crop): the identity gate rejects that pose for the track, the detector runs
+    at once on that frame, and the pose there gets a new id; id 0 is not on it."""
+    est, person, pose = _tracked_estimator(detect_every=10)
+    for i in range(3):
+        r = est.estimate(FRAME, timestamp=i / 30, frame_index=i)
+    assert person.calls == 1 and r.path == "tracked" and r.persons[0].track_id == 0
+    other = np.full_like(FRAME, 90)
+    other[38:154, 50:86] = 230                      # someone else, 60 px to the left
+    person.centres[:] = [(68, 96)]
+    r = est.estimate(other, timestamp=3 / 30, frame_index=3)
+    assert person.calls == 2 and r.path == "detector (identity jump)"
+    assert len(r.persons) == 1 and r.persons[0].track_id == 1
+    assert abs(np.median(r.persons[0].raw_joints[:, 0]) - 68) < 5
+    r = est.estimate(other, timestamp=4 / 30, frame_index=4)      # then tracked again
+    assert r.path == "tracked" and [p.track_id for p in r.persons] == [1]
+
+
 def test_detector_centres_on_a_track_are_merged_before_the_pose_pass():
     # the detector finds two centres on the one person (head and hips), and a second person
     est, person, pose = _tracked_estimator(detect_every=3, centres=((128, 60), (128, 130)))

@@ -287,3 +287,108 @@ def test_bad_joint_shape_is_named():
     p.joints = np.zeros((17, 3))
     with pytest.raises(ValueError, match=r"person 0 has joints of shape \(17, 3\)"):
         Tracker(cfg()).update([p], 0.0)
+
+
+# ---------------------------------------------------------------- one identity per track
+CROP = 3.0      # the pipeline's crops are about 3 x a walker's height: the centre gate is loose
+
+
+def walker(x: float, y: float, rng, h: float = 100.0) -> Person:
+    """A walker h tall centred at (x, y), joints with 2 px noise, its crop as the box."""
+    offsets = np.stack([np.linspace(-0.2 * h, 0.2 * h, NUM_JOINTS), np.linspace(-h / 2, h / 2, NUM_JOINTS)], 1)
+    joints = np.zeros((NUM_JOINTS, 3))
+    joints[:, :2] = (x, y) + offsets + rng.normal(0.0, 2.0, (NUM_JOINTS, 2))
+    joints[:, 2] = 0.9
+    half = CROP * h / 2
+    return Person(centre=np.array([x, y]), centre_score=0.9, box=np.array([x - half, y - half, x + half, y + half]),
+                  joints=joints)
+
+
+def _owners(frames: list[list[tuple[str, Person]]]) -> dict[int, set[str]]:
+    """track id -> the walkers whose joints it carried."""
+    out: dict[int, set[str]] = {}
+    for persons in frames:
+        for who, p in persons:
+            out.setdefault(p.track_id, set()).add(who)
+    return out
+
+
+@pytest.mark.parametrize("gate", [True, False])
+def test_crossing_walkers_never_share_an_id(gate, monkeypatch):
+    """Two walkers cross at 10 fps, B nearer the camera (lower in the frame).  On the three
+    frames before they meet, the crop cut for A (at A's place, so the detection's centre is
+    A's) shows B: the pose is B's, and B's own crop, the same pose, is dropped as its duplicate.
+    Without the identity gate A's id goes over to B (checked: the case is a real one); with it,
+    no id ever carries both walkers' joints, each keeps its id, and the plot of A's id shows a
+    gap on those frames, never B's joints."""
+    from humanpose.estimator import tracking
+    from humanpose.estimator.result import PoseResult
+    from humanpose.gui.plot import identity_breaks, series
+    if not gate:
+        monkeypatch.setattr(tracking, "identity_jump", lambda *a, **k: False)
+    rng = np.random.default_rng(11)
+    tracker = Tracker(cfg(max_missed=10))
+    frames, results = [], []
+    xs = lambda k: (200.0 + 10 * k, 500.0 - 10 * k)    # noqa: E731  (they meet at k = 15)
+    for k in range(30):
+        t = k / 10.0
+        xa, xb = xs(k)
+        if 12 <= k <= 14:                            # A's crop slid onto B
+            slid = walker(xb, 360, rng)
+            slid.centre = np.array([xa, 300.0])
+            persons = [("b", slid)]
+        else:
+            persons = [("a", walker(xa, 300, rng)), ("b", walker(xb, 360, rng))]
+        tracker.update([p for _, p in persons], t, (480, 854))
+        frames.append(persons)
+        results.append((k, PoseResult(frame_index=k, timestamp=t, frame_shape=(480, 854),
+                                      boxsize=368, persons=[p for _, p in persons])))
+    owners = _owners(frames)
+    first_a = frames[0][0][1].track_id
+    if not gate:
+        assert owners[first_a] == {"a", "b"}         # the failure the gate is there for
+        return
+    assert all(len(who) == 1 for who in owners.values()), owners
+    assert len(owners) == 2
+    # the plot follows A's id: a gap where A was not seen, its wrist never at B's place
+    _, curves = series(results, "coordinates", ["R wrist"], person=first_a)
+    x = curves["R wrist x"]
+    wrist = -20.0 + 40.0 * 4 / 13                    # walker(): the R wrist's offset (h = 100)
+    truth = np.array([xs(k)[0] for k in range(30)]) + wrist
+    seen = np.isfinite(x)
+    assert (~seen).nonzero()[0].tolist() == [12, 13, 14]
+    assert np.abs(x[seen] - truth[seen]).max() < 10
+    assert not identity_breaks(results, first_a).any()
+
+
+def test_walker_leaving_at_an_edge_and_another_entering_there_get_two_ids(monkeypatch):
+    """A walks out at the right edge; half a second later B comes in there, walking left.  The
+    crop-sized boxes put B within the centre gate of A's coasting track; A's track ends when A
+    has walked out of the frame (and B is off where A's velocity would have taken A), so B gets
+    a new id."""
+    rng = np.random.default_rng(12)
+    tracker = Tracker(cfg(max_missed=10))
+    ids = {"a": set(), "b": set()}
+    w = 640
+    for k in range(20):
+        t = k / 10.0
+        persons = []
+        if k <= 9:                                   # A: 530 -> 620, walking right
+            persons.append(("a", walker(530 + 10 * k, 300, rng)))
+        if k >= 14:                                  # B: in at 620, walking left
+            persons.append(("b", walker(620 - 10 * (k - 14), 300, rng)))
+        tracker.update([p for _, p in persons], t, (480, w))
+        for who, p in persons:
+            ids[who].add(p.track_id)
+    assert len(ids["a"]) == 1 and len(ids["b"]) == 1 and ids["a"] != ids["b"], ids
+    # without the frame's size, the gate alone tells them apart: B is where A's velocity is not
+    rng = np.random.default_rng(12)
+    tracker = Tracker(cfg(max_missed=10))
+    ids = {"a": set(), "b": set()}
+    for k in range(20):
+        persons = ([("a", walker(530 + 10 * k, 300, rng))] if k <= 9 else []) + \
+                  ([("b", walker(620 - 10 * (k - 14), 300, rng))] if k >= 14 else [])
+        tracker.update([p for _, p in persons], k / 10.0)
+        for who, p in persons:
+            ids[who].add(p.track_id)
+    assert len(ids["a"]) == 1 and len(ids["b"]) == 1 and ids["a"] != ids["b"], ids

@@ -211,13 +211,21 @@ def track_crop(bgr: np.ndarray, scaled: tuple, joints_xy: np.ndarray, box: np.nd
 @dataclasses.dataclass
 class TrackPlan:
     """The tracked persons of a frame: their crops, joint boxes (x0, y0, x1, y1, frame pixels),
-    box centres and last pose scores; whether the detector must run, and why."""
+    box centres, last pose scores and track ids; whether the detector must run, and why."""
     crops: list = dataclasses.field(default_factory=list)
+    ids: list = dataclasses.field(default_factory=list)
     boxes: list = dataclasses.field(default_factory=list)
     scores: list = dataclasses.field(default_factory=list)
     centres: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((0, 2)))
     detect: bool = False
     reason: str = "tracked"
+
+    def drop(self, tracks: list[int]) -> None:
+        """Leave out the tracks at these indices (their crops slid onto someone else)."""
+        keep = [t for t in range(len(self.crops)) if t not in set(tracks)]
+        for name in ("crops", "ids", "boxes", "scores"):
+            setattr(self, name, [getattr(self, name)[t] for t in keep])
+        self.centres = self.centres[keep].reshape(-1, 2)
 
     def covers(self, xy: np.ndarray) -> tuple[np.ndarray, list[int]]:
         """Which of the (K, 2) frame points (detector centres) fall in a track's joint box, and

@@ -52,7 +52,9 @@ joints fill about ``rescale_fraction`` of it, else the window that its predicted
 that fraction (the right scale, so no rescale pass), all in one batch; the person detector
 does not run (nor the boxsize scaling of the frame).  The detector runs on every N-th
 frame (for newcomers), when no track is confident, and at once, on the same frame, when a
-tracked crop's pose score drops below ``min_pose_score`` (a lost track).  On a detector frame
+tracked crop's pose score drops below ``min_pose_score`` (a lost track) or its pose fails its
+track's identity gate (:func:`tracking.identity_jump`: the crop slid onto someone else; that
+crop is left out and the detector's peaks there are newcomers).  On a detector frame
 with tracks, a detector centre that falls in a track's predicted box is that track's (merged
 before the pose pass), unless the box holds detections side by side, more than SPLIT_DISTANCE x
 its larger side apart across (one skeleton across two people side by side: the track's crop is
@@ -391,7 +393,7 @@ class PoseEstimator:
                                             keep_maps)
             if result is not None:
                 return result
-            plan.detect, plan.reason = True, "pose score dropped"   # a lost track: at once
+            plan.detect = True    # a lost track or one that jumped (plan.reason): at once
         scaled, sx, sy = scale_frame(bgr, b)
         t1 = time.perf_counter()
 
@@ -465,7 +467,7 @@ class PoseEstimator:
             if self._tracked_shape != (fh, fw):   # another camera or picture: other people
                 self._tracker.reset()
                 self._tracked_shape = (fh, fw)
-            persons = self._tracker.update(persons, float(timestamp))
+            persons = self._tracker.update(persons, float(timestamp), (fh, fw))
         if not detector_off:
             self._since_detect = 0
         t5 = time.perf_counter()
@@ -493,10 +495,11 @@ class PoseEstimator:
             return TrackPlan(detect=True, reason="no track")
         floor = max(est.min_pose_score, MIN_TRACK_SCORE)
         tracks = self._tracker.predicted(timestamp)
-        sure = [t[1:] for t in tracks if pose_score(t[1]) >= floor]
+        sure = [t for t in tracks if pose_score(t[1]) >= floor]
         plan = TrackPlan()
         scaled = None
-        for last, xy, box, scale, shift in sure:
+        for track_id, last, xy, box, scale, shift in sure:
+            plan.ids.append(track_id)
             if scaled is None:
                 scaled = scale_frame(bgr, est.boxsize)
             plan.crops.append(track_crop(bgr, scaled, xy, box, scale, shift,
@@ -528,6 +531,13 @@ class PoseEstimator:
         all_joints = [cr.joints(last[n, :NUM_JOINTS], (fh, fw)) for n, cr in enumerate(crops)]
         scores = [pose_score(j) for j in all_joints]
         if min(scores) < est.min_pose_score:
+            plan.reason = "pose score dropped"
+            return None
+        jumped = [n for n, (t, j) in enumerate(zip(plan.ids, all_joints))
+                  if self._tracker.jumped(t, j, timestamp)]
+        if jumped:      # its crop slid onto someone else: cut newcomers from the detector's peaks
+            plan.drop(jumped)
+            plan.reason = "identity jump"
             return None
         # a person's centre: its crop's, as on a detector frame (centred on the detector peak)
         centres = np.array([(cr.box()[:2] + cr.box()[2:]) / 2 for cr in crops])
@@ -539,7 +549,7 @@ class PoseEstimator:
                           crop=cr.image if keep_maps else None, crop_scale=cr.ky)
                    for n, cr in enumerate(crops) if n not in drop]
         t3 = time.perf_counter()
-        persons = self._tracker.update(persons, timestamp)
+        persons = self._tracker.update(persons, timestamp, (fh, fw))
         self._since_detect += 1
         t4 = time.perf_counter()
         ms = lambda a, c: (c - a) * 1000.0  # noqa: E731

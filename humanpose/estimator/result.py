@@ -29,6 +29,7 @@ class PoseResult:
     persons: list[Person] = field(default_factory=list)
     person_map: np.ndarray | None = None   # last-stage person-centre heatmap (stride 8)
     timings: dict[str, float] = field(default_factory=dict)  # milliseconds per step
-    # which path made it: "detector" (+ why: "no track", "every N", "pose score dropped"),
+    # which path made it: "detector" (+ why: "no track", "every N", "pose score dropped",
+    # "identity jump"),
     # "tracked" (crops from the tracks, no detector), "given centres"
     path: str = "detector"

@@ -7,6 +7,20 @@
   velocity Kalman filter), divided by the mean box diagonal of the two; pairs further apart than
   ``tracking.max_distance`` box diagonals are never matched; the rest is a Hungarian assignment
   (``scipy.optimize.linear_sum_assignment``);
+* gates each pair by the joints (:func:`identity_jump`, the median over the joints scored >=
+  ``tracking.min_score`` in both): a detection whose joints lie further from the track's last
+  measured joints than JUMP + SPEED x (seconds since) person sizes (further than a walker
+  gets), or further from where the track's motion takes them than JUMP + DRIFT x seconds,
+  or whose joints' box overlaps the track's last one (moved or not) less than MIN_OVERLAP
+  (IoU), is someone else: a crop that slid onto a neighbour, a skeleton spanning two people.
+  Such a detection starts a new track and the old track goes unmatched (it coasts and is
+  dropped as below), so an id never passes from one person to another (a person whose track
+  was wrongly ended gets a new id: a gap, never someone else's curve).  The track's motion is
+  its joints' velocity (the median of their moves between matched frames, averaged with the
+  last estimate), not its centre's: a tracked crop's centre need not be where its joints are;
+* given the frame's size, ends a track whose person walked out of it (:func:`left_frame`: the
+  centre of its last joints, moved by its motion, is outside), so that someone coming in
+  there is someone new;
 * starts a new track (ids 0, 1, 2, ... never reused until :meth:`Tracker.reset`) for every
   unmatched detection, and drops a track that went unmatched for more than
   ``tracking.max_missed`` frames in a row;
@@ -47,6 +61,11 @@ MIN_DT = 1e-3        # s; a repeated or backwards timestamp predicts over this i
 MAX_DT = 1.0         # s; longer gaps (pause, dropped frames) are predicted over one second only
 SCORE_DECAY = 0.5    # a predicted (skipped) joint's score: last measured score * 0.5 per frame
 INIT_SPEED = 200.0   # px/s; prior standard deviation of the speed of a new filter
+JUMP = 0.2           # identity gate: joints further than this share of the person's size ...
+SPEED = 1.0          # ... plus this share per second since it was seen (a walker's pace), or
+DRIFT = 0.5          # ... off where its velocity takes it by more than JUMP + this share per s,
+MIN_OVERLAP = 0.2    # or joints' boxes (at least half as wide as high) overlapping less (IoU)
+MIN_GATE_JOINTS = 4  # joints scored >= min_score in both needed to judge (fewer: centres only)
 _H = np.array([[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0]])
 _BIG = 1e9
 
@@ -89,6 +108,58 @@ class _Track:
         return np.array([x[0] + x[2] * dt, x[1] + x[3] * dt])
 
 
+def _joint_box(xy: np.ndarray) -> np.ndarray:
+    """(x0, y0, x1, y1) around (K, 2) joints, widened (or heightened) about its centre to at
+    least half its longer side: a walker seen from the side is a thin box."""
+    lo, hi = xy.min(0), xy.max(0)
+    half = np.maximum(hi - lo, (hi - lo).max() / 2.0) / 2.0
+    mid = (lo + hi) / 2.0
+    return np.concatenate([mid - half, mid + half])
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    w, h = np.minimum(a[2:], b[2:]) - np.maximum(a[:2], b[:2])
+    inter = max(w, 0.0) * max(h, 0.0)
+    union = np.prod(a[2:] - a[:2]) + np.prod(b[2:] - b[:2]) - inter
+    return float(inter / union) if union > 0 else 0.0
+
+
+def identity_jump(last: np.ndarray, joints: np.ndarray, dt: float, min_score: float,
+                  shift=(0.0, 0.0)) -> bool:
+    """Whether (14, 3) ``joints`` are someone else than the person whose last measured joints
+    were ``last``, ``dt`` seconds earlier, and whose velocity would have moved it by ``shift``
+    (2,) px since (see the module doc); False when fewer than MIN_GATE_JOINTS joints are scored
+    >= ``min_score`` in both (nothing to judge by)."""
+    last, joints = np.asarray(last, np.float64), np.asarray(joints, np.float64)
+    seen_last = (last[:, 2] >= min_score) & np.isfinite(last[:, :2]).all(1)
+    seen_now = (joints[:, 2] >= min_score) & np.isfinite(joints[:, :2]).all(1)
+    both = seen_last & seen_now
+    if both.sum() < MIN_GATE_JOINTS:
+        return False
+    dt = max(dt, 0.0)
+    size = max(float(np.ptp(last[seen_last, :2], axis=0).max()), 1.0)
+    way = joints[both, :2] - last[both, :2]
+    shift = np.asarray(shift, np.float64)
+    if (np.median(np.linalg.norm(way, axis=1)) > (JUMP + SPEED * dt) * size   # beyond a walk
+            or np.median(np.linalg.norm(way - shift, axis=1)) > (JUMP + DRIFT * dt) * size):
+        return True        # ... or off where its velocity takes it
+    box = _joint_box(joints[seen_now, :2])
+    overlap = max(_iou(_joint_box(last[seen_last, :2] + k), box) for k in (0.0, shift))
+    return overlap < MIN_OVERLAP
+
+
+def left_frame(last: np.ndarray, shift, frame_shape: tuple[int, int], min_score: float) -> bool:
+    """Whether the person whose last measured (14, 3) joints were ``last`` has walked out of a
+    frame of ``frame_shape`` (h, w): the centre of those joints, moved by ``shift``, is outside."""
+    last = np.asarray(last, np.float64)
+    seen = (last[:, 2] >= min_score) & np.isfinite(last[:, :2]).all(1)
+    if not seen.any():
+        return False
+    x, y = (last[seen, :2].min(0) + last[seen, :2].max(0)) / 2.0 + np.asarray(shift, np.float64)
+    h, w = frame_shape[:2]
+    return not (0.0 <= x <= w and 0.0 <= y <= h)
+
+
 def _box_diag(box) -> float:
     b = np.asarray(box, dtype=np.float64)
     return float(max(np.hypot(b[2] - b[0], b[3] - b[1]), 1.0))
@@ -102,6 +173,7 @@ class Tracker:
         self._tracks: list[_Track] = []
         self._next_id = 0
         self._q_cache: dict[float, tuple[np.ndarray, np.ndarray]] = {}
+        self._motion: dict[int, np.ndarray] = {}   # track id -> its joints' velocity, px/s
 
     # ------------------------------------------------------------------ public
     @property
@@ -112,6 +184,7 @@ class Tracker:
     def reset(self) -> None:
         """Forget all tracks (seek, new source); ids start again at 0."""
         self._tracks.clear()
+        self._motion.clear()
         self._next_id = 0
 
     def predicted(self, timestamp: float) -> list[tuple]:
@@ -137,8 +210,10 @@ class Tracker:
                         speed * dt))
         return out
 
-    def update(self, persons: list[Person], timestamp: float) -> list[Person]:
-        """Track (and smooth) the persons of the frame at ``timestamp`` seconds.
+    def update(self, persons: list[Person], timestamp: float,
+               frame_shape: tuple[int, int] | None = None) -> list[Person]:
+        """Track (and smooth) the persons of the frame at ``timestamp`` seconds (of
+        ``frame_shape`` (h, w): the tracks of persons who walked out of it end).
 
         The Person objects are updated in place and the same list is returned.  With
         ``enabled: false`` they are returned untouched (``track_id`` stays -1).
@@ -152,9 +227,14 @@ class Tracker:
                 raise ValueError(f"tracking: person {i} has joints of shape {np.shape(p.joints)}, "
                                  f"expected ({NUM_JOINTS}, 3)")
 
+        if frame_shape is not None:     # who walked out of the frame is gone
+            self._tracks = [t for t in self._tracks if not left_frame(
+                t.last_joints, self._shift(t, min(max(timestamp - t.time, 0.0), MAX_DT)),
+                frame_shape, cfg.min_score)]
         pairs, new = self._associate(persons, timestamp)
         matched = set()
         for ti, pi in pairs:
+            self._learn_motion(self._tracks[ti], persons[pi].joints, timestamp)
             track = self._tracks[ti]
             matched.add(ti)
             self._advance(track, persons[pi], timestamp)
@@ -169,6 +249,7 @@ class Tracker:
             if track.missed <= cfg.max_missed:
                 survivors.append(track)
         self._tracks = survivors
+        self._motion = {t.id: self._motion[t.id] for t in survivors if t.id in self._motion}
 
         for pi in new:
             p = persons[pi]
@@ -208,11 +289,44 @@ class Tracker:
         for ti, track in enumerate(self._tracks):
             c = track.predicted_centre(self._dt(track, timestamp))
             cost[ti] = np.hypot(*(det_c - c).T) / ((track.diag + det_d) / 2)
+            for pi, p in enumerate(persons):       # the identity gate, on the joints
+                if cost[ti, pi] <= gate and self._jumped(track, p.joints, timestamp):
+                    cost[ti, pi] = _BIG
         cost[cost > gate] = _BIG
         rows, cols = linear_sum_assignment(cost)
         pairs = [(r, c) for r, c in zip(rows, cols) if cost[r, c] <= gate]
         used = {c for _, c in pairs}
         return pairs, [i for i in range(len(persons)) if i not in used]
+
+    def jumped(self, track_id: int, joints: np.ndarray, timestamp: float) -> bool:
+        """Whether (14, 3) ``joints`` at ``timestamp`` fail the identity gate of the live track
+        ``track_id`` (:func:`identity_jump`); False for an unknown id."""
+        track = next((t for t in self._tracks if t.id == track_id), None)
+        return track is not None and self._jumped(track, joints, float(timestamp))
+
+    def _jumped(self, track: _Track, joints: np.ndarray, timestamp: float) -> bool:
+        # since the track was last seen (a backwards timestamp: 0, judged as the next frame)
+        seen = min(max(timestamp - track.time, 0.0), MAX_DT)
+        return identity_jump(track.last_joints, joints, seen, self.config.min_score,
+                             self._shift(track, seen))
+
+    def _shift(self, track: _Track, seconds: float) -> np.ndarray:
+        """How far the track's person moves in ``seconds`` at its joints' velocity (not the
+        centre's: a crop's centre need not be where its joints are)."""
+        return self._motion.get(track.id, np.zeros(2)) * seconds
+
+    def _learn_motion(self, track: _Track, joints: np.ndarray, timestamp: float) -> None:
+        """Update the track's joints' velocity (the median of its joints' moves, averaged with
+        the last one) with ``joints`` at ``timestamp``, before they become its last joints."""
+        dt = timestamp - track.time
+        last, joints = track.last_joints, np.asarray(joints, np.float64)
+        both = ((last[:, 2] >= self.config.min_score) & (joints[:, 2] >= self.config.min_score)
+                & np.isfinite(last[:, :2]).all(1) & np.isfinite(joints[:, :2]).all(1))
+        if dt < MIN_DT or both.sum() < MIN_GATE_JOINTS:
+            return
+        v = np.median(joints[both, :2] - last[both, :2], axis=0) / dt
+        old = self._motion.get(track.id)
+        self._motion[track.id] = v if old is None else (old + v) / 2.0
 
     def _advance(self, track: _Track, person: Person, timestamp: float) -> None:
         F, Q = self._model(self._dt(track, timestamp))

@@ -7,8 +7,10 @@ The curves follow one identity (a track id: the chosen one, else the person seen
 show gaps, not jumps: where that person is not in the frame, where a joint is below the joint
 threshold, where no frame was estimated for BREAK_GAP_S, and where the track moved to someone
 else (:func:`identity_breaks`: its joints jumped further than a person walks, or its size
-changed by more than BREAK_SIZE).  The joints are those of the overlay (Kalman-smoothed with
-the same tracking settings).  The plot's title names the person plotted.
+changed by more than BREAK_SIZE; the tracker itself gives a pose that jumped to someone else
+a new id, :func:`humanpose.estimator.tracking.identity_jump`, so such a curve ends there).
+The joints are those of the overlay (Kalman-smoothed with the same tracking settings).  The
+plot's title names the person plotted.
 """
 from __future__ import annotations
 

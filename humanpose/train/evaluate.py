@@ -375,9 +375,14 @@ def comparison_lines(base: dict, rep: dict, name: str) -> list[str]:
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--data", required=True, help="directory with images/*.jpg and joints.mat")
-    p.add_argument("--format", choices=("lsp", "lspet"), default="lsp",
-                   help="lsp: joints 3x14xN, flag 1 = occluded; lspet: 14x3xN, flag 1 = visible")
+    p.add_argument("dir", nargs="?", metavar="DIR", help="the data directory (or --data)")
+    p.add_argument("--data", help="directory with images/*.jpg and joints.mat (coco: images/ and "
+                                  "person_keypoints_*.json, instances_*.json)")
+    p.add_argument("--format", choices=("lsp", "lspet", "coco"), default="lsp",
+                   help="lsp: joints 3x14xN, flag 1 = occluded; lspet: 14x3xN, flag 1 = visible; "
+                        "coco: COCO keypoint annotations of multi-person photos, persons found, "
+                        "skeletons on no person, detector recall / precision by height "
+                        "(see humanpose/train/coco_eval.py)")
     p.add_argument("--split", choices=("all", "val"), default="all",
                    help="val: only the 500 validation images held out of LSP-extended (seed 0); "
                         "--data must then be the lspet directory")
@@ -404,6 +409,16 @@ def add_arguments(p) -> None:
 def main(args) -> int:
     from ..config import ConfigError, from_args, set_value
     from ..store import ModelError
+    if args.dir and args.data and args.dir != args.data:
+        print(f"error: two data directories given: {args.dir} and --data {args.data}", file=sys.stderr)
+        return 2
+    args.data = args.data or args.dir
+    if not args.data:
+        print("error: name the data directory (DIR or --data)", file=sys.stderr)
+        return 2
+    if args.format == "coco":
+        from .coco_eval import main as coco_main
+        return coco_main(args)
     try:
         cfg = set_value(from_args(args), "tracking.enabled", False)   # independent images
         if args.still_clip < 0:
