@@ -54,18 +54,27 @@ class ModelConfig:
                               "export-onnx --int8`); bf16: torch where the CPU has native "
                               "bfloat16; else fp32 with a note")
     models_dir: str = _opt("models")
-    person_model: str = _opt("person_mobilenet")
+    person_model: str = _opt("person_multipose")
     pose_model: str = _opt("pose_mobilenet")
 
 
 @dataclass
 class EstimatorConfig:
     boxsize: int = _opt(192, lo=64, hi=640)
-    person_threshold: float = _opt(0.2, lo=0.0, hi=1.0)
-    detector_size: int = _opt(256, lo=64, hi=2048,
+    person_threshold: float = _opt(0.2, lo=0.0, hi=1.0,
+                                   doc="a person is a centre-map peak above this (centre-map "
+                                       "person nets) or a MoveNet MultiPose person whose instance "
+                                       "score is at least this (movenet_multipose)")
+    detector_size: int = _opt(0, lo=0, hi=2048,
                               doc="the person detector sees the frame scaled so that its longer "
                                   "side is this many pixels (not the boxsize): larger finds "
-                                  "smaller persons, for more detector time")
+                                  "smaller persons, for more detector time; 0 = follow the "
+                                  "frame (a MultiPose net: two passes at 384 and 640 for frames of "
+                                  "640 px or more, else 256; a centre-map net: 256)")
+    person_check: float = _opt(0.1, lo=0.0, hi=1.0,
+                               doc="with a MultiPose person net (movenet_multipose): keep a "
+                                   "skeleton only where a MultiPose person of at least this "
+                                   "instance score stands (0 = off; centre-map nets: no check)")
     max_persons: int = _opt(8, lo=1, hi=64)
     min_person_distance: float = _opt(0.15, lo=0.0, hi=1.0)
     centre_sigma: float = _opt(0.06, lo=0.005, hi=0.5)

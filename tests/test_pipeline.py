@@ -393,7 +393,9 @@ def test_frames_of_any_size_and_format(shape, rescale):
     h, w = shape[:2]
     assert res.frame_shape == (h, w)
     assert 1 <= len(res.persons) <= 3
-    det, dsx, _ = detector_frame(to_bgr(frame), est.config.estimator.detector_size)
+    from humanpose.estimator.persons import CENTRE_NET_SIDE   # detector_size 0: a centre-map net
+    det, dsx, _ = detector_frame(to_bgr(frame),                 # sees 256
+                                 est.config.estimator.detector_size or CENTRE_NET_SIDE)
     assert max(det.shape[:2]) == 256 and det.shape[0] % 32 == 0 and det.shape[1] % 32 == 0
     assert res.person_map.shape == (det.shape[0] // 8, det.shape[1] // 8)   # the detector's input
     for p in res.persons:

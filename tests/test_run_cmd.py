@@ -240,7 +240,7 @@ def test_cli_run_prints_summary_line(video, config_file, tmp_path, capsys):
     (["{video}", "--scale-search", "0.9"], "error: estimator.scale_search: 0.9 is not allowed"),
     (["{video}", "--crop-levels", "0"], "error: estimator.crop_levels: 0 is not allowed"),
     (["{video}", "--config", "{bad_config}"], "error: "),
-    (["{video}", "--config", "{no_weights}"], "error: model 'person_mobilenet' is neither"),
+    (["{video}", "--config", "{no_weights}"], "error: model 'person_multipose' is neither"),
 ])
 def test_cli_errors_exit_2_without_traceback(video, tmp_path, capsys, argv, message):
     bad = tmp_path / "bad.yml"

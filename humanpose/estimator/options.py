@@ -25,6 +25,7 @@ OPTIONS: dict[str, str] = {
     "scale_search": "estimator.scale_search",
     "rescale": "estimator.rescale",
     "detector_size": "estimator.detector_size",
+    "person_check": "estimator.person_check",
     "crop_levels": "estimator.crop_levels",
     "tracking": "tracking.enabled",
     "smoothing": "tracking.smoothing",

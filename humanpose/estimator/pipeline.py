@@ -7,11 +7,10 @@ track, total):
    the *scaled frame*, the frame at height ``boxsize`` (sx = round(W * s) / W, sy = boxsize / H,
    :func:`scaled_size`; no scaled copy is made: the crops are cut from the frame itself), plus
    on a tracked frame the tracks' crops;
-2. *person*: the person net sees the frame scaled so that its longer side is
-   ``estimator.detector_size`` (:func:`detector_frame`, padded to a multiple of 32; not the
-   boxsize: small persons in a large frame stay large enough to be found); its last-stage map
-   gives person centres (local maxima above ``estimator.person_threshold``, at least
-   ``min_person_distance * boxsize`` scaled-frame pixels apart), mapped to the scaled frame;
+2. *person*: the person stage (:mod:`.persons`): the person net sees the frame scaled so that
+   its longer side is ``estimator.detector_size`` (0: following the frame); MoveNet MultiPose
+   gives persons with a size (cut at it at once, no crop levels) and the person check, a
+   centre-map net gives centres (local maxima above ``estimator.person_threshold``);
 3. *pose*: for every centre a boxsize x boxsize crop of the scaled frame, placed at the integer
    offset (ox, oy) nearest to centring it (grey 128 outside the frame), cut from the frame with
    one cv2.warpAffine (:func:`cut`) into a reused image, normalised to x / 256 - 0.5 straight
@@ -89,6 +88,7 @@ from .crops import (DETECTOR_STRIDE, PAD_VALUE, RESCALE_TOLERANCE, Crop,  # noqa
 from .decode import (DUPLICATE_DISTANCE, POSE_SCORE_JOINTS, SHARED_DISTANCE,  # noqa: F401
                      SHARED_JOINTS, duplicates, flip_averaged, joint_peaks, person_extent,
                      pose_score)
+from .persons import detect, on_a_person
 from .result import Person, PoseResult
 
 BOXSIZE_RANGE = (64, 640)
@@ -279,7 +279,7 @@ class PoseEstimator:
         return self._pose_backend(batch)
 
     def _first_pass(self, bgr: np.ndarray, scaled: tuple, tracked: list[Crop],
-                    centres: np.ndarray, levels: int):
+                    centres: np.ndarray, levels: int, sides: np.ndarray | None = None):
         """The crops of the tracked persons and of the new ``centres`` (scaled-frame pixels) and
         their stage maps.  A new person's crop is the boxsize-high frame around its centre, in
         one batch with the tracks' crops.  With ``levels`` > 1, a new person whose pose there
@@ -292,6 +292,12 @@ class PoseEstimator:
         (``../shared/media/vtest.avi``).  A person who fills the frame,
         as at a webcam, costs no second batch.  The rescale pass then fits the kept crop."""
         b = self._cfg.estimator.boxsize
+        if sides is not None:    # sized detections (MultiPose): each cut at its size at once
+            sx, sy, _ = scaled
+            frame_centres = (np.asarray(centres).reshape(-1, 2) + 0.5) / (sx, sy) - 0.5
+            crops = tracked + [Crop.rescaled(bgr, c, s, b, self._buffers.crop(b))
+                               for c, s in zip(frame_centres, sides)]
+            return crops, self._pose_pass(crops)
         crops = tracked + [Crop.centred(bgr, c, b, scaled, self._buffers.crop(b)) for c in centres]
         stage_maps = self._pose_pass(crops)
         if stage_maps is None or levels <= 1 or not len(centres):
@@ -411,15 +417,12 @@ class PoseEstimator:
         t1 = time.perf_counter()
 
         detector_off = centres is not None
-        if centres is None:   # the detector on its own input (detector_frame), centres back
+        found = None
+        if centres is None:   # the person stage on its own input (persons.detect)
             self._check_cancelled()
-            det, dsx, dsy = detector_frame(bgr, est.detector_size)
-            person_map = self._person_backend(self._buffers.detector(det))[-1][0, 0]
-            peaks = maps.find_peaks(person_map, est.person_threshold,
-                                    min_distance=est.min_person_distance * b / sy * dsy / maps.STRIDE,
-                                    max_peaks=est.max_persons)
-            centres = ((maps.from_map(peaks[:, :2]) + 0.5) / (dsx, dsy) * (sx, sy) - 0.5
-                       if len(peaks) else np.zeros((0, 2)))
+            found = detect(self._person_backend, self.person_model, bgr, est, sx, sy,
+                           self._buffers.detector)
+            centres, peaks, person_map = found.centres, found.peaks, found.person_map
         else:   # given centres, frame pixels -> scaled-frame pixels; no person map
             centres = (np.asarray(centres, np.float64).reshape(-1, 2) + 0.5) * (sx, sy) - 0.5
             peaks = np.column_stack([maps.to_map(centres), np.ones(len(centres))])
@@ -427,8 +430,10 @@ class PoseEstimator:
         t2 = time.perf_counter()
 
         tracked: list[Crop] = []
+        keep_new = np.ones(len(centres), bool)
         if plan is not None and plan.crops:   # a centre on a track's box is that track's
             on_track, split = plan.covers((centres + 0.5) / (sx, sy) - 0.5)
+            keep_new = ~on_track
             kept = [t for t in range(len(plan.crops)) if t not in split]
             tracked = [plan.crops[t] for t in kept]
             track_centres = (plan.centres[kept] + 0.5) * (sx, sy) - 0.5
@@ -436,8 +441,10 @@ class PoseEstimator:
             peaks = np.concatenate([np.column_stack([maps.to_map(track_centres),
                                                      np.asarray(plan.scores)[kept]]),
                                     peaks.reshape(-1, 3)[~on_track]])
+        sides = None if found is None or found.sides is None else found.sides[keep_new]
         first, stage_maps = self._first_pass(bgr, scaled, tracked, centres[len(tracked):],
-                                             levels=1 if detector_off else est.crop_levels)
+                                             levels=1 if detector_off else est.crop_levels,
+                                             sides=sides)
         crops, rescaled = first, []
         if est.rescale and stage_maps is not None:
             crops, stage_maps, rescaled = self._rescale_pass(bgr, first, stage_maps,
@@ -457,6 +464,9 @@ class PoseEstimator:
                 keep = [n for n in range(len(all_joints)) if n not in drop]
                 drop |= {keep[k] for k in duplicates([all_joints[n] for n in keep],
                                                       frame_centres[keep])}
+                if found is not None and found.people is not None:   # the person check
+                    drop |= {n for n, j in enumerate(all_joints)
+                             if not on_a_person(j, found.people, est.joint_threshold)}
             for n, (cr, (_, _, cval)) in enumerate(zip(crops, peaks)):
                 if n in drop:
                     continue
