@@ -39,7 +39,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from humanpose.estimator.crops import PAD_VALUE  # noqa: E402
-from humanpose.nets.mobilenet import _TAPS, _up2  # noqa: E402
+from humanpose.nets.mobilenet import _up2  # noqa: E402
 from humanpose.nets.multipose import MAP_STRIDE, OUTPUTS, decode  # noqa: E402
 from humanpose.store import load_model, save_weights  # noqa: E402
 from humanpose.train.datasets import person_box, splits  # noqa: E402
@@ -52,13 +52,7 @@ MIN_WINDOW = 64
 
 def backbone(trunk, x):
     """The frozen MobileNetV2 part: (stride-32 output, taps at strides 4, 8, 16)."""
-    x = F.relu6(trunk.stem(x))
-    taps = []
-    for i, block in enumerate(trunk.blocks):
-        x = block(x)
-        if i in _TAPS:
-            taps.append(x)
-    return x, taps
+    return trunk.backbone(x)
 
 
 def fpn_heads(net, x, taps):

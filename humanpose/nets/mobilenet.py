@@ -135,14 +135,18 @@ class MobileNetV2FPN(nn.Module):
         self.lateral4 = nn.Conv2d(c4, FPN_CHANNELS, 1)
         self.smooth4 = SepConv(FPN_CHANNELS, FPN_CHANNELS)
 
-    def forward(self, x):
+    def backbone(self, x):
+        """The MobileNetV2 part: (stride-32 output, taps at strides 4, 8, 16)."""
         x = F.relu6(self.stem(x))
         taps = []
         for i, block in enumerate(self.blocks):
             x = block(x)
             if i in _TAPS:
                 taps.append(x)
-        x4, x8, x16 = taps
+        return x, taps
+
+    def forward(self, x):
+        x, (x4, x8, x16) = self.backbone(x)
         top = self.lateral32(F.relu6(self.last(x)))
         f16 = self.smooth16(_up2(top) + self.lateral16(x16))
         f8 = self.smooth8(_up2(f16) + self.lateral8(x8))
