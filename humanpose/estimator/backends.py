@@ -232,9 +232,11 @@ def checked_int8(model: nn.Module) -> tuple["OnnxRuntimeBackend | None", str | N
     path, note = _int8_export(model)
     if path is None:
         return None, note, False
-    int8 = OnnxRuntimeBackend(model, "cpu", precision="int8", onnx_path=path)
     record = int8_location(model)[1]
     verdict = int8_check.cached(path, record)
+    if verdict is not None and verdict[1]:        # disagreed on this CPU before: not loaded
+        return None, int8_check.disagreement_note(verdict[1]), True
+    int8 = OnnxRuntimeBackend(model, "cpu", precision="int8", onnx_path=path)
     if verdict is None:
         t0 = time.perf_counter()
         try:
