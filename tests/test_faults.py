@@ -550,17 +550,19 @@ def test_9_live_cache_is_bound_by_bytes_maps_first():
 
 def test_9_window_bounds_a_live_sources_cache_by_bytes():
     pytest.importorskip("PySide6")
-    from humanpose.gui.slots import LIVE_BYTES, LIVE_MAPS_BYTES, MAPS_BUDGET, FrameSlot, \
-        ResultCache
+    from humanpose.gui.slots import LIVE_BYTES, LIVE_FRAMES, LIVE_MAPS_BYTES, LIVE_SECONDS, \
+        MAPS_BUDGET, FrameSlot, ResultCache
     from humanpose.gui.workers import EstimatorWorker
     worker = EstimatorWorker(FrameSlot(), ResultCache(), lambda c: None, None)
     worker.new_source(1, False)                   # a camera or stream
     worker._apply_pending()
-    assert worker.cache.max_bytes == LIVE_BYTES == 256 << 20
+    assert worker.cache.max_bytes == LIVE_BYTES == 64 << 20
     assert worker.cache.budget == LIVE_MAPS_BYTES < LIVE_BYTES
+    assert worker.cache.max_age == LIVE_SECONDS and worker.cache.max_entries == LIVE_FRAMES
     worker.new_source(2, True)                    # a video file: one result per frame
     worker._apply_pending()
     assert worker.cache.max_bytes is None and worker.cache.budget == MAPS_BUDGET
+    assert worker.cache.max_age is None and worker.cache.max_entries is None
 
 
 # ------------------------------------------------------------------------ 10: small ones

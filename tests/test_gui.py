@@ -757,6 +757,60 @@ def test_a_live_stream_fps_is_measured_from_its_frame_timestamps(qtbot, open_win
     assert "open it again" in win.message and "seek" not in win.message
 
 
+class SlowClockStream(FastStream):
+    """A live stream whose frames are stamped a second apart (as if estimated once a second for
+    minutes), delivered as fast as the estimator takes them."""
+
+    def _read(self):
+        if self.i >= self.n:
+            return None
+        time.sleep(0.015)
+        img = np.full((SIZE[1], SIZE[0], 3), 40 + self.i % 200, np.uint8)
+        cv2.circle(img, (30 + self.i % 100, 60), 14, (240, 240, 240), -1)
+        self.i += 1
+        return Frame(self.i - 1, float(self.i - 1), img)
+
+
+def test_a_long_live_run_keeps_a_rolling_window_in_the_cache_and_the_plot(qtbot, open_window,
+                                                                          tmp_path):
+    """Fifteen minutes of a live stream (by its timestamps) through the window: the cache and the
+    plot hold the newest LIVE_SECONDS only, the export says so; the memory stays bounded."""
+    from humanpose.gui.slots import LIVE_BYTES, LIVE_MAPS_BYTES, LIVE_SECONDS
+    n = 900
+    win = open_window("http://cam.local/mjpeg", opener=lambda spec, cfg: SlowClockStream(n))
+    seen, most = [], []
+
+    def on_result(item, res, cached):
+        seen.append(res.frame_index)
+        most.append((len(win.cache), win.cache.span))
+    win.estimator.result.connect(on_result)
+    qtbot.waitUntil(lambda: win.camera.last_index >= n - 1 and len(seen) > 0
+                    and win.estimator.slot.full is False, timeout=4 * WAIT_MS)
+    qtbot.waitUntil(lambda: win.cache.items()[-1][0] == seen[-1], timeout=WAIT_MS)
+    assert len(set(seen)) > len(win.cache) + 20     # more estimates than the window holds
+    assert max(most) <= (LIVE_SECONDS + 1, LIVE_SECONDS)      # at every result
+    items = win.cache.items()
+    newest = items[-1][1].timestamp
+    assert newest >= n - 30 and items[0][1].timestamp >= newest - LIVE_SECONDS
+    assert [i for i, _ in items] == sorted(i for i in set(seen) if i >= items[0][0])
+    # the maps within their few MB, the joints of all
+    assert all(r.persons[0].joints is not None for _, r in items)
+    assert 0 < win.cache.maps_bytes <= LIVE_MAPS_BYTES and win.cache.nbytes <= LIVE_BYTES
+    # the plot shows that window, not the whole run
+    win.plot.setVisible(True)
+    win._plot_version = None
+    win._update_plot()
+    assert 0 < len(win.plot._items) <= LIVE_SECONDS + 1
+    assert win.plot._items[0][0] >= items[0][0]
+    for curve in win.plot.curves.values():
+        assert len(curve.getData()[0]) <= LIVE_SECONDS + 1
+    # the export writes the window and says it is one
+    path = win.export_keypoints("csv", tmp_path / "live.csv")
+    frames = {fk.frame for fk in read_keypoints_csv(path)}
+    assert frames and min(frames) >= items[0][0] and max(frames) == items[-1][0]
+    assert f"Exported {len(items)} frames (the newest" in win.message and "live source" in win.message
+
+
 def test_the_info_line_follows_each_picture_of_a_folder(qtbot, open_window, tmp_path):
     folder = tmp_path / "small"
     folder.mkdir()

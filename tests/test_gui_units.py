@@ -121,6 +121,29 @@ def test_a_live_sources_cache_keeps_the_newest_results_only():
         p.stage_maps.nbytes + p.crop.nbytes for p in cache.get(i).persons) for i in (2, 3, 4))
 
 
+def test_a_live_sources_cache_is_a_rolling_window_of_time_count_and_maps():
+    from humanpose.gui.slots import LIVE_FRAMES, LIVE_MAPS_BYTES, LIVE_SECONDS
+    for fps, n in ((50.0, 5000), (2.0, 1000)):        # the count binds, then the time
+        cache = ResultCache()
+        cache.set_live(True)
+        for i in range(n):
+            r = result(i)
+            r.timestamp = i / fps
+            r.persons[0].stage_maps = np.ones((6, NUM_MAPS, 24, 24), np.float32)   # boxsize 192
+            cache.put(r)
+            assert len(cache) <= LIVE_FRAMES and cache.span <= LIVE_SECONDS
+        kept = [i for i, _ in cache.items()]
+        assert kept[-1] == n - 1 and kept == list(range(kept[0], n))
+        assert len(kept) == min(LIVE_FRAMES, int(LIVE_SECONDS * fps) + 1)
+        assert cache.maps_bytes <= LIVE_MAPS_BYTES and cache.get(kept[0]).persons[0].stage_maps is None
+        assert cache.get(kept[0]).persons[0].joints is not None
+    cache.set_live(False)                              # a video file: every frame stays
+    cache.clear()
+    for i in range(5000):
+        cache.put(result(i))
+    assert len(cache) == 5000
+
+
 # ------------------------------------------------------------------------------- controls
 def test_boxsize_snapping_and_strength_mapping():
     assert [snap_boxsize(v) for v in (10, 64, 99, 100, 101, 639, 1000)] == [64, 64, 96, 96, 104, 640, 640]

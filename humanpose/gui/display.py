@@ -25,7 +25,7 @@ from .workers import Captured
 MAX_PERSON_CHOICES = 64      # track ids offered in the person selector
 PAIR_MAX_WAIT_S = 2.0        # a newest result this much older than the newest frame is not waited
                              # for: the frame is shown without a skeleton (a stalled estimator)
-PLOT_LIVE_FRAMES = 3000      # a live source's plot shows its newest frames only (the export has all)
+PLOT_LIVE_FRAMES = 3000      # a live source's plot shows its newest frames only (of the cache's window)
 
 
 class Display:

@@ -91,7 +91,10 @@ class Output:
         except ExportError as exc:
             self.show_message(str(exc), "error")
             return None
-        self.show_message(f"Exported {len(items)} frames to {path}.", "ok")
+        span = ""
+        if self.info is not None and self.info.is_live:     # a rolling window (ResultCache)
+            span = f" (the newest {self.cache.span:.0f} s kept of a live source)"
+        self.show_message(f"Exported {len(items)} frames{span} to {path}.", "ok")
         return path
 
     def save_screenshot(self, path: str | Path | None = None) -> Path | None:

@@ -5,8 +5,9 @@ was not taken overwrites it and counts a dropped frame, so a slow consumer alway
 frame and memory never grows.  :class:`ResultCache` keeps one estimate per frame index of a video
 file, so seeking back shows the same pose without recomputing; the belief maps of old entries are
 dropped once they exceed a byte budget (the joints are always kept, for plots and export).  Of a
-live source it keeps the newest results within ``max_bytes`` (measured, maps included: the maps
-of old results go first, then the oldest results).
+live source it keeps a rolling window: the results of the newest ``LIVE_SECONDS`` of the stream
+(at most ``LIVE_FRAMES``), within ``max_bytes`` (measured, maps included: the maps of old results
+go first, then the oldest results), with the maps of the newest few only.
 """
 from __future__ import annotations
 
@@ -114,10 +115,14 @@ def strip_maps(result):
 
 
 MAPS_BUDGET = 256 << 20      # maps kept of a video file's results (seeking back shows them)
-LIVE_BYTES = 256 << 20       # all a live source's results may take, maps included (measured)
-LIVE_MAPS_BYTES = 32 << 20   # a live source's maps: of the newest results only (no seeking back;
-                             # a large churn of freed maps between the long-lived joints would
-                             # also fragment the heap: +50 % RSS over the measured bytes)
+# A live source (a webcam or stream left running for hours) keeps a rolling window: what the plot
+# shows and an export writes.  A cache that keeps growing, even within a byte bound, grows the
+# process by about 4 times its own measured bytes (the small long-lived joints between the freed
+# maps fragment the heap), so the window is short and turns over within minutes.
+LIVE_SECONDS = 120.0         # a live source's results: of its newest two minutes ...
+LIVE_FRAMES = 3600           # ... at most this many (two minutes at 30 estimates per second)
+LIVE_BYTES = 64 << 20        # ... within this many bytes, maps included (measured)
+LIVE_MAPS_BYTES = 8 << 20    # a live source's maps: of the newest results only (no seeking back)
 
 
 class ResultCache:
@@ -127,12 +132,14 @@ class ResultCache:
     maps.  ``max_bytes`` (a live source: a webcam left running for hours must not fill the
     memory) bounds everything the cache holds, measured by :func:`result_nbytes`: over it, the
     maps of the oldest entries go first, then the oldest entries themselves.  ``max_entries``
-    bounds the count too, when set."""
+    bounds the count too, and ``max_age`` the span of timestamps (seconds before the newest
+    result's), when set."""
 
     def __init__(self, maps_budget_bytes: int = MAPS_BUDGET, max_bytes: int | None = None) -> None:
         self._lock = threading.Lock()
         self._results: dict[int, Any] = {}   # in the order first put
         self.max_entries: int | None = None  # keep only the newest this many
+        self.max_age: float | None = None    # keep only those this many seconds before the newest
         self.max_bytes = max_bytes           # keep only the newest within this many bytes
         self._with_maps: OrderedDict[int, int] = OrderedDict()  # index -> bytes, oldest first
         self._maps_bytes = 0
@@ -142,10 +149,13 @@ class ResultCache:
         self.version = 0      # bumped on every change (plots redraw when it moves)
 
     def set_live(self, live: bool) -> None:
-        """The bounds of a live source's cache (``LIVE_BYTES`` in all, ``LIVE_MAPS_BYTES`` of
-        maps) or of a video file's (``MAPS_BUDGET`` of maps; one result per frame)."""
+        """The bounds of a live source's cache (a rolling window: ``LIVE_SECONDS``, at most
+        ``LIVE_FRAMES`` results and ``LIVE_BYTES`` in all, ``LIVE_MAPS_BYTES`` of maps) or of a
+        video file's (``MAPS_BUDGET`` of maps; one result per frame, all kept)."""
         with self._lock:
             self.max_bytes = LIVE_BYTES if live else None
+            self.max_entries = LIVE_FRAMES if live else None
+            self.max_age = LIVE_SECONDS if live else None
             self.budget = LIVE_MAPS_BYTES if live else MAPS_BUDGET
 
     def get(self, index: int):
@@ -177,6 +187,13 @@ class ResultCache:
                         self._drop(next(iter(self._results)))
             while self.max_entries is not None and len(self._results) > self.max_entries:
                 self._drop(next(iter(self._results)))   # the first put: the oldest frame
+            if self.max_age is not None:                # a live source: in the order of time
+                oldest = result.timestamp - self.max_age
+                while len(self._results) > 1:
+                    first = next(iter(self._results))
+                    if self._results[first].timestamp >= oldest:
+                        break
+                    self._drop(first)
             self.version += 1
 
     def _strip(self, index: int) -> None:
@@ -204,6 +221,15 @@ class ResultCache:
             self._sizes.clear()
             self._bytes = 0
             self.version += 1
+
+    @property
+    def span(self) -> float:
+        """Seconds from the oldest result kept to the newest (0 with fewer than two)."""
+        with self._lock:
+            if len(self._results) < 2:
+                return 0.0
+            return self._results[next(reversed(self._results))].timestamp - \
+                self._results[next(iter(self._results))].timestamp
 
     def __contains__(self, index: int) -> bool:
         with self._lock:

@@ -469,7 +469,7 @@ class EstimatorWorker(QObject):
         if "source" in pending:
             self.generation, self.use_cache = pending.pop("source")
             self.cache.clear()
-            self.cache.set_live(not self.use_cache)   # a live source: bound by bytes
+            self.cache.set_live(not self.use_cache)   # a live source: a rolling window
             pending["reset"] = True
         changed = False
         options = pending.get("options") or {}
