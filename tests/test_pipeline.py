@@ -571,7 +571,7 @@ def test_pose_score_is_the_mean_of_the_best_half_of_the_joints():
     joints[:, 2] = [0.1] * 7 + [0.8] * 7
     assert pose_score(joints) == pytest.approx(0.8)
     assert pose_score(joints[::-1]) == pytest.approx(0.8)
-    assert joints[:, 2].mean() == pytest.approx(0.45)        # the 14-joint mean before session 29
+    assert joints[:, 2].mean() == pytest.approx(0.45)        # the 14-joint mean before 2026-12-04
     joints[:, 2] = 0.35
     assert pose_score(joints) == pytest.approx(0.35)
     joints[:, 2] = np.linspace(0.0, 0.65, 14)                # best 7: 0.35 .. 0.65

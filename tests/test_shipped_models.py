@@ -113,13 +113,13 @@ def test_lsp_training_images_pose_is_mostly_right(estimator):
 
 def test_min_pose_score_drops_low_scoring_detections_and_only_them(estimator):
     """Real clips: the low-scoring detections of the default nets are people half hidden behind
-    others or street furniture (first session-33 weights: vtest frames 64, 72 and 160, pose
-    scores 0.39-0.46; session-34 weights with crop levels: the tripod at vtest frame 583, 0.44;
-    the session-35 pose net scores every vtest detection of every 4th frame at least 0.5, and
+    others or street furniture (first 2026-12-05 weights: vtest frames 64, 72 and 160, pose
+    scores 0.39-0.46; 2026-12-06 weights with crop levels: the tripod at vtest frame 583, 0.44;
+    the 2026-12-06 pose net scores every vtest detection of every 4th frame at least 0.5, and
     street_people frame 0 has two, 0.45 and 0.22, in the café crowd).  On the first such frame
     (every 8th of vtest, then of street_people) the filter works as it should: with the
     default estimator.min_pose_score that detection is gone, every person kept scores at least
-    that, and every person that scores at least that is still there.  (Until session 32 the
+    that, and every person that scores at least that is still there.  (Until 2026-12-05 the
     example was vtest frame 224, a false detection by the lamp post at 0.38 with the compact
     nets; see docs/training-log.md.)"""
     from humanpose.estimator.pipeline import PoseEstimator, pose_score
@@ -180,7 +180,7 @@ def _small_people_frame(n_people: int = 6, height: int = 960, person: int = 150)
 def test_crop_levels_find_small_people_in_a_large_frame(estimator):
     """Six persons a sixth of a 960-px frame high, side by side: the frame-high first crop
     (crop_levels 1) shows three or four of them at once, a few map cells each, and the pose net
-    joins their limbs (2-3 of 6 right in session 34); the crop levels (1/2, 1/4 of the frame) let the pose net see them
+    joins their limbs (2-3 of 6 right on 2026-12-06); the crop levels (1/2, 1/4 of the frame) let the pose net see them
     at its size, so most get a right skeleton (at least half their joints within PCK@0.2), with a box that
     fits them."""
     from humanpose.estimator.pipeline import PoseEstimator

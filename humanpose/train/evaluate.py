@@ -13,7 +13,7 @@ Two modes, both with the configured nets, backend and boxsize:
 
 ``detector_recall`` judges the person detector alone: the fraction of annotated persons with a
 detector peak (a detected person's ``centre``) within 0.3 x their size of the annotated centre.
-Before session 5 the end-to-end pose was matched by that peak too (a correct pose whose peak lay
+Before 2026-12-01 the end-to-end pose was matched by that peak too (a correct pose whose peak lay
 a little further off counted as a miss); ``pck_end_to_end_peak_match`` still reports that figure.
 PCK: a joint is correct within 0.2 x the torso diameter, here the distance from the left
 shoulder to the right hip (the usual "shoulder to opposite hip" LSP definition).  A person
@@ -163,7 +163,7 @@ def evaluate(estimator, data: PoseSet, progress: bool = True, shrink: float = 1.
     gt = data.joints.copy()
     pred_gt = np.full((n, NUM_JOINTS, 2), np.nan)
     pred_e2e = np.full((n, NUM_JOINTS, 2), np.nan)
-    pred_peak = np.full((n, NUM_JOINTS, 2), np.nan)    # matched by the detector peak (< session 5)
+    pred_peak = np.full((n, NUM_JOINTS, 2), np.nan)    # matched by the detector peak (< 2026-12-01)
     score_e2e = np.full((n, NUM_JOINTS), np.nan)        # joint scores of the matched pose
     detected = np.zeros(n, bool)
     matched = np.zeros(n, bool)
@@ -335,7 +335,7 @@ def _ran(rep: dict) -> str:
 
 MODES = (("end-to-end", "per_image_end_to_end"), ("gt-centre", "per_image_gt_centre"))
 SAME = ("n_images", "data", "shrink", "framing")   # what two reports must share to be compared
-REQUIRED = SAME[:3]              # (data: by name; reports before session 24 have no framing key)
+REQUIRED = SAME[:3]              # (data: by name; reports before 2026-12-03 have no framing key)
 
 
 def _same(key: str, rep: dict):
@@ -350,7 +350,7 @@ def read_baseline(path) -> dict:
     missing = [k for k in REQUIRED + tuple(key for _, key in MODES) if k not in rep]
     if missing:
         raise ValueError(f"--compare: {path} lacks {', '.join(missing)}: write it with "
-                         f"`humanpose eval --json` (reports before session 23 lack the per-image results)")
+                         f"`humanpose eval --json` (reports before 2026-12-03 lack the per-image results)")
     for _, key in MODES:
         try:
             codes = from_codes(rep[key])

@@ -8,7 +8,7 @@ covered), rotated (±40° 60 % of the time by default; optionally, with
 left/right swap, translated and colour-jittered; optionally (``cut_prob``) an upright person
 is framed as a webcam frames one at a desk, grey below a line under the hips.  Person-detector
 samples ("scenes") place 1 to 3 people at random scales (``person_scale``), rotations (the same
-rotation keys; the person recipes before session 8 had none) and positions on a background
+rotation keys; the person recipes before 2026-12-01 had none) and positions on a background
 crop, optionally on top of person-free distractors (``distractor_prob``: striped tape, boxes, a
 person's patch cut into shuffled tiles) that must stay at 0 in the target, or (``cut_prob``)
 show one upright person cut by the scene's bottom edge below the hips, as a webcam frame does.
@@ -292,7 +292,7 @@ def person_scene(images: np.ndarray, joints: np.ndarray, height: int, width: int
     person, 0.45-1.1 x the scene height and often cut by the border, is a positive if its
     centre is inside) and 1-3 people are pasted on it: small people then stand on a real
     background instead of a small picture on grey.  A person whose centre a later paste
-    hides is no longer a target (before session 8 it stayed one).  With probability
+    hides is no longer a target (before 2026-12-01 it stayed one).  With probability
     ``distractor_prob`` 1-3 :func:`distractors <_paste_distractors>` are drawn on the background
     before the people are pasted (a background person they hide is no longer a target).
     With probability ``cut_prob`` the scene is instead a webcam frame (:func:`_cut_scene`): one
