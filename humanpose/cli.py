@@ -17,7 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("humanpose.estimator.bench", "time person detection, pose estimation and the full pipeline"),
     "convert-caffe": ("humanpose.store", "convert official CPM Caffe weights (no Caffe needed)"),
     "import-tfjs": ("humanpose.import_tfjs", "turn MoveNet TF.js files into a cpm_mobilenet net to fine-tune"),
-    "export-onnx": ("humanpose.estimator.onnx_export", "export the configured weights to ONNX for OpenCV-DNN"),
+    "export-onnx": ("humanpose.estimator.export_cmd", "export the configured weights to ONNX for OpenCV-DNN"),
     "train": ("humanpose.train.trainer", "train a person or pose net from a training YAML"),
     "eval": ("humanpose.train.evaluate", "PCK@0.2 evaluation on an LSP-layout directory"),
     "pack-crops": ("humanpose.train.packed", "pack the pose training crops to train elsewhere (a GPU)"),

@@ -18,6 +18,11 @@ from typing import Any
 import yaml
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def shared_media() -> Path:
+    """``../shared/media`` beside this checkout (present for developers and CI only)."""
+    return PROJECT_ROOT.parent / "shared" / "media"
 DEFAULT_CONFIG = PROJECT_ROOT / "humanpose.yml"
 
 

@@ -9,6 +9,7 @@ import pytest
 import torch
 import yaml
 
+from humanpose import config
 from humanpose.cli import main
 from humanpose.estimator import bench
 from humanpose.nets import build_model
@@ -32,7 +33,7 @@ def table_rows(out: str) -> list[list[str]]:
 
 
 def test_bench_missing_weights_times_random_weights_and_says_so(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(bench, "shared_media", lambda: tmp_path / "no_media")
+    monkeypatch.setattr(config, "shared_media", lambda: tmp_path / "no_media")
     cfg = write_config(tmp_path, tmp_path / "empty")
     rc = main(["bench", "--config", cfg, "--frames", "1", "--boxsizes", "64", "--archs",
                "cpm_compact", "--threads", "1"])
@@ -82,7 +83,7 @@ def test_bench_configured_weights_and_converted_vgg_side_by_side(tmp_path, capsy
 
 
 def test_bench_random_vgg_is_labelled(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(bench, "shared_media", lambda: tmp_path / "no_media")
+    monkeypatch.setattr(config, "shared_media", lambda: tmp_path / "no_media")
     monkeypatch.setenv("HUMANPOSE_CACHE", str(tmp_path / "cache"))
     cfg = write_config(tmp_path, tmp_path / "empty")
     rc = main(["bench", "--config", cfg, "--frames", "1", "--boxsizes", "64", "--archs",
@@ -104,7 +105,7 @@ def test_bench_bad_arguments(tmp_path, capsys):
 
 
 def test_bench_on_the_shared_video(tmp_path, capsys):
-    media = bench.shared_media()
+    media = config.shared_media()
     if not (media / "street_people.avi").exists():
         pytest.skip(f"../shared/media absent: {media / 'street_people.avi'} not found")
     frames, where = bench.load_frames(None, 2)
@@ -115,7 +116,7 @@ def test_bench_on_the_shared_video(tmp_path, capsys):
 def test_bench_models_compares_weight_pairs_side_by_side(tmp_path, capsys, monkeypatch):
     """--models PERSON,POSE ...: one column a pair (files or manifest names), here a compact and
     a cpm_mobilenet pair; a malformed pair is one error line."""
-    monkeypatch.setattr(bench, "shared_media", lambda: tmp_path / "no_media")
+    monkeypatch.setattr(config, "shared_media", lambda: tmp_path / "no_media")
     models = tmp_path / "models"
     kw = {"stages": 2, "feat": 16}
     save_weights(CompactCPM("person", **kw), models / "p.safetensors", "cpm_compact", kwargs=kw)

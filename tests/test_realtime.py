@@ -393,8 +393,9 @@ def test_detect_every_one_is_the_detector_path():
 
 # ------------------------------------------------------------------ bench --webcam
 def test_webcam_bench_table_with_tiny_nets(monkeypatch, tmp_path):
-    from humanpose.estimator import bench, webcam_bench
-    monkeypatch.setattr(bench, "shared_media", lambda: tmp_path / "none" / "media")
+    from humanpose import config
+    from humanpose.estimator import webcam_bench
+    monkeypatch.setattr(config, "shared_media", lambda: tmp_path / "none" / "media")
     frames, where = webcam_bench.webcam_frames(4)
     assert "generated" in where and len(frames) == 4
     assert all(f.shape == (480, 640, 3) for f in frames)

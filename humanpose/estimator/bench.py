@@ -31,6 +31,8 @@ import cv2
 import numpy as np
 import torch
 
+from .. import config
+
 DEFAULT_BOXSIZES = (96, 128, 192, 320)
 DEFAULT_ARCHS = ("cpm_compact", "cpm_vgg")
 RANDOM_NOTE = "random weights, timing only"
@@ -67,11 +69,6 @@ def add_arguments(parser) -> None:
 
 
 # ------------------------------------------------------------------------------- frames
-def shared_media() -> Path:
-    from ..config import PROJECT_ROOT
-    return PROJECT_ROOT.parent / "shared" / "media"
-
-
 def generated_frame(h: int = 480, w: int = 640) -> np.ndarray:
     """A textured frame with a few person-sized shapes (deterministic)."""
     rng = np.random.default_rng(0)
@@ -88,7 +85,7 @@ def generated_frame(h: int = 480, w: int = 640) -> np.ndarray:
 
 def load_frames(source: str | None, n: int) -> tuple[list[np.ndarray], str]:
     """Up to ``n`` frames and a description of where they come from."""
-    path = Path(source) if source else shared_media() / "street_people.avi"
+    path = Path(source) if source else config.shared_media() / "street_people.avi"
     if source is None and not path.exists():
         return [generated_frame()], "a generated 640x480 frame (no ../shared/media)"
     if not path.exists():

@@ -142,7 +142,7 @@ def synthetic_images(n: int, h: int = 240, w: int = 320, seed: int = 0):
 def _lsp_images(n: int, seed: int = 0):
     """``n`` (image, person centre, person size) of the LSP / LSP-extended training split."""
     from ..train.datasets import person_box, splits
-    from .bench import shared_media
+    from ..config import shared_media
     train, _ = splits(shared_media().parent / "data")
     rng = np.random.default_rng(seed)
     out = []
@@ -161,7 +161,7 @@ def _lsp_images(n: int, seed: int = 0):
 
 
 def shared_data_available() -> bool:
-    from .bench import shared_media
+    from ..config import shared_media
     d = shared_media().parent / "data"
     return (d / "lsp" / "joints.mat").exists() and (d / "lspet" / "joints.mat").exists()
 
@@ -171,7 +171,7 @@ def calibration_inputs(kind: str, n: int = CALIB_COUNT, boxsize: int = CALIB_BOX
                        centre_sigma: float = 0.06) -> tuple[list[np.ndarray], str]:
     """(inputs, where from): ``n`` float32 arrays (1, C, H, W) to calibrate a ``kind`` net on."""
     from . import maps
-    from .pipeline import PAD_VALUE, crop, normalise, pad_to_stride
+    from .crops import PAD_VALUE, crop, normalise, pad_to_stride
     if synthetic is None:
         synthetic = not shared_data_available()
     if synthetic:

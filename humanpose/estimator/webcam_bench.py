@@ -107,8 +107,8 @@ def webcam_frames(n: int = DEFAULT_FRAMES, source: str | None = None) -> tuple[l
                 raise ValueError(f"--source {source}: neither a readable video nor an image")
             frames = [cv2.resize(img, (FRAME_W, FRAME_H))] * n
         return frames, f"{len(frames)} frames of {Path(source).name} resized to 640x480"
-    from .bench import shared_media
-    lsp = shared_media().parent / "data" / "lsp"
+    from .. import config
+    lsp = config.shared_media().parent / "data" / "lsp"
     picked = _pick_lsp_person(lsp) if (lsp / "joints.mat").exists() else None
     if picked is not None:
         img, joints, name = picked
