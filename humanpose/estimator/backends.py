@@ -31,11 +31,19 @@ import numpy as np
 import torch
 from torch import nn
 
+from .cpu import cpu_flags, has_vnni
+
 log = logging.getLogger(__name__)
 
 FRAMEWORKS = ("onnxruntime", "torch", "opencv")
 DEVICES = ("cpu", "cuda", "auto")
 PRECISIONS = ("auto", "fp32", "bf16", "int8")
+
+# Measured on 2 busy cores (docs/configuration.md, "Threads"): one intra-op thread per core (2
+# beat 1), no spinning: spinning threads collapse when another process takes a core.
+ORT_MAX_THREADS = 4
+CPU_FALLBACK_MESSAGE = "CUDA not available, using CPU"
+_warned: set[str] = set()
 
 
 def auto_int8(model: nn.Module) -> bool:
@@ -43,13 +51,7 @@ def auto_int8(model: nn.Module) -> bool:
     split against fp32 (docs/configuration.md, "int8 and your CPU"): with VNNI / AMX, 8-bit
     weights cost neither net anything measurable; without, the pose net's 7-bit weights cost
     nothing measurable, while each scheme that holds there cost the detector about a point."""
-    from .cpu import has_vnni
     return getattr(model, "kind", "pose") == "pose" or bool(has_vnni())
-# Measured on 2 busy cores (docs/configuration.md, "Threads"): one intra-op thread per core (2
-# beat 1), no spinning: spinning threads collapse when another process takes a core.
-ORT_MAX_THREADS = 4
-CPU_FALLBACK_MESSAGE = "CUDA not available, using CPU"
-_warned: set[str] = set()
 
 
 class BackendError(RuntimeError):
@@ -97,7 +99,6 @@ def resolve_device(framework: str, device: str) -> tuple[str, str | None]:
 
 def cpu_bf16_support() -> str | None:
     """The CPU's native bfloat16 instructions ("AMX" or "AVX512-BF16"), or None."""
-    from .cpu import cpu_flags
     flags = cpu_flags()
     try:
         native = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
