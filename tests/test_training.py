@@ -177,6 +177,7 @@ def test_recipe_keys_are_checked(tmp_path):
            ("kind: pose\ndistill_from: t.safetensors\ndistill_scale_search: 0.8\n",
             "distill_scale_search must be a zoom fraction"),
            ("kind: pose\ndistill_from: t.safetensors\ndistill_weight: 1.5\n", "distill_weight must be a share"),
+           ("kind: pose\nprecision: fp16\n", "precision 'fp16' is not allowed; allowed: fp32, bf16"),
            ("kind: pose\nloaders: 0\n", "loaders must be a whole number >= 1, not 0"),
            ("kind: pose\npacked: crops/\n", "packed must be a list of paths"),
            ("kind: person\npacked: [crops/]\n", "packed crops are for pose recipes"),
@@ -553,6 +554,27 @@ def test_tiny_training_lowers_loss(tmp_path):
     cfg.steps, cfg.loaders = 44, 2                       # the rest with two worker processes
     assert train(cfg, progress=False)["step"] == 44      # resumed from last.pt, not from 0
     assert int(read_metadata(final)["step"]) == 44
+
+
+def test_bf16_training_where_the_cpu_has_it_and_fp32_with_a_note_where_not(tmp_path, capsys):
+    """``precision: bf16`` trains under bfloat16 autocast where this CPU computes bf16 natively
+    (AVX512-BF16 / AMX) and says so; elsewhere it trains in fp32 and says why.  Either way the
+    loss goes down and the saved weights stay fp32."""
+    from humanpose.estimator.cpu import bf16_kernel
+    from humanpose.store import load_model
+    from humanpose.train.trainer import train, training_precision
+    chosen, why = training_precision("bf16", torch.device("cpu"))
+    assert chosen == ("bf16" if bf16_kernel() else "fp32")
+    assert (bf16_kernel() in why) if bf16_kernel() else why.startswith("note: precision bf16 asked")
+    assert training_precision("fp32", torch.device("cpu"))[0] == "fp32"
+    cfg = _tiny_pose_recipe(tmp_path)
+    cfg.precision = "bf16"
+    train(cfg, progress=False)
+    assert why in capsys.readouterr().out
+    losses = [float(r.split(",")[1]) for r in (tmp_path / "run" / "log.csv").read_text().splitlines()[1:]]
+    assert losses[-1] < losses[0]
+    assert all(v.dtype == torch.float32 for v in load_model(tmp_path / "run" / "final.safetensors")
+               .state_dict().values() if v.is_floating_point())
 
 
 def test_teacher_maps_are_the_flip_test_of_the_teacher():

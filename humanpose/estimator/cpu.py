@@ -77,6 +77,17 @@ def cpu_key() -> str:
     return f"{cpu_model()} | {flags or 'no flags read'} | onnxruntime {ort}"
 
 
+def bf16_kernel() -> str | None:
+    """The native bfloat16 matrix instructions here ("AMX-BF16", "AVX512-BF16"), or None: without
+    them bf16 is emulated and slower than fp32 (the trainer's ``precision: bf16`` falls back)."""
+    flags = cpu_flags()
+    if "amx_bf16" in flags:
+        return "AMX-BF16"
+    if "avx512_bf16" in flags:
+        return "AVX512-BF16"
+    return None
+
+
 def cpu_summary() -> dict:
     """For reports (bench, eval JSON, run.json): the CPU and its int8 path."""
     return {"model": cpu_model(), "int8_kernel": int8_kernel(), "vnni": has_vnni(),

@@ -74,6 +74,10 @@ class TrainConfig:
                                            # (nets with a ``trunk``, e.g. cpm_mobilenet)
     freeze_trunk_steps: int = 0            # the trunk is frozen (no gradient) for these first steps
     threads: int = 2
+    precision: str = "fp32"                # fp32 | bf16: forward and backward under bfloat16
+                                           # autocast where the device has native bf16 (CPU:
+                                           # AVX512-BF16 or AMX; CUDA: Ampere+), else fp32 with a
+                                           # note (the master weights and the loss stay fp32)
     loaders: int = 1                       # batch makers: 1 = a background thread (CPU runs, where
                                            # the net is the bottleneck); N > 1 = N worker processes
                                            # (a GPU waits for batches otherwise)
@@ -150,6 +154,9 @@ class TrainConfig:
                                  f"not {short_repr(ps)}")
         if not isinstance(cfg.cut_empty, bool):
             raise ValueError(f"{path}: cut_empty must be true or false, not {short_repr(cfg.cut_empty)}")
+        if cfg.precision not in ("fp32", "bf16"):
+            raise ValueError(f"{path}: precision {short_repr(cfg.precision)} is not allowed; "
+                             "allowed: fp32, bf16")
         if isinstance(cfg.loaders, bool) or not isinstance(cfg.loaders, int) or cfg.loaders < 1:
             raise ValueError(f"{path}: loaders must be a whole number >= 1, not {short_repr(cfg.loaders)}")
         if (not isinstance(cfg.packed, list)

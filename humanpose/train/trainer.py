@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from ..config import PROJECT_ROOT
+from ..estimator.cpu import bf16_kernel, cpu_model
 from ..estimator.maps import STRIDE
 from ..nets import build_model
 from ..skeleton import flip_permutation
@@ -224,6 +225,23 @@ def initial_model(cfg: TrainConfig) -> tuple[torch.nn.Module, dict]:
         raise ValueError(f"arch_kwargs: {exc}") from exc
 
 
+def training_precision(precision: str, device: torch.device) -> tuple[str, str]:
+    """The precision a run uses for ``precision`` on ``device`` and a line saying why: bf16 only
+    where the device computes it natively (emulated bf16 is slower than fp32)."""
+    if precision != "bf16":
+        return "fp32", "precision: fp32"
+    if device.type == "cuda":
+        if torch.cuda.is_bf16_supported():
+            return "bf16", f"precision: bf16 autocast on {torch.cuda.get_device_name(device)}"
+        return "fp32", (f"note: precision bf16 asked, but {torch.cuda.get_device_name(device)} "
+                        "has no native bf16; training in fp32")
+    kernel = bf16_kernel()
+    if kernel:
+        return "bf16", f"precision: bf16 autocast on {cpu_model()} ({kernel})"
+    return "fp32", (f"note: precision bf16 asked, but {cpu_model()} has no native bf16 "
+                    "(AVX512-BF16 or AMX); training in fp32")
+
+
 def train(cfg: TrainConfig, progress: bool = True) -> dict:
     from ..progress import Progress
     torch.set_num_threads(cfg.threads)
@@ -236,6 +254,8 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
         if getattr(cfg, key) and not _path(getattr(cfg, key)).is_file():
             raise FileNotFoundError(f"{key}: weight file {getattr(cfg, key)} not found")
     model, arch_kwargs = initial_model(cfg)   # before anything is written: a bad net stops here
+    precision, why = training_precision(cfg.precision, device)
+    print(why)
     run_dir = _path(cfg.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
@@ -323,7 +343,9 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
                 trunk.requires_grad_(step >= cfg.freeze_trunk_steps)
             x, t, w = (a.to(device) for a in batches.get())
             x = x.contiguous(memory_format=torch.channels_last)
-            outputs = model(x)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+                outputs = model(x)
+            outputs = [o.float() for o in outputs]    # the loss in fp32
             loss = stage_loss(outputs, t, w, cfg.positive_weight)
             if teacher is not None and cfg.distill_weight:   # every joint, missing and cut-off too
                 soft = stage_loss(outputs, teacher_maps(teacher, x, cfg.distill_scale_search),
