@@ -858,6 +858,7 @@ def test_eval_waist_up_counts_the_cut_off_joints_the_app_would_draw(tmp_path):
     from humanpose.estimator.result import Person, PoseResult
     from humanpose.train import evaluate as ev
     from humanpose.train.datasets import read_lsp_dir
+    from humanpose.train.eval_report import format_report
     ANKLES = [sk.JOINT_INDEX["r_ankle"], sk.JOINT_INDEX["l_ankle"]]
     _fake_lsp(tmp_path / "lsp", n=3)
     data = read_lsp_dir(tmp_path / "lsp", "lsp")
@@ -885,7 +886,7 @@ def test_eval_waist_up_counts_the_cut_off_joints_the_app_would_draw(tmp_path):
     assert rep["n_images"] == 3 and rep["found_end_to_end"] == rep["pck_end_to_end"] == 100.0
     assert rep["cut_off_joints"] == cut.sum() and rep["correct_joints_hidden"] == 0.0
     assert rep["cut_off_joints_drawn"] == round(100.0 * 6 / cut.sum(), 2)   # the 6 ankles
-    assert "cut off by the frame drawn anyway: " in ev.format_report(rep)
+    assert "cut off by the frame drawn anyway: " in format_report(rep)
 
 
 def test_paired_difference_of_two_results():
