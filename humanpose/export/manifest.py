@@ -58,8 +58,8 @@ def find_manifest(folder: str | Path) -> tuple[Path, dict] | None:
 
 
 def owned_names(manifest: dict, manifest_name: str = MANIFEST_NAME) -> list[str]:
-    """The names in its folder a run's manifest says that run wrote (older manifests: its
-    ``files``)."""
+    """The names in its folder a run's manifest says that run wrote (a manifest without
+    ``owned``: its ``files``)."""
     owned = manifest.get("owned")
     if not isinstance(owned, list):
         owned = [str(v).rstrip("/") for v in manifest["files"].values()] + [manifest_name]

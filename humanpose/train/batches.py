@@ -40,7 +40,7 @@ class Batches:
         size = int(rng.choice(cfg.sizes))
         n = len(c["images"])
         if cfg.kind == "pose":
-            def neighbours():     # no random draw without neighbours: old recipes reproduce
+            def neighbours():     # no random draw without neighbours (batches reproduce)
                 if not cfg.neighbour_prob or rng.random() >= cfg.neighbour_prob:
                     return None
                 k = int(rng.integers(0, n))

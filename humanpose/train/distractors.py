@@ -12,7 +12,7 @@ from .samples import covered, feather_mask, person_window
 
 def maybe_distract(scene, centres, images, joints, rng, person_scale, prob):
     """Draw 1-3 distractors on ``scene`` with probability ``prob`` (no random draw when ``prob``
-    is 0, so older recipes reproduce their scenes); returns (scene, the centres not hidden)."""
+    is 0, so that recipes without distractors reproduce their scenes); returns (scene, the centres not hidden)."""
     if not prob or rng.random() >= prob:
         return scene, centres
     for _ in range(1 + int(rng.integers(0, 3))):

@@ -1,6 +1,6 @@
 """The training recipe (``train/*.yml``): :class:`TrainConfig`, its defaults and its validation
 (:meth:`TrainConfig.load`: one line naming the key for an unknown key, a wrong type or a value out
-of range).  Moved out of ``trainer.py``, which re-exports it.
+of range).  :mod:`.trainer` trains what it describes.
 """
 from __future__ import annotations
 

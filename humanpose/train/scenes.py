@@ -62,9 +62,9 @@ def person_scene(images: np.ndarray, joints: np.ndarray, height: int, width: int
     person, 0.45-1.1 x the scene height and often cut by the border, is a positive if its
     centre is inside) and 1-3 people are pasted on it: small people then stand on a real
     background instead of a small picture on grey.  A person whose centre a later paste
-    hides is no longer a target.  With probability ``distractor_prob`` 1-3
+    hides is not a target.  With probability ``distractor_prob`` 1-3
     :func:`distractors <.distractors.maybe_distract>` are drawn on the background before the
-    people are pasted (a background person they hide is no longer a target).
+    people are pasted (a background person they hide is not a target).
     With probability ``cut_prob`` the scene is instead a webcam frame (:func:`_cut_scene`): one
     upright person cut by the scene's bottom edge below the hips, the target at the centre of the
     joints in view.  With probability ``companion_prob`` each pasted upright person gets a

@@ -55,7 +55,7 @@ def initial_model(cfg: TrainConfig) -> tuple[torch.nn.Module, dict]:
         return model, have
     want = dict(have, **cfg.arch_kwargs)
     growable = ("stages", "feat", "front_blocks")
-    defaults = {"front_blocks": 0}           # weights saved before front_blocks existed
+    defaults = {"front_blocks": 0}           # weights without the key have none
     differ = sorted(k for k in want if want[k] != have.get(k) and k not in growable)
     if differ:
         theirs = {k: have.get(k) for k in differ}
