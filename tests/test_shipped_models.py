@@ -35,7 +35,7 @@ def test_default_nets_run_int8_on_a_fresh_checkout(tmp_path, monkeypatch):
     on first use; the person net without ranges runs in fp32."""
     import shutil
 
-    from humanpose.estimator import quantize
+    from humanpose.estimator import int8
     from humanpose.estimator.backends import auto_int8, make_backend
     from humanpose.store import load_model
     monkeypatch.setenv("HUMANPOSE_CACHE", str(tmp_path / "cache"))
@@ -44,17 +44,17 @@ def test_default_nets_run_int8_on_a_fresh_checkout(tmp_path, monkeypatch):
     frame = np.full((1, 3, 192, 256), 0.1, np.float32)
     # the MultiPose person net keeps no int8 ranges yet: precision auto runs it in fp32, no note
     person = next(e for e in ENTRIES if e["name"] == cfg.model.person_model)
-    assert not (MODELS / (person["file"] + quantize.RANGES_SUFFIX)).exists()
+    assert not (MODELS / (person["file"] + int8.RANGES_SUFFIX)).exists()
     model = load_model(MODELS / person["file"])
     b = make_backend(model, "onnxruntime", "cpu", cfg.model.precision)
     assert b.name == "onnxruntime/cpu" and b.note is None
     for name in (cfg.model.pose_model,):
         entry = next(e for e in ENTRIES if e["name"] == name)
-        for f in (entry["file"], entry["file"] + quantize.RANGES_SUFFIX):
+        for f in (entry["file"], entry["file"] + int8.RANGES_SUFFIX):
             assert (MODELS / f).exists(), f"{f} is not shipped"
             shutil.copy(MODELS / f, tmp_path / f)
         model = load_model(tmp_path / entry["file"])
-        assert quantize.ranges_for(model) is not None, f"{name}: ranges stale or unusable"
+        assert int8.ranges_for(model) is not None, f"{name}: ranges stale or unusable"
         asked = "auto" if auto_int8(model) else "int8"      # auto: int8 where measured safe
         b = make_backend(model, "onnxruntime", "cpu", asked)
         assert b.name == "onnxruntime/cpu/int8" and b.note is None
