@@ -260,7 +260,7 @@ def _tracked_estimator(detect_every=5, centres=((128, 96),), crop_levels=1):
                      "tracking": {"detect_every": detect_every}})
     est = PoseEstimator(cfg, tiny("person"), tiny("pose"))
     person, pose = FakePerson(list(centres)), FakePose()
-    est._person_backend, est._pose_backend = person, pose
+    est.detector.backend, est.pose.backend = person, pose
     return est, person, pose
 
 
@@ -351,7 +351,7 @@ def test_crop_levels_cut_a_small_newcomer_smaller_and_keep_its_best_crop():
     small = np.full((192, 256, 3), 90, np.uint8)
     small[76:116, 124:132] = 230
     est, person, pose = _tracked_estimator(detect_every=3, crop_levels=3)
-    est._pose_backend = pose = FakePose(by_size=True)
+    est.pose.backend = pose = FakePose(by_size=True)
     r = est.estimate(small, timestamp=0.0, frame_index=0)
     assert pose.batches[:2] == [1, 2] and len(r.persons) == 1
     x0, y0, x1, y1 = r.persons[0].box
@@ -368,7 +368,7 @@ def test_a_track_across_two_people_side_by_side_gives_way_to_their_detections():
     centres side by side: on the next detector frame its crop is left out and both centres are
     cut as newcomers (the same bright blob here, so one is then dropped as a duplicate)."""
     est, person, pose = _tracked_estimator(detect_every=3)
-    est._pose_backend = pose = FakePose(spread=0.5)
+    est.pose.backend = pose = FakePose(spread=0.5)
     r = est.estimate(FRAME, timestamp=0.0, frame_index=0)
     assert len(r.persons) == 1
     x0, _, x1, _ = r.persons[0].box

@@ -122,7 +122,8 @@ def test_min_pose_score_drops_low_scoring_detections_and_only_them(estimator):
     that, and every person that scores at least that is still there.  (Until 2026-12-05 the
     example was vtest frame 224, a false detection by the lamp post at 0.38 with the compact
     nets; see docs/training-log.md.)"""
-    from humanpose.estimator.pipeline import PoseEstimator, pose_score
+    from humanpose.estimator.decode import pose_score
+    from humanpose.estimator.pipeline import PoseEstimator
     t = estimator.config.estimator.min_pose_score
     assert t > 0
     keep_all = PoseEstimator(config.set_value(estimator.config, "estimator.min_pose_score", 0.0))

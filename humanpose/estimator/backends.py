@@ -57,6 +57,14 @@ def auto_int8(model: nn.Module) -> bool:
     return getattr(model, "kind", "pose") == "pose" or bool(has_vnni())
 
 
+def check_kind(model: nn.Module, kind: str) -> nn.Module:
+    """``model`` in eval mode; ValueError when it is not a ``kind`` ("person" / "pose") net."""
+    if getattr(model, "kind", None) != kind:
+        raise ValueError(f"the {kind} model is a {getattr(model, 'kind', 'unknown')!r} "
+                         f"net, expected a {kind!r} net")
+    return model.eval()
+
+
 class BackendError(RuntimeError):
     """A framework or device that cannot be used here."""
 

@@ -201,13 +201,13 @@ def time_candidate(cfg, cand: Candidate, frames: list[np.ndarray], boxsizes, n: 
         scaled, _, _ = scale_frame(frames[0] if frames[0].ndim == 3 else
                                    cv2.cvtColor(frames[0], cv2.COLOR_GRAY2BGR), b)
         ox, oy = crop_offset(np.array([scaled.shape[1] / 2, scaled.shape[0] / 2]), b)
-        x = np.concatenate([normalise(crop(scaled, ox, oy, b)), est.centre_map(b)[None]])[None]
+        x = np.concatenate([normalise(crop(scaled, ox, oy, b)), est.pose.centre_map(b)[None]])[None]
         for _ in range(WARMUP):
-            est._pose_backend(x)
+            est.pose.backend(x)
         pose = []
         for _ in range(n):
             t = time.perf_counter()
-            est._pose_backend(x)
+            est.pose.backend(x)
             pose.append((time.perf_counter() - t) * 1000.0)
         rows[b] = {"person": _median(person), "pose": _median(pose), "total": _median(total),
                    "persons": _median(count)}
