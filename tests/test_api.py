@@ -78,7 +78,7 @@ def test_estimator_gives_tracked_people_on_consecutive_frames(vtest_frames):
 
 def test_estimator_options_are_checked_by_name_and_value():
     from humanpose import Estimator
-    with pytest.raises(TypeError, match="unknown Estimator option 'boxsiz'; did you mean 'boxsize'"):
+    with pytest.raises(TypeError, match="option 'boxsiz'; did you mean 'boxsize'"):
         Estimator(boxsiz=256)
     with pytest.raises(ConfigError, match="boxsize: .*9999.*64 to 640"):
         Estimator(boxsize=9999)

@@ -15,7 +15,8 @@ from scipy.optimize import linear_sum_assignment
 from humanpose import config
 from humanpose.estimator.crops import Crop, crop, crop_offset, cut, scale_frame, scaled_size
 from humanpose.estimator.result import Person
-from humanpose.estimator.tracking import INIT_SPEED, MAX_DT, MIN_DT, SCORE_DECAY, Tracker
+from humanpose.estimator.kalman import INIT_SPEED
+from humanpose.estimator.tracking import MAX_DT, MIN_DT, SCORE_DECAY, Tracker
 from humanpose.skeleton import NUM_JOINTS
 
 from conftest import shared_path

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 
 from . import maps
-from .decode import joint_peaks, person_extent
+from .decode import joint_peaks
 
 PAD_VALUE = 128
 DETECTOR_STRIDE = 32       # the detector's input is padded to a multiple of this (MobileNet trunks)

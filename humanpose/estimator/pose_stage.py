@@ -40,7 +40,7 @@ from .decode import flip_averaged, person_extent, pose_score
 LEVEL_EXTENT = 0.35        # crop levels: a new person whose joints' box is under this part of the
 LEVEL_SCORE = 0.6          # frame-high crop, or whose pose scores under this, is also cut smaller;
 LEVEL_KEEP_SCORE = 0.7     # a smaller crop is kept only when its pose scores this much
-                           # (vtest: walkers 0.73-0.86; tripod, bollard, jacket on the grass 0.61-0.69)
+                           # (vtest: walkers 0.73-0.86; tripod, bollard, jacket on grass 0.61-0.69)
 
 
 class PoseStage:

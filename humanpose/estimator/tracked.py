@@ -42,8 +42,8 @@ def track_crop(bgr: np.ndarray, scaled: tuple, joints_xy: np.ndarray, box: np.nd
     """The crop of a tracked person: its last crop (``box`` in frame pixels, ``scale`` crop
     pixels per frame pixel) moved by the track's predicted ``shift`` and cut the same way (at
     the scale of ``scaled`` = :func:`scaled_size` (sx, sy, shape) as the detector path cuts it,
-    or as a scaled window as the rescale pass cuts it: on a still person the very same crop), as long
-    as the person's size (the box of its predicted joints) stays within RESCALE_TOLERANCE of
+    or as a scaled window as the rescale pass cuts it: on a still person the very same crop), as
+    long as the person's size (the box of its predicted joints) stays within RESCALE_TOLERANCE of
     ``fraction`` of it; else the window around those joints that they fill to ``fraction``.
     Keeping the last crop, not re-fitting it to the joints on every frame, keeps the errors of
     one frame's joints out of the next frame's crop."""
