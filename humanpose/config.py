@@ -63,9 +63,19 @@ class ModelConfig:
     pose_model: str = _opt("pose_mobilenet")
 
 
+BOXSIZE_MIN, BOXSIZE_MAX = 64, 640   # the box size's range, pixels
+BOXSIZE_STEP = 8                       # ... in steps of the nets' stride
+
+
+def snap_boxsize(value: float) -> int:
+    """``value`` rounded to the nearest multiple of BOXSIZE_STEP within the box size's range."""
+    snapped = int(BOXSIZE_STEP * round(float(value) / BOXSIZE_STEP))
+    return min(max(snapped, BOXSIZE_MIN), BOXSIZE_MAX)
+
+
 @dataclass
 class EstimatorConfig:
-    boxsize: int = _opt(192, lo=64, hi=640)
+    boxsize: int = _opt(192, lo=BOXSIZE_MIN, hi=BOXSIZE_MAX)
     person_threshold: float = _opt(0.2, lo=0.0, hi=1.0,
                                    doc="a person is a centre-map peak above this (centre-map "
                                        "person nets) or a MoveNet MultiPose person whose instance "

@@ -838,14 +838,14 @@ def test_closing_does_not_wait_for_the_estimate_under_way(qtbot, open_window, vi
 
     def factory(cfg):
         est = PoseEstimator(cfg, *nets)
-        inner = est._pose_pass
+        inner = est.pose.run
 
         def pose_pass(crops):
             if not entered.is_set():
                 entered.set()
                 gate.wait(60)                 # a pass that takes as long as the test wants
             return inner(crops)
-        est._pose_pass = pose_pass
+        est.pose.run = pose_pass
         built.append(est)
         return est
     win = open_window(str(video), factory=factory)
