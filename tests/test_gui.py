@@ -531,7 +531,8 @@ def test_a_seek_resets_tracking_even_when_its_frame_is_dropped(nets, video, tmp_
     """The latest-frame slot may overwrite the frame right after a seek with the next one: the
     estimator must still start new tracks there (the segment, not the dropped frame, tells)."""
     from humanpose.gui.slots import FrameSlot, ResultCache
-    from humanpose.gui.workers import CameraWorker, EstimatorWorker
+    from humanpose.gui.camera_worker import CameraWorker
+    from humanpose.gui.estimator_worker import EstimatorWorker
     cfg = make_cfg(tmp_path)
     slot, display = FrameSlot(), FrameSlot()
     worker = EstimatorWorker(slot, ResultCache(), lambda c: PoseEstimator(c, *nets), cfg)

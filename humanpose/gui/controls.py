@@ -9,7 +9,8 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout
                                QPushButton, QScrollArea, QSizePolicy, QSlider, QSpinBox, QStyle,
                                QTabWidget, QToolButton, QVBoxLayout, QWidget)
 
-BOXSIZE_MIN, BOXSIZE_MAX, BOXSIZE_STEP = 64, 640, 8
+from ..config import BOXSIZE_MAX, BOXSIZE_MIN, BOXSIZE_STEP
+
 PANEL_MIN_WIDTH = 290
 SPEEDS = (("0.25x", 0.25), ("0.5x", 0.5), ("1x", 1.0), ("2x", 2.0), ("4x", 4.0), ("max", 0.0))
 
@@ -79,11 +80,6 @@ def breakable(text: str) -> str:
     for sep in ("/", "\\"):
         text = text.replace(sep, sep + "\u200b")
     return text
-
-
-def snap_boxsize(value: int) -> int:
-    value = BOXSIZE_STEP * int(round(value / BOXSIZE_STEP))
-    return min(BOXSIZE_MAX, max(BOXSIZE_MIN, value))
 
 
 class SourcePanel(QGroupBox):

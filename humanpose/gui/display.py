@@ -20,7 +20,7 @@ import time
 import numpy as np
 
 from .views import AUTO, VIEWS, ViewOptions, render
-from .workers import Captured
+from .camera_worker import Captured
 
 MAX_PERSON_CHOICES = 64      # track ids offered in the person selector
 PAIR_MAX_WAIT_S = 2.0        # a newest result this much older than the newest frame is not waited

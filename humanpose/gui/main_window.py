@@ -39,7 +39,8 @@ from PySide6.QtWidgets import (QApplication, QLabel, QMainWindow, QSizePolicy, Q
 from ..config import Config, set_value
 from ..sources import open_source
 from . import refguard
-from .controls import ControlPanel, ElidedLabel, PlaybackBar, noise_to_strength, snap_boxsize
+from ..config import snap_boxsize
+from .controls import ControlPanel, ElidedLabel, PlaybackBar, noise_to_strength
 from .display import Display
 from .options import EstimatorOptions
 from .output import Output
@@ -51,7 +52,8 @@ from .slots import FrameSlot, ResultCache
 from .start import StartPage, recent_sources
 from .status import Status, StatusModel
 from .views import VIEW_TITLES, VIEWS, ImageView
-from .workers import CameraWorker, Captured, EstimatorWorker, SourceInfo
+from .camera_worker import CameraWorker, Captured, SourceInfo
+from .estimator_worker import EstimatorWorker
 
 if TYPE_CHECKING:
     from ..export.writers import VideoWriter

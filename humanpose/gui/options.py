@@ -1,6 +1,6 @@
 """Estimator options of the main window: the Estimator and Display controls change the config
 (remembered in the settings) and reach the estimator thread as one change
-(:meth:`~humanpose.gui.workers.EstimatorWorker.update`).
+(:meth:`~humanpose.gui.estimator_worker.EstimatorWorker.update`).
 
 A mixin of :class:`~humanpose.gui.main_window.MainWindow`.
 """
@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from ..config import set_value
 from . import settings as remembered
-from .controls import snap_boxsize, strength_to_noise
+from ..config import snap_boxsize
+from .controls import strength_to_noise
 
 
 class EstimatorOptions:

@@ -11,7 +11,7 @@ from pathlib import Path
 from ..export.draw import draw_result
 from ..export.writers import ExportError, KeypointWriter, VideoWriter, write_image
 from ..sources import source_stem
-from .workers import Captured
+from .camera_worker import Captured
 
 RECORD_MAX_HOLD_S = 2.0      # longest gap in the source's time a recorded frame is held for
 

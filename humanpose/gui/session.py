@@ -14,7 +14,7 @@ from ..sources import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 from ..sources.video import redact_url
 from . import settings as remembered
 from .start import recent_sources, remember_recent
-from .workers import SourceInfo
+from .camera_worker import SourceInfo
 
 
 class SourceSession:

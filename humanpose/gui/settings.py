@@ -83,9 +83,3 @@ def remember(settings: QSettings, key: str, value) -> None:
         raise KeyError(f"{key} is not a remembered setting; known: {', '.join(REMEMBERED)}")
     settings.setValue(key.replace(".", "/"), value)
 
-
-def remember_config(settings: QSettings, cfg: Config) -> None:
-    for key in REMEMBERED:
-        section, name = key.split(".")
-        remember(settings, key, getattr(getattr(cfg, section), name))
-    settings.sync()
