@@ -68,6 +68,12 @@ class EstimatorWorker(QObject):
     def reset_tracking(self) -> None:
         self._request(reset=True)
 
+    def set_pose_model(self, name: str) -> None:
+        """Switch the pose net to ``name`` (a manifest name) before the next frame; the person
+        net, the backend and the tracks stay.  ``applied`` has ``pose_model`` (the cache was
+        emptied) or ``pose_model_failed`` (the current net stays; ``failed`` says why)."""
+        self._request(pose_model=str(name))
+
     def new_source(self, generation: int, seekable: bool) -> None:
         self._request(source=(generation, seekable))
 
@@ -156,6 +162,8 @@ class EstimatorWorker(QObject):
             self.cache.set_live(not self.use_cache)   # a live source: a rolling window
             pending["reset"] = True
         changed = False
+        if "pose_model" in pending and self.estimator is not None:
+            changed = self._switch_pose_model(pending.pop("pose_model"), applied) or changed
         options = pending.get("options") or {}
         if self.estimator is not None and options:
             # the backend first, on its own: when it is not available the other changes still apply
@@ -177,6 +185,22 @@ class EstimatorWorker(QObject):
             self.cache.clear()     # cached results were made with other settings
         if applied:
             self.applied.emit(applied)
+
+    def _switch_pose_model(self, name: str, applied: dict) -> bool:
+        est = self.estimator
+        current = est.config.model.pose_model
+        if name == current:
+            return False
+        try:
+            est.set_pose_model(name)
+        except Exception as exc:  # noqa: BLE001 - ModelError, BackendError...: the net stays
+            applied["pose_model_failed"] = str(exc)
+            self.failed.emit(f"Cannot switch to the pose net {name}: {exc}. Still running "
+                             f"{current}.")
+            return False
+        applied["pose_model"] = name
+        self.ready.emit(_backend_text(est))
+        return True
 
     def _configure(self, changes: dict, announce: bool) -> None:
         """Apply ``changes`` to the estimator; with ``announce``, say which backend runs now

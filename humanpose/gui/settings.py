@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 
-from PySide6.QtCore import QSettings
+from PySide6.QtCore import QObject, QSettings, Signal
 
 from ..config import Config, ConfigError, set_value
 
@@ -31,6 +31,7 @@ REMEMBERED: dict[str, type] = {
     "estimator.rescale": bool,
     "model.framework": str,
     "model.device": str,
+    "model.pose_model": str,
     "tracking.enabled": bool,
     "tracking.smoothing": bool,
     "tracking.measurement_noise": float,
@@ -83,3 +84,26 @@ def remember(settings: QSettings, key: str, value) -> None:
         raise KeyError(f"{key} is not a remembered setting; known: {', '.join(REMEMBERED)}")
     settings.setValue(key.replace(".", "/"), value)
 
+
+class ConfigStore(QObject):
+    """The window's config: :attr:`cfg`, changed by :meth:`set` (validated, remembered in
+    ``settings`` when the key is one of :data:`REMEMBERED`; ``changed(key)`` says so)."""
+
+    changed = Signal(str)
+
+    def __init__(self, cfg: Config, settings: QSettings | None = None) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.settings = settings
+
+    def set(self, key: str, value) -> None:
+        self.cfg = set_value(self.cfg, key, value)
+        if self.settings is not None and key in REMEMBERED:
+            remember(self.settings, key, value)
+        self.changed.emit(key)
+
+    def forget(self) -> None:
+        """Forget every remembered setting (humanpose.yml applies at the next start)."""
+        if self.settings is not None:
+            self.settings.clear()
+            self.settings.sync()
