@@ -228,6 +228,18 @@ class PoseEstimator:
                                         precision=precision)
             self._cfg = dataclasses.replace(self._cfg, model=model)
 
+    def set_pose_model(self, name: str) -> None:
+        """Swap the pose net for ``name`` (manifest name or file, loaded as the constructor
+        does) on the current backend; the person net and the tracks stay.  ModelError or
+        BackendError leave the current net running."""
+        from ..store import load_named
+        model = load_named(name, self._cfg.resolve(self._cfg.model.models_dir), "pose").eval()
+        m = self._cfg.model
+        backend = make_backend(model, m.framework, m.device, m.precision)
+        with self._lock:
+            self.pose_model, self._pose_backend = model, backend
+            self._cfg = dataclasses.replace(self._cfg, model=dataclasses.replace(m, pose_model=name))
+
     def set_tracking(self, enabled: bool, smoothing: bool, strength: float | None = None) -> None:
         """Turn tracking / smoothing on or off; ``strength`` sets tracking.measurement_noise
         (px², larger = smoother).  Resets the tracks."""
