@@ -71,11 +71,13 @@ class StatusModel:
         self._ms: deque = deque(maxlen=self.window)
         self._latency: deque = deque(maxlen=self.window)
         self._warm_up = warm_up
+        self.first_ms = float("nan")    # the warm-up estimate's ms (a picture has no other)
 
     def estimate(self, ms: float, latency_ms: float) -> None:
         self.from_cache = False
         if self._warm_up:
             self._warm_up = False
+            self.first_ms = ms
             return
         if np.isfinite(ms):
             self._ms.append(ms)
@@ -195,12 +197,14 @@ class StatusLine:
     def update_ms_labels(self) -> None:
         """The measured ms per frame beside the box size and beside the pose net (with the
         other nets' last measured ms, to compare)."""
-        ms, cfg = self.model.ms_per_frame, self.config.cfg
+        ms, first, cfg = self.model.ms_per_frame, self.model.first_ms, self.config.cfg
         text = f"{ms:.1f} ms/frame" if np.isfinite(ms) else "– ms/frame"
         self.boxsize_label.setText(f"{cfg.estimator.boxsize} px · {text}")
         net = cfg.model.pose_model
         if np.isfinite(ms):
             self.net_ms[net] = ms
+        elif np.isfinite(first):      # a paused picture: its one estimate, warm-up included
+            text = f"{first:.0f} ms/frame (first estimate)"
         titles = dict((name, title) for title, name in POSE_NETS)
         others = [f"{titles.get(n, n)} {v:.1f}" for n, v in self.net_ms.items() if n != net]
         self.net_label.setText(f"{titles.get(net, net)}: {text}"
