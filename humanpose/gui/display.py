@@ -35,11 +35,11 @@ class Display(QObject):
 
     result_arrived = Signal(object, object)     # Captured, PoseResult: after it was taken in
 
-    def __init__(self, state, config, cache, display_slot, status, session, person_box,
+    def __init__(self, state, config, cache, display_slot, status_line, session, person_box,
                  image_view, tabs, plot) -> None:
         super().__init__()
         self.state, self.config, self.cache, self.display_slot = state, config, cache, display_slot
-        self.status, self.session, self.person_box = status, session, person_box
+        self.status_line, self.session, self.person_box = status_line, session, person_box
         self.image_view, self.tabs, self.plot = image_view, tabs, plot
         self.view = config.cfg.gui.view
         self.plot_version = -1       # the cache version the plot shows (-1: draw again)
@@ -55,7 +55,7 @@ class Display(QObject):
         self._reset_person_choice()
 
     def on_result(self, item: Captured, result, cached: bool) -> None:
-        info, model, counts = self.state.info, self.status.model, self.status.counts
+        info, model, counts = self.state.info, self.status_line.model, self.status_line.counts
         if info is None or item.generation != info.generation:
             return
         self.state.latest = (item, result)
@@ -68,7 +68,7 @@ class Display(QObject):
             model.estimate(result.timings.get("total", float("nan")),
                            (time.perf_counter() - item.captured) * 1000.0)
         if model.state != was:                   # e.g. playing on from the cache
-            self.status.render()
+            self.status_line.render()
         new_ids = {p.track_id for p in result.persons if p.track_id >= 0} - self._seen_ids
         if new_ids and len(self._seen_ids) < MAX_PERSON_CHOICES:
             self._seen_ids |= new_ids
@@ -141,7 +141,7 @@ class Display(QObject):
             return
         self._shown_key = key
         self.image_view.set_image(self.current_image())
-        self.status.counts["shown"] += 1
+        self.status_line.counts["shown"] += 1
 
     def force_redraw(self) -> None:
         self._shown_key = None

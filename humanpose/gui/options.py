@@ -85,11 +85,11 @@ class EstimatorOptions(QObject):
     """The estimator and display settings: the controls of :data:`CONTROLS`, Reload models,
     Forget remembered settings, and what the estimator thread answers."""
 
-    def __init__(self, state, config, estimator, controls, status, display, player,
+    def __init__(self, state, config, estimator, controls, status_line, display, player,
                  estimator_slot, display_slot, scale_zoom: float) -> None:
         super().__init__()
         self.state, self.config, self.estimator, self.controls = state, config, estimator, controls
-        self.status, self.display, self.player = status, display, player
+        self.status_line, self.display, self.player = status_line, display, player
         self.estimator_slot, self.display_slot = estimator_slot, display_slot
         self.scale_zoom = scale_zoom     # the zoom "Scale search" turns on
         self._offer_nets()
@@ -149,7 +149,7 @@ class EstimatorOptions(QObject):
             self.estimator.set_pose_model(value)
         elif c.option in BACKEND_OPTIONS:
             e.backend.setText("switching…")
-            if self.status.estimator_error:   # no estimator yet (e.g. built for a missing device)
+            if self.status_line.estimator_error:   # no estimator yet (e.g. built for a missing device)
                 self.reload_models()
             else:
                 self.estimator.update(**{c.option: value})
@@ -160,8 +160,8 @@ class EstimatorOptions(QObject):
         """What a control does besides setting its value."""
         e = self.controls.estimator
         if c.widget in ("boxsize", "pose_net"):
-            self.status.model.reset()     # ms per frame of the new box size / net from now on
-            self.status.update_ms_labels()
+            self.status_line.model.reset()     # ms per frame of the new box size / net from now on
+            self.status_line.update_ms_labels()
         elif c.widget == "kalman":
             e.strength.setEnabled(value)
         elif c.widget == "strength":
@@ -179,7 +179,7 @@ class EstimatorOptions(QObject):
     # ---------------------------------------------------------------- menu actions
     def forget_settings(self) -> None:
         self.config.forget()
-        self.status.show_message("Remembered settings forgotten; humanpose.yml applies at the "
+        self.status_line.show_message("Remembered settings forgotten; humanpose.yml applies at the "
                                  "next start.")
 
     def reload_models(self) -> None:
@@ -189,17 +189,17 @@ class EstimatorOptions(QObject):
     # ---------------------------------------------------------------- the estimator thread's answers
     def on_estimator_ready(self, backend: str) -> None:
         self.controls.estimator.backend.setText(backend)
-        if self.status.estimator_error:
-            self.status.estimator_error = ""
-            self.status.show_message(f"Pose estimator ready ({backend}).", "ok")
+        if self.status_line.estimator_error:
+            self.status_line.estimator_error = ""
+            self.status_line.show_message(f"Pose estimator ready ({backend}).", "ok")
 
     def on_estimator_failed(self, message: str) -> None:
         if message.startswith("pose estimator not available"):
-            self.status.estimator_error = message + " (fix it, then press Reload models)"
+            self.status_line.estimator_error = message + " (fix it, then press Reload models)"
             self.controls.estimator.backend.setText("not available")
-            self.status.render_message()
+            self.status_line.render_message()
         else:
-            self.status.show_message(message, "error")
+            self.status_line.show_message(message, "error")
 
     def on_applied(self, applied: dict) -> None:
         est = self.estimator.estimator
@@ -215,7 +215,7 @@ class EstimatorOptions(QObject):
                         self.config.set(c.key, getattr(model, c.key.partition(".")[2]))
                         self.show(c)
         if any(not key.endswith("_failed") for key in applied):
-            self.status.model.reset()   # other settings: the counters start again (warm-up skipped)
+            self.status_line.model.reset()   # other settings: the counters start again (warm-up skipped)
             if self.state.analysing:
                 # the change emptied the cache: the frames analysed so far are analysed again
                 self.player.restart_analysis()

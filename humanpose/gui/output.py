@@ -17,8 +17,8 @@ RECORD_MAX_HOLD_S = 2.0      # longest gap in the source's time a recorded frame
 class Output:
     """Record, export, screenshot."""
 
-    def __init__(self, state, config, cache, status, display, record_button) -> None:
-        self.state, self.config, self.cache, self.status = state, config, cache, status
+    def __init__(self, state, config, cache, status_line, display, record_button) -> None:
+        self.state, self.config, self.cache, self.status_line = state, config, cache, status_line
         self.display, self.record_button = display, record_button
         self._record_t0: float | None = None   # source time of the recording's first frame
 
@@ -32,7 +32,7 @@ class Output:
         return source_stem(info.spec) if info else "humanpose"
 
     def show_message(self, text: str, kind: str = "info") -> None:
-        self.status.show_message(text, kind)
+        self.status_line.show_message(text, kind)
 
     def set_recording(self, on: bool) -> None:
         """Start / stop recording the annotated frames to the output folder (each result held for
@@ -45,7 +45,7 @@ class Output:
             else:
                 path = self.output_dir / f"{self._stem()}_annotated_{time.strftime('%Y%m%d-%H%M%S')}.mp4"
                 state.recorder = VideoWriter(path, state.source_fps()
-                                             or self.status.stats["estimator_fps"] or 10.0)
+                                             or self.status_line.stats["estimator_fps"] or 10.0)
                 self._record_t0 = None
                 self.show_message(f"Recording to {path} …")
         elif not on and state.recorder is not None:

@@ -17,11 +17,11 @@ from PySide6.QtCore import QObject
 class Player(QObject):
     """Play, pause, seek, step, speed and the whole-file analysis."""
 
-    def __init__(self, state, camera, estimator, cache, status, bar, plot, settings,
+    def __init__(self, state, camera, estimator, cache, status_line, bar, plot, settings,
                  play_icon, pause_icon) -> None:
         super().__init__()
         self.state, self.camera, self.estimator, self.cache = state, camera, estimator, cache
-        self.status, self.bar, self.plot, self.settings = status, bar, plot, settings
+        self.status_line, self.bar, self.plot, self.settings = status_line, bar, plot, settings
         self.play_icon, self.pause_icon = play_icon, pause_icon
         self.cursor_time: float | None = None   # the plot's cursor, drawn by the plot timer
         self._analysis_t0 = 0.0
@@ -44,7 +44,7 @@ class Player(QObject):
 
     @property
     def model(self):
-        return self.status.model
+        return self.status_line.model
 
     def on_opened(self, info) -> None:
         seekable = info.seekable and bool(info.frame_count)
@@ -73,7 +73,7 @@ class Player(QObject):
         was = self.model.state
         self.model.moved(index)
         if self.model.state != was:                 # e.g. a step back from the end of the file
-            self.status.render()
+            self.status_line.render()
 
     def update_cursor(self) -> None:
         """The plot's cursor at the newest frame's time (plot timer)."""
@@ -84,7 +84,7 @@ class Player(QObject):
     def on_state(self, playing: bool) -> None:
         self.state.playing = playing
         self.model.set_playing(playing)
-        self.status.render()
+        self.status_line.render()
         p = self.bar.play
         p.blockSignals(True)
         p.setChecked(playing)
@@ -138,8 +138,8 @@ class Player(QObject):
                 self._maybe_finish_analysis()
             return
         self.model.end(last)
-        self.status.show_message(f"End of file (frame {last}). Press Play to start again.", "info")
-        self.status.render()
+        self.status_line.show_message(f"End of file (frame {last}). Press Play to start again.", "info")
+        self.status_line.render()
 
     # ---------------------------------------------------------------- the whole-file analysis
     def analyse_whole_file(self, on: bool = True) -> None:
@@ -147,7 +147,7 @@ class Player(QObject):
         info = self.state.info
         if on and not self.state.analysing:
             if info is None or not info.seekable or not info.frame_count:
-                self.status.show_message("Analysing needs a video file or image folder.", "error")
+                self.status_line.show_message("Analysing needs a video file or image folder.", "error")
                 self._set_analyse_button(False)
                 return
             self.state.analysing = True
@@ -162,10 +162,10 @@ class Player(QObject):
             self.camera.set_analysis(self._analysis_run)
             self.camera.seek(0)
             self.camera.play()
-            self.status.show_message(f"Analysing {info.name} …")
+            self.status_line.show_message(f"Analysing {info.name} …")
         elif not on and self.state.analysing:
             self.stop_analysis(finished=False)
-            self.status.show_message(f"Analysis stopped: {len(self.cache)} of {info.frame_count} "
+            self.status_line.show_message(f"Analysis stopped: {len(self.cache)} of {info.frame_count} "
                                      "frames estimated. Seek or click the plot to review.", "info")
 
     def restart_analysis(self) -> None:
@@ -176,7 +176,7 @@ class Player(QObject):
         self.camera.set_analysis(self._analysis_run)
         self.camera.seek(0)
         self.camera.play()
-        self.status.show_message(f"Settings changed: analysing {self.state.info.name} again "
+        self.status_line.show_message(f"Settings changed: analysing {self.state.info.name} again "
                                  "from the start …")
 
     def on_result(self, _item, _result) -> None:
@@ -204,7 +204,7 @@ class Player(QObject):
         if finished:
             dt = time.perf_counter() - self._analysis_t0
             n = self.estimator.estimate_calls - self._analysis_calls0
-            self.status.show_message(
+            self.status_line.show_message(
                 f"Analysed {len(self.cache)} frames ({n} estimated) in {dt:.1f} s "
                 f"({n / max(dt, 1e-6):.1f} fps). Seek or click the plot to review.", "ok")
             self.bar.progress.setValue(100)
@@ -217,7 +217,7 @@ class Player(QObject):
         last = self._analysis_last
         if finished and last is not None and (position < 0 or was_ended or position >= last):
             self.model.end(last)
-            self.status.render()
+            self.status_line.render()
         elif position >= 0:
             self.camera.seek(position)
 

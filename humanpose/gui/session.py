@@ -26,10 +26,10 @@ class SourceSession(QObject):
     opened = Signal(object)      # SourceInfo: a new source is open
     interrupted = Signal()       # the source is being replaced or was lost
 
-    def __init__(self, state, camera, config, status, controls, start_page,
+    def __init__(self, state, camera, config, status_line, controls, start_page,
                  dialog_parent=None) -> None:
         super().__init__()
-        self.state, self.camera, self.config, self.status = state, camera, config, status
+        self.state, self.camera, self.config, self.status_line = state, camera, config, status_line
         self.settings = config.settings
         self.controls, self.start_page, self.dialog_parent = controls, start_page, dialog_parent
         self._described = None       # (shape, name) of the frame the info line describes
@@ -38,11 +38,11 @@ class SourceSession(QObject):
     def open_source(self, spec: str) -> None:
         """Open a video / image / folder / camera index / URL (errors end up in the window)."""
         if not spec:
-            self.status.show_message("Give a source: a file, a folder, a camera index or a URL.",
+            self.status_line.show_message("Give a source: a file, a folder, a camera index or a URL.",
                                      "error")
             return
         self.interrupted.emit()
-        self.status.show_message(f"Opening {spec} …")
+        self.status_line.show_message(f"Opening {spec} …")
         self.camera.set_analysis(0)
         self.camera.open(spec, self.config.cfg.source)
 
@@ -92,12 +92,12 @@ class SourceSession(QObject):
     def on_opened(self, info: SourceInfo) -> None:
         self.state.info = info
         self.state.measured_fps = None
-        self.status.model.opened(info.seekable and bool(info.frame_count))
+        self.status_line.model.opened(info.seekable and bool(info.frame_count))
         self.opened.emit(info)
         self.describe_source()
         hint = " Space plays, ← and → step." if info.images and (info.frame_count or 0) > 1 else ""
-        self.status.show_message(f"Opened {info.name}.{hint}", "ok")
-        self.status.render()
+        self.status_line.show_message(f"Opened {info.name}.{hint}", "ok")
+        self.status_line.render()
         # the next start opens it again; not a camera index, nor a URL with a password in it
         # (the settings file is plain text)
         if info.spec and not info.spec.isdigit() and redact_url(info.spec) == info.spec \
@@ -141,11 +141,11 @@ class SourceSession(QObject):
     def on_open_failed(self, message: str) -> None:
         # opening is a transaction (CameraWorker._cmd_open): the current source, its cache and
         # its plot are still there, only the message says what went wrong
-        self.status.show_message(f"Cannot open the source: {message}", "error")
+        self.status_line.show_message(f"Cannot open the source: {message}", "error")
 
     def on_lost(self, message: str) -> None:
         self.interrupted.emit()
         info = self.state.info
         again = "seek back" if info is not None and info.seekable else "open it again"
-        self.status.show_message(f"Source lost: {message}. Open another source or {again}.",
+        self.status_line.show_message(f"Source lost: {message}. Open another source or {again}.",
                                  "error")
