@@ -65,9 +65,6 @@ class EstimatorWorker(QObject):
         with self._lock:
             self._pending.setdefault("options", {}).update(changes)
 
-    def reset_tracking(self) -> None:
-        self._request(reset=True)
-
     def set_pose_model(self, name: str) -> None:
         """Switch the pose net to ``name`` (a manifest name) before the next frame; the person
         net, the backend and the tracks stay.  ``applied`` has ``pose_model`` (the cache was

@@ -172,10 +172,6 @@ class EstimatorOptions(QObject):
     def set_boxsize(self, value: int) -> None:
         self.controls.estimator.boxsize.setValue(value)
 
-    def set_pose_net(self, name: str) -> None:
-        box = self.controls.estimator.pose_net
-        box.setCurrentIndex(box.findData(name))
-
     # ---------------------------------------------------------------- menu actions
     def forget_settings(self) -> None:
         self.config.forget()
