@@ -261,28 +261,37 @@ def value_range(dotted: str) -> tuple[float | None, float | None]:
     raise ConfigError(f"unknown key {dotted}")
 
 
+def _manifest(cfg: Config) -> list[dict]:
+    """The entries of ``model.models_dir``'s manifest.json (none when it cannot be read)."""
+    try:
+        entries = json.loads((cfg.resolve(cfg.model.models_dir) / "manifest.json").read_text())
+        return [e for e in entries.get("models", []) if isinstance(e, dict) and "name" in e
+                and "file" in e]
+    except (OSError, ValueError, AttributeError):
+        return []
+
+
 def available_nets(cfg: Config, kind: str) -> list[str]:
     """The names of the ``kind`` ("person" or "pose") nets that ``model.models_dir``'s
     manifest.json lists and whose weight files are there (no net is loaded)."""
     models_dir = cfg.resolve(cfg.model.models_dir)
-    try:
-        entries = json.loads((models_dir / "manifest.json").read_text()).get("models", [])
-    except (OSError, ValueError, AttributeError):
-        return []
-    return [e["name"] for e in entries if isinstance(e, dict) and e.get("kind") == kind
-            and "name" in e and "file" in e and (models_dir / e["file"]).is_file()]
+    return [e["name"] for e in _manifest(cfg) if e.get("kind") == kind
+            and (models_dir / e["file"]).is_file()]
 
 
 def check_pose_model(cfg: Config, name: str) -> None:
     """ConfigError naming the available pose nets unless ``name`` is one of them or an
     existing weight file."""
+    models_dir = cfg.resolve(cfg.model.models_dir)
+    available = available_nets(cfg, "pose")
     path = Path(name).expanduser()
-    if name in available_nets(cfg, "pose") or path.suffix and (
-            path.is_file() or (cfg.resolve(cfg.model.models_dir) / path).is_file()):
+    if name in available or path.suffix and (path.is_file() or (models_dir / path).is_file()):
         return
-    raise ConfigError(f"model.pose_model: unknown pose net {short_repr(name)}; available: "
-                      f"{', '.join(available_nets(cfg, 'pose')) or 'none'} "
-                      f"(in {cfg.resolve(cfg.model.models_dir)})")
+    listed = {e["name"]: e["file"] for e in _manifest(cfg) if e.get("kind") == "pose"}
+    what = (f"the weights of the pose net {short_repr(name)} ({models_dir / listed[name]}) are "
+            "missing" if name in listed else f"unknown pose net {short_repr(name)}")
+    raise ConfigError(f"model.pose_model: {what}; available: {', '.join(available) or 'none'} "
+                      f"(in {models_dir})")
 
 
 class _StrictLoader(yaml.SafeLoader):

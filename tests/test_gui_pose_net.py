@@ -21,7 +21,7 @@ pytest.importorskip("pytestqt")
 
 from conftest import shared_path  # noqa: E402
 
-from humanpose.config import available_nets, from_dict  # noqa: E402
+from humanpose.config import available_nets, from_dict, set_value  # noqa: E402
 from humanpose.gui.main_window import MainWindow  # noqa: E402
 from humanpose.gui.settings import apply_settings, open_settings  # noqa: E402
 
@@ -181,6 +181,15 @@ def test_a_missing_net_is_offered_disabled_and_the_app_keeps_running(qtbot, wind
     calls = win.estimator.estimate_calls
     win.controls.estimator.boxsize.setValue(win.cfg.estimator.boxsize + 8)
     qtbot.waitUntil(lambda: win.estimator.estimate_calls > calls, timeout=WAIT_MS)
+    win.close()
+
+    # a start with that net (remembered, or in humanpose.yml) runs the fast one and says why
+    win = window(set_value(cfg, "model.pose_model", ACCURATE))
+    assert win.cfg.model.pose_model == FAST
+    assert win.controls.estimator.pose_net.currentData() == FAST
+    assert "weights of the pose net 'pose_mobilenet_accurate'" in win.message
+    assert "Running pose_mobilenet" in win.message
+    qtbot.waitUntil(lambda: running_net(win) == FAST, timeout=WAIT_MS)
 
 
 def test_cli_pose_model_flag(tmp_path, capsys):

@@ -49,7 +49,7 @@ from .camera_worker import CameraWorker
 from .controls import ControlPanel, ElidedLabel, PlaybackBar
 from .display import Display
 from .estimator_worker import EstimatorWorker
-from .options import EstimatorOptions
+from .options import EstimatorOptions, usable_pose_net
 from .output import Output
 from .playback import Player
 from .plot import PlotPanel
@@ -89,6 +89,7 @@ class MainWindow(QMainWindow):
         # (``file_cfg``: the config before the remembered settings, which store "off" as 0), else 0.15
         scale_zoom = (cfg.estimator.scale_search or (file_cfg or cfg).estimator.scale_search
                       or SCALE_SEARCH_ON)
+        cfg, net_note = usable_pose_net(cfg)      # a remembered net whose weights are gone
         self.settings = settings
         self.config = ConfigStore(cfg, settings)
         self.state = WindowState()
@@ -114,6 +115,8 @@ class MainWindow(QMainWindow):
             self.fit_to_screen()
         if source:
             self.open_source(source)
+        if net_note:
+            self.show_message(net_note, "error")
 
     # ---------------------------------------------------------------- what the window is doing
     cfg = property(lambda self: self.config.cfg)

@@ -17,7 +17,8 @@ from typing import Any, Callable
 
 from PySide6.QtCore import QObject, Qt
 
-from ..config import available_nets, snap_boxsize, value_range
+from ..config import (Config, ConfigError, ModelConfig, available_nets, check_pose_model,
+                      set_value, snap_boxsize, value_range)
 from .controls import noise_to_strength, strength_to_noise
 
 
@@ -79,6 +80,18 @@ KINDS: dict[str, Kind] = {
     "net": Kind("currentIndexChanged", lambda w, o: w.currentData(), _show_net),
 }
 BACKEND_OPTIONS = ("framework", "device")
+
+
+def usable_pose_net(cfg: Config) -> tuple[Config, str]:
+    """``cfg``, or, when its pose net is not available (a remembered choice whose weights are
+    gone), ``cfg`` with the default net and a message saying so."""
+    default = ModelConfig().pose_model
+    try:
+        check_pose_model(cfg, cfg.model.pose_model)
+    except ConfigError as exc:
+        if cfg.model.pose_model != default:
+            return set_value(cfg, "model.pose_model", default), f"{exc}. Running {default}."
+    return cfg, ""
 
 
 class EstimatorOptions(QObject):

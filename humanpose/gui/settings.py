@@ -10,38 +10,28 @@ the start.
 from __future__ import annotations
 
 import logging
+import typing
 
 from PySide6.QtCore import QObject, QSettings, Signal
 
 from ..config import Config, ConfigError, set_value
+from .options import CONTROLS
 
 log = logging.getLogger(__name__)
 
 ORGANISATION = "humanpose"
 APPLICATION = "humanpose"
 
-# Config keys the window changes and remembers, with their Python types.
-REMEMBERED: dict[str, type] = {
-    "estimator.boxsize": int,
-    "estimator.person_threshold": float,
-    "estimator.min_pose_score": float,
-    "estimator.joint_threshold": float,
-    "estimator.flip_test": bool,
-    "estimator.scale_search": float,
-    "estimator.rescale": bool,
-    "model.framework": str,
-    "model.device": str,
-    "model.pose_model": str,
-    "tracking.enabled": bool,
-    "tracking.smoothing": bool,
-    "tracking.measurement_noise": float,
-    "source.source": str,
-    "gui.view": str,
-    "gui.heatmap_blend": bool,
-    "gui.show_boxes": bool,
-    "gui.show_scores": bool,
-    "gui.low_latency_display": bool,
-}
+
+def _key_type(key: str) -> type:
+    section, _, name = key.partition(".")
+    return typing.get_type_hints(type(getattr(Config(), section)))[name]
+
+
+# Config keys the window changes and remembers, with their Python types: every control of the
+# table (options.CONTROLS), the source opened last and the view
+REMEMBERED: dict[str, type] = {key: _key_type(key) for key in
+                               [c.key for c in CONTROLS] + ["source.source", "gui.view"]}
 
 
 def open_settings(path: str | None = None) -> QSettings:
