@@ -177,6 +177,8 @@ def test_a_missing_net_is_offered_disabled_and_the_app_keeps_running(qtbot, wind
     qtbot.waitUntil(lambda: box.currentData() == FAST and win.cfg.model.pose_model == FAST,
                     timeout=WAIT_MS)
     assert running_net(win) == FAST
+    qtbot.waitUntil(lambda: win.controls.estimator.backend.text().startswith("torch"),
+                    timeout=WAIT_MS)                  # not left at "switching…"
     # still estimating with the fast net
     calls = win.estimator.estimate_calls
     win.controls.estimator.boxsize.setValue(win.cfg.estimator.boxsize + 8)

@@ -184,19 +184,21 @@ class EstimatorWorker(QObject):
             self.applied.emit(applied)
 
     def _switch_pose_model(self, name: str, applied: dict) -> bool:
+        """Switch the pose net; True when it changed.  Either way ``ready`` says what runs."""
         est = self.estimator
         current = est.config.model.pose_model
-        if name == current:
-            return False
         try:
+            if name == current:      # e.g. chosen and chosen back before it was applied
+                return False
             est.set_pose_model(name)
         except Exception as exc:  # noqa: BLE001 - ModelError, BackendError...: the net stays
             applied["pose_model_failed"] = str(exc)
             self.failed.emit(f"Cannot switch to the pose net {name}: {exc}. Still running "
                              f"{current}.")
             return False
+        finally:
+            self.ready.emit(_backend_text(est))
         applied["pose_model"] = name
-        self.ready.emit(_backend_text(est))
         return True
 
     def _configure(self, changes: dict, announce: bool) -> None:
