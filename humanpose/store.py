@@ -210,7 +210,8 @@ def load_named(name_or_path: str, models_dir: str | Path, kind: str) -> torch.nn
 def convert_caffe(prototxt: str | Path, caffemodel: str | Path, out: str | Path,
                   kind: str | None = None) -> Path:
     """Convert an official CPM ``prototxt`` + ``caffemodel`` to a humanpose weight file ``out``
-    (:func:`humanpose.nets.caffe_import.caffe_model`; raises its ``CaffeImportError``)."""
+    (:func:`humanpose.nets.caffe_import.caffe_model`; raises
+    :class:`humanpose.nets.caffe_proto.CaffeImportError`)."""
     from .nets.caffe_import import caffe_model
     model, kwargs, source = caffe_model(prototxt, caffemodel, kind)
     return save_weights(model, out, arch="cpm_vgg", kwargs=kwargs, extra={"source": source})
@@ -230,7 +231,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from .nets.caffe_import import CaffeImportError
+    from .nets.caffe_proto import CaffeImportError
     try:
         path = convert_caffe(args.prototxt, args.caffemodel, args.out, kind=args.kind)
     except (CaffeImportError, OSError) as exc:

@@ -11,9 +11,8 @@ import torch
 from safetensors import safe_open
 
 from humanpose import cli
-from humanpose.nets.caffe_import import (
-    CaffeImportError, cpm_prototxt, parse_prototxt, read_caffemodel, read_prototxt,
-    write_caffemodel)
+from humanpose.nets.caffe_import import cpm_prototxt, parse_prototxt, read_prototxt
+from humanpose.nets.caffe_proto import CaffeImportError, read_caffemodel, write_caffemodel
 from humanpose.nets.cpm_vgg import layer_specs
 from humanpose.store import convert_caffe, load_model
 

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import pytest
 
 from humanpose import cli
 from humanpose import skeleton as sk

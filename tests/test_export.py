@@ -12,8 +12,9 @@ from humanpose.estimator import maps
 from humanpose.estimator.result import Person, PoseResult
 from humanpose.export.draw import (crop_coords, draw_result, drawing_sizes, heatmap_tiles,
                                    stage_strip, track_colour)
+from humanpose.export.readers import read_jsonl, read_keypoints_csv
 from humanpose.export.writers import (CSV_COLUMNS, ExportError, KeypointWriter, VideoWriter,
-                                      read_jsonl, read_keypoints_csv, write_image)
+                                      write_image)
 from humanpose.skeleton import JOINTS, LIMB_COLOURS, LIMBS, NUM_JOINTS
 
 FH, FW, BOX = 240, 320, 192

@@ -34,8 +34,9 @@ import yaml
 from humanpose import cli
 from humanpose.config import from_dict
 from humanpose.export import writers
-from humanpose.export.run_cmd import run
-from humanpose.export.writers import ExportError, read_jsonl, read_keypoints_csv
+from humanpose.export.runner import run
+from humanpose.export.readers import read_jsonl, read_keypoints_csv
+from humanpose.export.writers import ExportError
 
 from test_run_cmd import count_frames, nets   # tiny nets whose detector always finds persons
 from humanpose.sources import FrameSource, open_source

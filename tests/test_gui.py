@@ -23,7 +23,7 @@ pytest.importorskip("pytestqt")
 
 from humanpose.config import from_dict  # noqa: E402
 from humanpose.estimator.pipeline import PoseEstimator  # noqa: E402
-from humanpose.export.writers import read_jsonl, read_keypoints_csv  # noqa: E402
+from humanpose.export.readers import read_jsonl, read_keypoints_csv  # noqa: E402
 from humanpose.gui.main_window import MainWindow  # noqa: E402
 from humanpose.gui.settings import apply_settings, open_settings  # noqa: E402
 from humanpose.gui.views import VIEWS, render  # noqa: E402

@@ -17,9 +17,10 @@ import yaml
 
 from humanpose import cli
 from humanpose.config import Config, from_args, from_dict
-from humanpose.export import run_cmd
-from humanpose.export.run_cmd import run
-from humanpose.export.writers import CSV_COLUMNS, read_jsonl, read_keypoints_csv
+from humanpose.export import runner
+from humanpose.export.runner import run
+from humanpose.export.readers import read_jsonl, read_keypoints_csv
+from humanpose.export.writers import CSV_COLUMNS
 from humanpose.nets import build_model
 from humanpose.skeleton import NUM_JOINTS
 from humanpose.sources import FrameSource, open_source
@@ -260,7 +261,7 @@ def test_cli_errors_exit_2_without_traceback(video, tmp_path, capsys, argv, mess
 
 
 def test_cli_ctrl_c_exit_130(video, config_file, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(run_cmd, "open_source",
+    monkeypatch.setattr(runner, "open_source",
                         lambda spec, cfg=None: Interrupting(open_source(spec, cfg), at=2))
     rc = cli.main(["run", str(video), "--config", str(config_file), "--no-progress",
                    "--out", str(tmp_path / "o")])

@@ -23,7 +23,7 @@ def test_manifest_files_exist_with_their_checksum_and_card():
         assert sha256(path) == e["sha256"], f"{path} does not match its sha256"
         assert (MODELS / e["card"]).exists(), f"model card {e['card']} missing"
         total += path.stat().st_size
-    assert total <= 25e6
+    assert total <= 40e6      # the accurate pose net (12.6 MB in float16) is the largest
     cfg = config.load()
     names = {e["name"] for e in ENTRIES}
     assert cfg.model.person_model in names and cfg.model.pose_model in names

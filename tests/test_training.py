@@ -14,7 +14,8 @@ from humanpose import cli, skeleton as sk
 from humanpose.estimator.maps import argmax_subpixel, from_map
 from humanpose.train import metrics
 from humanpose.train.datasets import DatasetError, read_lsp_dir
-from humanpose.train.samples import flip_joints, person_scene, pose_sample, pose_targets
+from humanpose.train.samples import flip_joints, pose_sample, pose_targets
+from humanpose.train.scenes import person_scene
 
 from conftest import shared_path
 
@@ -147,7 +148,7 @@ def test_rotation_augmentation_settings():
 def test_recipe_keys_are_checked(tmp_path):
     """A bad augmentation / relabelling value or a recipe that is not a mapping is a ValueError
     naming the key; good values load."""
-    from humanpose.train.trainer import TrainConfig
+    from humanpose.train.recipe import TrainConfig
 
     def _recipe(text: str):
         (tmp_path / "recipe.yml").write_text(text)
@@ -202,17 +203,36 @@ def test_recipe_keys_are_checked(tmp_path):
 
 
 def test_every_recipe_in_train_loads():
-    """The recipes the model cards cite (train/*.yml) pass the same checks as a new one: no
-    unknown key, no bad value, and their net can be built (a typo would surface only when
-    someone reruns a recipe hours later)."""
+    """Every recipe the model cards and the docs cite exists in train/, and every recipe there
+    passes the same checks as a new one: no unknown key, no bad value, and its net can be built
+    (a typo would surface only when someone reruns a recipe hours later).  The training log
+    cites removed recipes by the commit that holds them, so it is not checked."""
+    import re
+
     from humanpose.nets import build_model
-    from humanpose.train.trainer import TrainConfig
-    recipes = sorted((Path(__file__).resolve().parents[1] / "train").glob("*.yml"))
-    assert len(recipes) >= 40
+    from humanpose.train.recipe import TrainConfig
+    root = Path(__file__).resolve().parents[1]
+    citing = [*root.glob("models/*.md"), root / "README.md",
+              *(p for p in root.glob("docs/*.md") if p.name != "training-log.md")]
+
+    def recipes_in(text: str) -> set[str]:
+        names = set(re.findall(r"train/([\w-]+\.yml)", text))
+        # a shell loop: for r in c d e; do ... train/pose_compact_$r.yml; done
+        for _, values, stem in re.findall(r"for (\w+) in ([\w ]+); do[^\n]*train/([\w-]*)\$\1\.yml",
+                                          text):
+            names.update(f"{stem}{v}.yml" for v in values.split())
+        return names
+    cited = set().union(*(recipes_in(p.read_text()) for p in citing))
+    cards = set().union(*(recipes_in(p.read_text()) for p in root.glob("models/*.md")))
+    assert len(cards) >= 5                  # the cards say which recipes made the shipped weights
+    recipes = sorted((root / "train").glob("*.yml"))
+    missing = sorted(cited - {p.name for p in recipes})
+    assert not missing, f"cited but not in train/: {missing}"
     for path in recipes:
         cfg = TrainConfig.load(path)
         assert cfg.kind in ("person", "pose"), path.name
         assert build_model(cfg.arch, cfg.kind, **cfg.arch_kwargs).kind == cfg.kind, path.name
+
 
 def test_pose_sample_scale_and_zoom_ranges():
     """The person's size in the crop follows pose_scale, or zoom_prob's 1.1-2.0."""
@@ -382,19 +402,19 @@ def _red_person_cache(n: int = 4) -> tuple[np.ndarray, np.ndarray]:
 
 
 def test_distractors_paint_only_their_mask_and_scramble_the_body():
-    from humanpose.train import samples
+    from humanpose.train import distractors
     imgs, joints = _red_person_cache()
     scene = np.full((128, 192, 3), (30, 160, 60), np.uint8)    # green: unlike any cached pixel
     for seed in range(20):
         rng = np.random.default_rng(seed)
-        for paint, mask in (samples._tape(scene, rng), samples._panel_box(scene, 60.0, rng)):
+        for paint, mask in (distractors._tape(scene, rng), distractors._panel_box(scene, 60.0, rng)):
             assert set(np.unique(mask)) <= {0, 255} and (mask > 0).any()
             assert (paint[mask > 0] != scene[mask > 0]).any(1).mean() > 0.5   # painted in the mask
-        tape = samples._tape(scene, rng)[1]
+        tape = distractors._tape(scene, rng)[1]
         assert 0 < (tape > 0).mean() < 0.12                       # a thin line, not a block
         narrow = np.full((128, 96, 3), 100, np.uint8)             # a box wider than the scene
-        assert (samples._panel_box(narrow, 115.0, rng)[1] > 0).any()
-        paint, mask = samples._shuffled_person(scene, 80.0, imgs, joints, rng)
+        assert (distractors._panel_box(narrow, 115.0, rng)[1] > 0).any()
+        paint, mask = distractors._shuffled_person(scene, 80.0, imgs, joints, rng)
         ys, xs = np.nonzero(mask)
         cy, cx = np.nonzero((paint != scene).any(2))              # painted: the patch's rectangle,
         assert len(ys) and ys.min() - 3 <= cy.min() and cy.max() <= ys.max() + 3   # which the
@@ -408,14 +428,14 @@ def test_distractors_paint_only_their_mask_and_scramble_the_body():
 
 def test_person_scene_distractors_are_never_targets_and_hide_people():
     """Distractors add no target, and a person is dropped only where one covers its centre."""
-    from humanpose.train import samples
+    from humanpose.train import distractors
     imgs, joints = _red_person_cache()
     dropped = 0
     for seed in range(80):
         rng = np.random.default_rng(seed)
         scene = np.full((128, 192, 3), (30, 160, 60), np.uint8)
         c = np.array([96.0, 64.0])
-        out, centres = samples._paste_distractors(scene, [c], imgs, joints, rng, (0.2, 0.9))
+        out, centres = distractors._paste_distractors(scene, [c], imgs, joints, rng, (0.2, 0.9))
         changed = bool((out[64, 96] != scene[64, 96]).any())
         if not centres:
             assert changed            # only a distractor over the centre drops it
@@ -477,7 +497,8 @@ def test_a_failing_batch_stops_training_with_its_error_instead_of_hanging():
     """The batch thread hands its exception to the training loop (it used to die silently
     and leave the loop waiting for ever)."""
     import threading
-    from humanpose.train.trainer import Batches, TrainConfig
+    from humanpose.train.batches import Batches
+    from humanpose.train.recipe import TrainConfig
     cfg = TrainConfig(kind="pose", batch_size=2, sizes=[64])
     empty = {"images": np.zeros((0, 96, 96, 3), np.uint8), "joints": np.zeros((0, 14, 2))}
     batches = Batches(cfg, empty, seed=0)
@@ -500,7 +521,8 @@ def test_worker_processes_make_distinct_batches_and_report_errors():
     stream (two workers copying one stream would feed the net every batch twice), and a
     worker's failure stops training with its error, as the thread's does."""
     import multiprocessing
-    from humanpose.train.trainer import Batches, TrainConfig
+    from humanpose.train.batches import Batches
+    from humanpose.train.recipe import TrainConfig
     rng = np.random.default_rng(0)
     cache = {"images": rng.integers(0, 255, (6, 96, 96, 3), dtype=np.uint8),
              "joints": np.tile(np.linspace(30, 66, 14)[:, None], (6, 1, 2)).astype(np.float32)}
@@ -525,7 +547,7 @@ def test_worker_processes_make_distinct_batches_and_report_errors():
 def _tiny_pose_recipe(tmp_path, **changes):
     """A tiny pose recipe (2 stages, 16 channels, 64-pixel crops) on generated LSP data in
     ``tmp_path / "data"``, writing to ``tmp_path / "run"``."""
-    from humanpose.train.trainer import TrainConfig
+    from humanpose.train.recipe import TrainConfig
     root = tmp_path / "data"
     _fake_lsp(root / "lsp", n=12, fmt="lsp")
     _fake_lsp(root / "lspet", n=12, fmt="lspet", seed=1)
@@ -581,7 +603,7 @@ def test_teacher_maps_are_the_flip_test_of_the_teacher():
     """Distillation's soft targets: the teacher's last stage averaged with its mirrored view, so
     they mirror with the input (left / right swapped) and are not the plain output."""
     from humanpose.nets import build_model
-    from humanpose.train.trainer import teacher_maps
+    from humanpose.train.losses import teacher_maps
     torch.manual_seed(0)
     teacher = build_model("cpm_compact", "pose", stages=2, feat=16).eval()
     x = torch.rand(2, 4, 64, 64)
@@ -602,7 +624,7 @@ def test_teacher_scale_search_puts_the_zoomed_maps_back_where_they_belong():
     """The zoom of distillation's scale search: a dot moves towards the centre by the zoom, and a
     teacher whose maps follow the image (8 x 8 means) gives back its own maps and peak."""
     from humanpose.estimator.maps import argmax_subpixel
-    from humanpose.train.trainer import _zoom, teacher_maps
+    from humanpose.train.losses import _zoom, teacher_maps
     img = torch.zeros(1, 1, 64, 64)
     img[0, 0, 40, 20] = 1.0                               # pixel x 20, y 40; centre 32, 32
     i = int(_zoom(img, 1.25)[0, 0].argmax())              # a window 1.25x as large
@@ -655,7 +677,8 @@ def test_packed_crops_travel_in_parts_and_train_a_pose_net(tmp_path, capsys):
     says so, and a pose recipe trains from them without the dataset (`packed:`)."""
     from humanpose.train.datasets import DatasetError
     from humanpose.train.packed import load_packed
-    from humanpose.train.trainer import TrainConfig, train
+    from humanpose.train.recipe import TrainConfig
+    from humanpose.train.trainer import train
     root = tmp_path / "data"
     _fake_lsp(root / "lsp", n=6, fmt="lsp")
     _fake_lsp(root / "lspet", n=8, fmt="lspet", seed=1)
@@ -695,7 +718,8 @@ def test_split_is_fixed_whatever_the_training_seed(tmp_path):
     """The held-out images never depend on a run's seed: two runs with other seeds build the
     same validation cache (and so never train on each other's validation images)."""
     from humanpose.train.datasets import splits
-    from humanpose.train.trainer import TrainConfig, train
+    from humanpose.train.recipe import TrainConfig
+    from humanpose.train.trainer import train
     root = tmp_path / "data"
     _fake_lsp(root / "lsp", n=4, fmt="lsp")
     _fake_lsp(root / "lspet", n=10, fmt="lspet", seed=1)
@@ -713,7 +737,8 @@ def test_split_is_fixed_whatever_the_training_seed(tmp_path):
 
 
 def test_missing_init_weights_is_an_error(tmp_path, capsys):
-    from humanpose.train.trainer import TrainConfig, train
+    from humanpose.train.recipe import TrainConfig
+    from humanpose.train.trainer import train
     cfg = TrainConfig(init=str(tmp_path / "nope.safetensors"), run_dir=str(tmp_path / "run"))
     with pytest.raises(FileNotFoundError, match="nope.safetensors"):
         train(cfg, progress=False)
@@ -852,6 +877,7 @@ def test_eval_waist_up_counts_the_cut_off_joints_the_app_would_draw(tmp_path):
     from humanpose.estimator.result import Person, PoseResult
     from humanpose.train import evaluate as ev
     from humanpose.train.datasets import read_lsp_dir
+    from humanpose.train.eval_report import format_report
     ANKLES = [sk.JOINT_INDEX["r_ankle"], sk.JOINT_INDEX["l_ankle"]]
     _fake_lsp(tmp_path / "lsp", n=3)
     data = read_lsp_dir(tmp_path / "lsp", "lsp")
@@ -879,7 +905,7 @@ def test_eval_waist_up_counts_the_cut_off_joints_the_app_would_draw(tmp_path):
     assert rep["n_images"] == 3 and rep["found_end_to_end"] == rep["pck_end_to_end"] == 100.0
     assert rep["cut_off_joints"] == cut.sum() and rep["correct_joints_hidden"] == 0.0
     assert rep["cut_off_joints_drawn"] == round(100.0 * 6 / cut.sum(), 2)   # the 6 ankles
-    assert "cut off by the frame drawn anyway: " in ev.format_report(rep)
+    assert "cut off by the frame drawn anyway: " in format_report(rep)
 
 
 def test_paired_difference_of_two_results():
@@ -1118,7 +1144,7 @@ def test_pose_sample_frame_edge_cut():
 def test_person_scene_webcam_frame():
     """cut_prob in person scenes: one upright person cut by the scene's bottom edge below the
     hips, the target at the centre of its joints in view; no upright person, no such scene."""
-    from humanpose.train.samples import CUT_FILL, _cut_scene, person_scene
+    from humanpose.train.scenes import CUT_FILL, _cut_scene, person_scene
     imgs = np.random.default_rng(0).integers(0, 256, (2, 288, 288, 3)).astype(np.uint8)
     joints = np.zeros((2, sk.NUM_JOINTS, 2))
     joints[:, :, 0] = 144 + np.linspace(-20, 20, sk.NUM_JOINTS)
@@ -1156,7 +1182,7 @@ def test_person_scene_webcam_frame():
 
 
 def test_stage_loss_sums_stages_and_weighs_peaks():
-    from humanpose.train.trainer import stage_loss
+    from humanpose.train.losses import stage_loss
     t = torch.zeros(1, 2, 4, 4)
     t[0, 0, 1, 1] = 1.0                                   # a joint peak; channel 1 = background
     w = torch.ones(1, 2)
@@ -1168,7 +1194,7 @@ def test_stage_loss_sums_stages_and_weighs_peaks():
 
 
 def test_mirrored_limbs_finds_arms_and_legs_labelled_from_the_other_side():
-    from humanpose.train.trainer import mirrored_limbs
+    from humanpose.train.validation import mirrored_limbs
     J = sk.JOINT_INDEX
     gt = np.zeros((4, 14, 2))
     gt[:, :, 0] = np.arange(14) * 40.0                    # joints 40 px apart in a row (mirror
@@ -1197,7 +1223,8 @@ def test_relabelling_swaps_the_judged_limbs_and_keeps_the_verdict(tmp_path):
     better mirrored get their left and right labels exchanged (joints and visibility)."""
     from humanpose.nets import build_model
     from humanpose.store import save_weights, sha256
-    from humanpose.train.trainer import LIMB_GROUPS, relabel_mirrored_limbs
+    from humanpose.train.recipe import LIMB_GROUPS
+    from humanpose.train.validation import relabel_mirrored_limbs
     rng = np.random.default_rng(0)
     joints = np.column_stack([np.full(14, 144.0), np.linspace(60, 230, 14)]) + rng.normal(0, 20, (14, 2))
     cache = {"images": rng.integers(0, 255, (3, 288, 288, 3), dtype=np.uint8),
@@ -1273,7 +1300,8 @@ def test_init_grows_more_stages_from_the_last_one(tmp_path, capsys):
     stages' beliefs unchanged) and starts each added stage as a copy of the last one."""
     from humanpose.nets import build_model
     from humanpose.store import save_weights
-    from humanpose.train.trainer import TrainConfig, initial_model
+    from humanpose.train.recipe import TrainConfig
+    from humanpose.train.trainer import initial_model
     torch.manual_seed(0)
     small = build_model("cpm_compact", "pose", stages=3, feat=16).eval()
     init = save_weights(small, tmp_path / "small.safetensors", "cpm_compact",
@@ -1329,7 +1357,8 @@ def test_init_deepens_the_front_keeping_what_the_net_computes(tmp_path):
     one gradient step moves their BatchNorm scale off 0; fewer blocks than the init is an error."""
     from humanpose.nets.compact import ResBlock
     from humanpose.store import load_model, save_weights
-    from humanpose.train.trainer import TrainConfig, initial_model
+    from humanpose.train.recipe import TrainConfig
+    from humanpose.train.trainer import initial_model
     small, x, init = _trained_small_init(tmp_path)
     deep, kwargs = initial_model(TrainConfig(init=str(init), arch_kwargs={"front_blocks": 2}))
     assert kwargs == {"stages": 3, "feat": 16, "front_blocks": 2} and deep.front_blocks == 2
@@ -1358,7 +1387,8 @@ def test_init_widens_feat_keeping_what_the_net_computes(tmp_path):
     """A recipe asking for more ``feat`` channels than its init widens the net (Net2WiderNet):
     the same beliefs in eval and in training mode, the old channels' weights kept, and a
     gradient step that no longer moves a channel and its copy alike."""
-    from humanpose.train.trainer import TrainConfig, initial_model
+    from humanpose.train.recipe import TrainConfig
+    from humanpose.train.trainer import initial_model
     small, x, init = _trained_small_init(tmp_path)
     wide, kwargs = initial_model(TrainConfig(init=str(init), arch_kwargs={"feat": 24, "stages": 4}))
     assert kwargs == {"stages": 4, "feat": 24} and wide.num_stages == 4

@@ -51,7 +51,7 @@ def main() -> int:
     from PySide6.QtGui import QGuiApplication, QImage, QPainter
     from PySide6.QtSvg import QSvgRenderer
 
-    app = QGuiApplication.instance() or QGuiApplication(sys.argv[:1])  # noqa: F841
+    app = QGuiApplication.instance() or QGuiApplication(sys.argv[:1])   # QImage and SVG need it
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     text = svg()
@@ -69,6 +69,7 @@ def main() -> int:
     if not small.save(str(out / "humanpose.ico"), "ICO"):
         raise SystemExit("cannot write humanpose.ico")
     print(f"wrote {out / 'humanpose.svg'}, {out / 'humanpose.png'} and {out / 'humanpose.ico'}")
+    del app                                 # held until the files are written
     return 0
 
 

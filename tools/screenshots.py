@@ -341,7 +341,7 @@ def main(argv=None) -> int:
     win.close()
     win.deleteLater()
     QCoreApplication.processEvents()
-    del win, image
+    win = image = None                # the window goes before the application does
     return 0
 
 

@@ -5,7 +5,7 @@ thread makes the batches, side by side in one run.
     python tools/train_speed.py train/pose_mobilenet.yml train/pose_mobilenet_accurate.yml \
         --steps 12
 
-The batch maker runs in its own thread beside the training loop (trainer.Batches), so a run's
+The batch maker runs in its own thread beside the training loop (batches.Batches), so a run's
 rate is about min(net steps/s, batches/s); the table says which one bounds it.
 """
 from __future__ import annotations
@@ -22,8 +22,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from humanpose.estimator.cpu import bf16_kernel, cpu_model  # noqa: E402
 from humanpose.train.datasets import build_crop_cache, crop_cache_file, splits  # noqa: E402
-from humanpose.train.trainer import (Batches, TrainConfig, _path, initial_model,  # noqa: E402
-                                     stage_loss)
+from humanpose.train.batches import Batches  # noqa: E402
+from humanpose.train.losses import stage_loss  # noqa: E402
+from humanpose.train.recipe import TrainConfig  # noqa: E402
+from humanpose.train.trainer import _path, initial_model  # noqa: E402
 
 
 def net_rate(cfg: TrainConfig, batches: list, precision: str, channels_last: bool) -> float:

@@ -1,4 +1,5 @@
-"""The output folder of a run: a lock, a staging folder, an atomic swap, ``run.json``.
+"""The output folder of a run: a lock, a staging folder, an atomic swap, ``run.json``
+(its content and the names it owns: :mod:`.manifest`).
 
 A run never writes its results under their final names while it runs:
 
@@ -28,29 +29,24 @@ the folder completes that swap before it starts.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import re
 import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .manifest import (MANIFEST_NAME, alt_name, canonical_name, find_manifest, load_json,
+                       owned_names)
 from .writers import ExportError
 
 LOCK_NAME = ".humanpose-run.lock"
 STAGE_PREFIX = ".partial-"       # a run's files while it runs
 READY_PREFIX = ".ready-"         # a whole new result, being swapped in
 OLD_PREFIX = ".old-"             # inside a ready folder: the previous result's files
-MANIFEST_NAME = "run.json"
 MANIFEST_RESERVE = 16384     # bytes of run.json written when the run starts: on a disk that fills
                              # up during the run, it is overwritten in place, needing no new space
-# the names a run writes into its folder (a user's file of that name makes it write beside)
-RESULT_NAMES = ("keypoints.csv", "keypoints.jsonl", "annotated.mp4", "annotated.avi",
-                "annotated", MANIFEST_NAME)
-ALT_INFIX = ".humanpose"     # keypoints.csv taken by a user's file: keypoints.humanpose.csv
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
 try:                         # POSIX
@@ -72,12 +68,6 @@ class FolderBusy(ExportError):
         super().__init__(f"output folder {folder} is in use by another humanpose run ({who}); "
                          "wait for it to end or choose another --out")
         self.folder, self.holder = folder, holder
-
-
-def config_hash(cfg) -> str:
-    """sha256 of the config's values (keys sorted): two runs with one hash used one config."""
-    text = json.dumps(cfg.to_dict(), sort_keys=True, default=str)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def _now() -> str:
@@ -106,53 +96,6 @@ def _fsync_dir(path: Path) -> None:
         pass
     finally:
         os.close(fd)
-
-
-def alt_name(name: str, k: int) -> str:
-    """The k-th name beside ``name`` (k >= 1): keypoints.humanpose.csv, keypoints.humanpose-2.csv;
-    annotated.humanpose for a folder."""
-    stem, dot, suffix = name.partition(".")
-    return f"{stem}{ALT_INFIX}{'' if k == 1 else f'-{k}'}{dot}{suffix}"
-
-
-def canonical_name(name: str) -> str:
-    """The name a run stages a file under: ``alt_name``'s inverse."""
-    return re.sub(rf"^([^.]*){re.escape(ALT_INFIX)}(?:-\d+)?(?=\.|$)", r"\1", name)
-
-
-def _is_manifest(data) -> bool:
-    return isinstance(data, dict) and "humanpose_version" in data and \
-        isinstance(data.get("files"), dict)
-
-
-def _load_json(path: Path):
-    try:
-        if path.is_file() and path.stat().st_size < (4 << 20):
-            return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        pass
-    return None
-
-
-def find_manifest(folder: str | Path) -> tuple[Path, dict] | None:
-    """The humanpose ``run.json`` of a folder (``run.humanpose.json``... where the user has a
-    run.json of their own), as (path, its data); None when there is none."""
-    folder = Path(folder)
-    for name in [MANIFEST_NAME] + [alt_name(MANIFEST_NAME, k) for k in range(1, 10)]:
-        data = _load_json(folder / name)
-        if _is_manifest(data):
-            return folder / name, data
-    return None
-
-
-def owned_names(manifest: dict, manifest_name: str = MANIFEST_NAME) -> list[str]:
-    """The names in its folder a run's manifest says that run wrote (older manifests: its
-    ``files``)."""
-    owned = manifest.get("owned")
-    if not isinstance(owned, list):
-        owned = [str(v).rstrip("/") for v in manifest["files"].values()] + [manifest_name]
-    return [n for n in owned if isinstance(n, str) and n and "/" not in n
-            and not n.startswith(".")]
 
 
 @dataclass
@@ -224,7 +167,7 @@ class OutputFolder:
         holds a whole result); staging folders of runs killed while they ran: remove."""
         for ready in sorted(self.path.glob(READY_PREFIX + "*")):
             if (ready / MANIFEST_NAME).exists():
-                manifest = _load_json(ready / MANIFEST_NAME) or {}
+                manifest = load_json(ready / MANIFEST_NAME) or {}
                 finals = [n for n in manifest.get("owned") or [] if isinstance(n, str)]
                 moves = {canonical_name(n): n for n in finals
                          if canonical_name(n) != MANIFEST_NAME}

@@ -19,11 +19,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .caffe_proto import (CaffeImportError, CaffeLayer, read_caffemodel,  # noqa: F401 - re-exported
-                          write_caffemodel)
+from .caffe_proto import CaffeImportError, CaffeLayer, read_caffemodel
+
+if TYPE_CHECKING:          # torch is imported only when a net is built
+    import torch
 
 
 # ------------------------------------------------------------------------------------------------

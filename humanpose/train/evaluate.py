@@ -13,8 +13,8 @@ Two modes, both with the configured nets, backend and boxsize:
 
 ``detector_recall`` judges the person detector alone: the fraction of annotated persons with a
 detector peak (a detected person's ``centre``) within 0.3 x their size of the annotated centre.
-Before 2026-12-01 the end-to-end pose was matched by that peak too (a correct pose whose peak lay
-a little further off counted as a miss); ``pck_end_to_end_peak_match`` still reports that figure.
+``pck_end_to_end_peak_match`` is the end-to-end PCK with the pose matched by that peak instead
+(a correct pose whose peak lies a little further off counts as a miss).
 PCK: a joint is correct within 0.2 x the torso diameter, here the distance from the left
 shoulder to the right hip (the usual "shoulder to opposite hip" LSP definition).  A person
 without one of those two joints is not scored (LSP annotates every joint; LSP-extended leaves
@@ -46,7 +46,7 @@ crop cut from the track, not on the detector's; ``--compare`` against the same r
 ``tracking.detect_every: 1`` (detector on every frame) isolates it.
 
 ``--compare BASE.json`` (a report written by ``--json`` for other weights or settings on the
-same images) adds the difference in both modes with its 95 % interval from a paired bootstrap
+same images; :mod:`.eval_report`) adds the difference in both modes with its 95 % interval from a paired bootstrap
 over the images: the JSON keeps which joints were correct in each image (``per_image_*``:
 '1' / '0' / '-' for not annotated, in joint order), so two results can be compared image by
 image.  On 500 images a difference of half a point is usually inside that interval.
@@ -64,9 +64,9 @@ import numpy as np
 from ..config import add_estimator_arguments
 from ..skeleton import JOINT_INDEX, JOINT_LABELS, NUM_JOINTS
 from .datasets import DatasetError, PoseSet, person_box, read_lsp_dir, splits
-from .metrics import (TORSO_DEFINITION, correct_codes, from_codes, paired_difference,
-                      pck_by_orientation, pck_correct, pck_mirror_tolerant, pck_summary,
-                      rate_by_orientation, read_json_report, upright)
+from .eval_report import comparison_lines, format_report, read_baseline
+from .metrics import (TORSO_DEFINITION, correct_codes, pck_by_orientation, pck_correct,
+                      pck_mirror_tolerant, pck_summary, rate_by_orientation, upright)
 
 DETECTION_RADIUS = 0.3
 WAIST_UP_TILT = 45.0      # --waist-up: persons whose torso is within this of upright (degrees)
@@ -163,7 +163,7 @@ def evaluate(estimator, data: PoseSet, progress: bool = True, shrink: float = 1.
     gt = data.joints.copy()
     pred_gt = np.full((n, NUM_JOINTS, 2), np.nan)
     pred_e2e = np.full((n, NUM_JOINTS, 2), np.nan)
-    pred_peak = np.full((n, NUM_JOINTS, 2), np.nan)    # matched by the detector peak (< 2026-12-01)
+    pred_peak = np.full((n, NUM_JOINTS, 2), np.nan)    # matched by the detector peak
     score_e2e = np.full((n, NUM_JOINTS), np.nan)        # joint scores of the matched pose
     detected = np.zeros(n, bool)
     matched = np.zeros(n, bool)
@@ -280,102 +280,6 @@ def drawn_joints(scores: np.ndarray, correct: np.ndarray, cut_off: np.ndarray,
 def _per_joint(values: np.ndarray) -> dict:
     """Per-joint PCK for the JSON: None for a joint never evaluated (JSON has no NaN)."""
     return {j: round(float(v), 2) if np.isfinite(v) else None for j, v in zip(JOINT_LABELS, values)}
-
-
-def format_report(rep: dict) -> str:
-    pct = lambda v: "-" if v is None else f"{v:.1f}"  # noqa: E731
-    lines = [f"{'joint':<12} {'end-to-end':>10} {'gt-centre':>10}"]
-    for j in JOINT_LABELS:
-        lines.append(f"{j:<12} {pct(rep['per_joint_end_to_end'][j]):>10} "
-                     f"{pct(rep['per_joint_gt_centre'][j]):>10}")
-    lines.append("by torso orientation (persons) end-to-end / gt-centre:  " + "  ".join(
-        f"{k} ({v['persons']}) {pct(v['pck'])} / {pct(rep['by_orientation_gt_centre'][k]['pck'])}"
-        for k, v in rep["by_orientation_end_to_end"].items()))
-    if "detector_recall_by_orientation" in rep:
-        lines.append("detector recall by torso orientation:  " + "  ".join(
-            f"{k} {pct(v['rate'])} %" for k, v in rep["detector_recall_by_orientation"].items()))
-    if "persons_scored" in rep:
-        lines.append(f"persons scored: {rep['persons_scored']} of {rep['n_images']} (the others lack "
-                     f"the left shoulder or the right hip); scored by the other diagonal where "
-                     f"those lack: {rep['persons_scored_either_diagonal']}, PCK@0.2 end-to-end "
-                     f"{pct(rep['pck_end_to_end_either_diagonal'])} / gt-centre "
-                     f"{pct(rep['pck_gt_centre_either_diagonal'])}")
-    if "pck_gt_centre_mirror_tolerant" in rep:
-        lines.append(f"left / right: gt-centre PCK@0.2 {pct(rep['pck_gt_centre_mirror_tolerant'])} "
-                     f"when each image may also be scored against its labels with left and right "
-                     f"exchanged; {pct(rep['images_read_mirrored'])} % of the images fit the "
-                     f"exchanged labels better (mirrored annotations or poses read mirrored)")
-    if "correct_joints_hidden" in rep:
-        cut = (f", joints cut off by the frame drawn anyway: {rep['cut_off_joints_drawn']:.1f} % "
-               f"of {rep['cut_off_joints']}" if "cut_off_joints" in rep else "")
-        lines.append(f"joints drawn (score >= {rep['joint_threshold']:g}): correct ones hidden "
-                     f"{rep['correct_joints_hidden']:.1f} %{cut}")
-    lines.append(f"images: {rep['n_images']}  detector recall: {rep['detector_recall']:.1f} % "
-                 f"({rep['detections_per_image']:.2f} detections/image at threshold "
-                 f"{rep['person_threshold']:g}; pose found for {rep['found_end_to_end']:.1f} %)  "
-                 f"s/image: {rep['seconds_per_image_end_to_end']:.3f} (end-to-end)  "
-                 f"boxsize: {rep['boxsize']}{'  flip test' if rep.get('flip_test') else ''}"
-                 f"{'  scale search %g' % rep['scale_search'] if rep.get('scale_search') else ''}"
-                 f"{'  rescale' if rep.get('rescale') else ''}"
-                 f"{'  shrink %g' % rep['shrink'] if rep.get('shrink', 1.0) < 1.0 else ''}"
-                 f"{'  waist-up' if rep.get('framing') == 'waist-up' else ''}  "
-                 f"backend: {rep['backend']}{_ran(rep)}")
-    lines.append(f"PCK@0.2 end-to-end: {rep['pck_end_to_end']:.1f}  gt-centre: {rep['pck_gt_centre']:.1f}")
-    return "\n".join(lines)
-
-
-def _ran(rep: dict) -> str:
-    """" (person int8, pose int8 on AMD EPYC, AVX512-VNNI)" from a report that has it."""
-    prec, cpu = rep.get("precision"), rep.get("cpu")
-    if not prec or not cpu:
-        return ""
-    return (f" (person {prec['person']}, pose {prec['pose']} on {cpu['model']}, "
-            f"{cpu['int8_kernel']})")
-
-
-MODES = (("end-to-end", "per_image_end_to_end"), ("gt-centre", "per_image_gt_centre"))
-SAME = ("n_images", "data", "shrink", "framing")   # what two reports must share to be compared
-REQUIRED = SAME[:3]              # (data: by name; reports before 2026-12-03 have no framing key)
-
-
-def _same(key: str, rep: dict):
-    if key == "framing":
-        return rep.get(key, "whole")
-    return Path(rep.get(key, "")).name if key == "data" else rep.get(key)
-
-
-def read_baseline(path) -> dict:
-    """A report written by ``eval --json``, checked to hold the per-image results."""
-    rep = read_json_report(path)
-    missing = [k for k in REQUIRED + tuple(key for _, key in MODES) if k not in rep]
-    if missing:
-        raise ValueError(f"--compare: {path} lacks {', '.join(missing)}: write it with "
-                         f"`humanpose eval --json` (reports before 2026-12-03 lack the per-image results)")
-    for _, key in MODES:
-        try:
-            codes = from_codes(rep[key])
-        except ValueError as exc:
-            raise ValueError(f"--compare: {path}: {key}: {exc}") from None
-        if codes.shape != (rep["n_images"], NUM_JOINTS):
-            raise ValueError(f"--compare: {path}: {key} holds {codes.shape[0]} images x "
-                             f"{codes.shape[-1]} joints, not {rep['n_images']} x {NUM_JOINTS}")
-    return rep
-
-
-def comparison_lines(base: dict, rep: dict, name: str) -> list[str]:
-    """Lines saying how ``rep`` differs from ``base`` in both modes (paired bootstrap)."""
-    differ = [k for k in SAME if _same(k, base) != _same(k, rep)]
-    if differ:
-        return [f"not compared with {name}: its {', '.join(differ)} differ from this run's "
-                f"({', '.join(f'{_same(k, base)} vs {_same(k, rep)}' for k in differ)})"]
-    parts = []
-    for label, key in MODES:
-        try:
-            d, lo, hi = paired_difference(from_codes(base[key]), from_codes(rep[key]))
-        except ValueError as exc:    # e.g. other images under the same name
-            return [f"not compared with {name}: {exc}"]
-        parts.append(f"{label} {d:+.2f} (95 % interval {lo:+.2f} to {hi:+.2f})")
-    return [f"against {name} ({base['n_images']} images, paired bootstrap): " + "  ".join(parts)]
 
 
 def add_arguments(p) -> None:

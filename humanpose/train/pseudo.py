@@ -6,7 +6,7 @@ background.  :func:`pseudo_centres` runs humanpose's own pipeline (the configure
 pose net, tracking off) on every cached crop and keeps, as extra person centres, the persons
 whose pose scores at least PSEUDO_SCORE and that lie away from the annotated person (centre
 farther than PSEUDO_AWAY x its size, and not sharing its joints).  The trainer's person scenes
-then make them targets too (``pseudo_labels: true`` in a person recipe; ``samples.person_scene``).
+then make them targets too (``pseudo_labels: true`` in a person recipe; ``scenes.person_scene``).
 """
 from __future__ import annotations
 

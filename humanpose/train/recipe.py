@@ -1,6 +1,6 @@
 """The training recipe (``train/*.yml``): :class:`TrainConfig`, its defaults and its validation
 (:meth:`TrainConfig.load`: one line naming the key for an unknown key, a wrong type or a value out
-of range).  Moved out of ``trainer.py``, which re-exports it.
+of range).  :mod:`.trainer` trains what it describes.
 """
 from __future__ import annotations
 
@@ -41,13 +41,13 @@ class TrainConfig:
     zoom_prob: float = 0.2                 # ... or with this probability 1.1-2.0 (waist-up framing)
     cut_prob: float = 0.0                  # frame a person as a webcam does, cut below the hips:
                                            # pose, grey below the line (samples.pose_sample);
-                                           # person, the scene's bottom edge (samples.person_scene)
+                                           # person, the scene's bottom edge (scenes.person_scene)
     cut_empty: bool = False                # pose: the joints below the cut trained to empty maps
                                            # (scored low) instead of left untrained
     neighbour_prob: float = 0.0            # pose: another person pasted beside the centred one
                                            # (a walker's companion), the targets unchanged;
                                            # person: a companion beside each pasted upright
-                                           # person, a second target (samples._paste_companion)
+                                           # person, a second target (scenes._paste_companion)
     pseudo_labels: bool = False            # person: the other people in the training crops,
                                            # found by the configured nets (train/pseudo.py), are
                                            # targets too where a crop is a scene's background
@@ -55,8 +55,8 @@ class TrainConfig:
                                            # a fraction of the crop side
     person_scale: list = field(default_factory=lambda: [0.25, 0.9])   # person: a person's size
                                            # as a fraction of the scene height, uniform in this range
-    cover_prob: float = 0.0                # person: scenes on a background that covers them (samples)
-    distractor_prob: float = 0.0           # person: scenes with person-free distractors (samples)
+    cover_prob: float = 0.0                # person: scenes on a background that covers them (scenes)
+    distractor_prob: float = 0.0           # person: scenes with person-free distractors (scenes)
     relabel_with: str = ""                 # pose: a pose net's weights; before training, an arm or
                                            # a leg whose left/right labels it fits far better
                                            # exchanged is relabelled (relabel_mirrored_limbs)

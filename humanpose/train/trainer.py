@@ -1,16 +1,16 @@
 """``humanpose train CONFIG.yml``: train a compact (or any) CPM person or pose net.
 
-Intermediate supervision (the loss summed over every stage), Gaussian targets at stride 8 plus a
-background map, the centre-map input, heavy augmentation (see :mod:`.samples`).  Checkpoints go
-to ``run_dir`` (outside git) every ``checkpoint_every`` steps and a run resumes from its last
+Intermediate supervision (the loss summed over every stage, :mod:`.losses`), Gaussian targets at
+stride 8 plus a background map, the centre-map input, heavy augmentation (:mod:`.samples`,
+:mod:`.scenes`) made beside the training loop (:mod:`.batches`).  The recipe is a
+:class:`~.recipe.TrainConfig`; validation during training is in :mod:`.validation`.  Checkpoints
+go to ``run_dir`` (outside git) every ``checkpoint_every`` steps and a run resumes from its last
 checkpoint; ``best.safetensors`` there is the best validation result so far.
 """
 from __future__ import annotations
 
 import csv
 import json
-import queue
-import threading
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -20,168 +20,19 @@ import torch
 
 from ..config import PROJECT_ROOT
 from ..estimator.cpu import bf16_kernel, cpu_model
-from ..estimator.maps import STRIDE
 from ..nets import build_model
-from ..skeleton import flip_permutation
 from ..store import ModelError, load_model, read_metadata, save_weights
+from .batches import Batches
 from .datasets import DatasetError, build_crop_cache, crop_cache_file, splits
+from .losses import stage_loss, teacher_maps
 from .packed import load_packed
-from .samples import person_scene, pose_sample
-# the recipe and the validation helpers live in recipe.py and validation.py; their names stay
-# importable from here (the CLI, the tools and the tests import them from the trainer)
-from .recipe import LIMB_GROUPS, TrainConfig  # noqa: F401
-from .validation import (mirrored_limbs, predict_crops, relabel_mirrored_limbs,  # noqa: F401
-                         validate_person, validate_pose)
+from .recipe import LIMB_GROUPS, TrainConfig
+from .validation import relabel_mirrored_limbs, validate_person, validate_pose
 
 
 def _path(p: str) -> Path:
     q = Path(p).expanduser()
     return q if q.is_absolute() else (PROJECT_ROOT / q).resolve()
-
-
-class Batches:
-    """Augmented batches made beside the training loop: by one background thread (cv2 releases
-    the GIL), or with ``cfg.loaders`` > 1 by that many worker processes (forked: they share the
-    crop cache), each with its own random stream."""
-
-    def __init__(self, cfg: TrainConfig, cache: dict, seed: int):
-        self.cfg, self.cache, self.seed = cfg, cache, seed
-        self.rng = np.random.default_rng(seed)
-        self.stop = False
-        if cfg.loaders > 1:
-            loader = torch.utils.data.DataLoader(
-                _BatchStream(self), batch_size=None, num_workers=cfg.loaders, prefetch_factor=4,
-                multiprocessing_context="fork", worker_init_fn=_seed_worker)
-            self.workers = iter(loader)
-            return
-        self.q: queue.Queue = queue.Queue(maxsize=4)
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def make(self):
-        cfg, rng, c = self.cfg, self.rng, self.cache
-        size = int(rng.choice(cfg.sizes))
-        n = len(c["images"])
-        if cfg.kind == "pose":
-            def neighbours():     # no random draw without neighbours: old recipes reproduce
-                if not cfg.neighbour_prob or rng.random() >= cfg.neighbour_prob:
-                    return None
-                k = int(rng.integers(0, n))
-                return [(c["images"][k], c["joints"][k])]
-
-            xs, ts, ws, _ = zip(*(pose_sample(c["images"][i], c["joints"][i], size, rng,
-                                          rotation=cfg.rotation, rotation_prob=cfg.rotation_prob,
-                                          rotation_any_prob=cfg.rotation_any_prob,
-                                          lowres_prob=cfg.lowres_prob,
-                                          scale=tuple(cfg.pose_scale), zoom_prob=cfg.zoom_prob,
-                                          cut_prob=cfg.cut_prob, cut_empty=cfg.cut_empty,
-                                          translation=cfg.translation, neighbours=neighbours())
-                                for i in rng.integers(0, n, cfg.batch_size)))
-            return (torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ts)),
-                    torch.from_numpy(np.stack(ws)))
-        width = int(round(size * rng.uniform(1.0, 1.8) / STRIDE)) * STRIDE
-        xs, ts, _ = zip(*(person_scene(c["images"], c["joints"], size, width, rng,
-                                       person_scale=tuple(cfg.person_scale), rotation=cfg.rotation,
-                                       rotation_prob=cfg.rotation_prob,
-                                       rotation_any_prob=cfg.rotation_any_prob,
-                                       cover_prob=cfg.cover_prob, cut_prob=cfg.cut_prob,
-                                       distractor_prob=cfg.distractor_prob,
-                                       companion_prob=cfg.neighbour_prob,
-                                       extra_centres=c.get("pseudo"))
-                          for _ in range(cfg.batch_size)))
-        t = torch.from_numpy(np.stack(ts))
-        return torch.from_numpy(np.stack(xs)), t, torch.ones(t.shape[:2])
-
-    def _run(self):
-        while not self.stop:
-            try:
-                item = self.make()
-            except Exception as exc:      # hand it to the training loop instead of hanging it
-                self.q.put(exc)
-                return
-            self.q.put(item)
-
-    def get(self):
-        if self.cfg.loaders > 1:
-            try:
-                return next(self.workers)
-            except Exception as exc:      # a worker's error, re-raised here by the DataLoader
-                raise RuntimeError(f"making a training batch failed: {exc!r}") from exc
-        item = self.q.get()
-        if isinstance(item, Exception):
-            raise RuntimeError(f"making a training batch failed: {item!r}") from item
-        return item
-
-    def close(self):
-        self.stop = True
-        if self.cfg.loaders > 1:
-            self.workers = None           # the DataLoader's iterator, dropped, ends its processes
-
-
-class _BatchStream(torch.utils.data.IterableDataset):
-    """Endless batches from one worker process (see :class:`Batches`)."""
-
-    def __init__(self, batches: Batches):
-        self.batches = batches
-
-    def __iter__(self):
-        while True:
-            yield self.batches.make()
-
-
-def _seed_worker(worker_id: int) -> None:
-    """Worker k draws from its own stream (the run's seed, then k), not a copy of the parent's."""
-    b = torch.utils.data.get_worker_info().dataset.batches
-    b.rng = np.random.default_rng([b.seed, worker_id])
-
-
-def stage_loss(outputs, target, weight, positive_weight: float = 0.0) -> torch.Tensor:
-    """Weighted squared error summed over every stage (intermediate supervision).
-
-    ``positive_weight`` > 0 weighs pixels near the joints more (1 + k * target), which gets a
-    small net out of the "all maps zero" start much sooner; the background map keeps weight 1.
-    """
-    w = weight[:, :, None, None]
-    if positive_weight:
-        pos = target.clone()
-        if target.shape[1] > 1:
-            pos[:, -1] = 0.0
-        w = w * (1.0 + positive_weight * pos)
-    return sum(((o - target) ** 2 * w).mean() * target.shape[1] for o in outputs)
-
-
-def _zoom(x: torch.Tensor, s: float) -> torch.Tensor:
-    """``x`` (N, C, H, W) resampled from a window ``s`` times its size with the same centre
-    (s > 1 zooms out, grey = 0 beyond the edge); align_corners=False puts map cell j at input
-    pixel STRIDE j + OFFSET, as the nets do."""
-    theta = torch.tensor([[s, 0.0, 0.0], [0.0, s, 0.0]], dtype=x.dtype, device=x.device)
-    grid = torch.nn.functional.affine_grid(theta.expand(len(x), 2, 3), list(x.shape),
-                                           align_corners=False)
-    return torch.nn.functional.grid_sample(x, grid, align_corners=False)
-
-
-@torch.no_grad()
-def teacher_maps(teacher, x: torch.Tensor, scale_search: float = 0.0) -> torch.Tensor:
-    """The teacher's last-stage maps of batch ``x`` averaged with those of its mirror image
-    (flipped back, left / right swapped: the estimator's flip test, ``pipeline.flip_averaged``)
-    and, with ``scale_search`` d > 0, with those of the images zoomed by 1 - d and 1 + d, the
-    centre map kept (``PoseEstimator._scale_search_pass``; beyond the crop's edge the images
-    are grey, where the estimator sees the frame): the soft targets of distillation."""
-    n, perm = len(x), flip_permutation()
-
-    def mirrored(inp):
-        last = teacher(torch.cat([inp, inp.flip(-1)]))[-1]
-        return (last[:n] + last[n:, perm].flip(-1)) / 2.0
-
-    total = mirrored(x)
-    if not scale_search:
-        return total
-    weight = torch.ones_like(total[:, :1])
-    for z in (1.0 - scale_search, 1.0 + scale_search):
-        zoomed = torch.cat([_zoom(x[:, :3], 1.0 / z), x[:, 3:]], dim=1)
-        total += _zoom(mirrored(zoomed), z)            # back onto the crop's grid ...
-        weight += _zoom(torch.ones_like(weight), z)    # ... where the window covers it
-    return total / weight
 
 
 def initial_model(cfg: TrainConfig) -> tuple[torch.nn.Module, dict]:
@@ -204,7 +55,7 @@ def initial_model(cfg: TrainConfig) -> tuple[torch.nn.Module, dict]:
         return model, have
     want = dict(have, **cfg.arch_kwargs)
     growable = ("stages", "feat", "front_blocks")
-    defaults = {"front_blocks": 0}           # weights saved before front_blocks existed
+    defaults = {"front_blocks": 0}           # weights without the key have none
     differ = sorted(k for k in want if want[k] != have.get(k) and k not in growable)
     if differ:
         theirs = {k: have.get(k) for k in differ}

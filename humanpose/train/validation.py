@@ -1,7 +1,7 @@
 """Validation during training and the relabelling judge: a pose net's joints on the validation
 crops (gt-centre PCK@0.2), a person net's recall on whole validation images seen as the
 pipeline's detector sees them, and the limbs whose left / right labels a fixed judge fits far
-better mirrored.  Moved out of ``trainer.py``, which re-exports them.
+better mirrored.  :mod:`.trainer` calls them at every ``val_every`` steps and before training.
 """
 from __future__ import annotations
 
