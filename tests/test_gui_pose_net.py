@@ -211,3 +211,11 @@ def test_cli_pose_model_flag(tmp_path, capsys):
     assert rc == 2
     assert "pose_nonexistent" in err and "available:" in err and FAST in err
     assert "Traceback" not in err
+
+
+def test_gui_launcher_rejects_an_unknown_pose_net(capsys):
+    from humanpose import cli
+    rc = cli.main(["gui", "--pose-model", "pose_nonexistent", "--no-settings"])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert "unknown pose net 'pose_nonexistent'" in err and FAST in err
