@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import math
 import reprlib
 import typing
@@ -17,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from .catalog import pose_net_problem
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -261,37 +262,12 @@ def value_range(dotted: str) -> tuple[float | None, float | None]:
     raise ConfigError(f"unknown key {dotted}")
 
 
-def _manifest(cfg: Config) -> list[dict]:
-    """The entries of ``model.models_dir``'s manifest.json (none when it cannot be read)."""
-    try:
-        entries = json.loads((cfg.resolve(cfg.model.models_dir) / "manifest.json").read_text())
-        return [e for e in entries.get("models", []) if isinstance(e, dict) and "name" in e
-                and "file" in e]
-    except (OSError, ValueError, AttributeError):
-        return []
-
-
-def available_nets(cfg: Config, kind: str) -> list[str]:
-    """The names of the ``kind`` ("person" or "pose") nets that ``model.models_dir``'s
-    manifest.json lists and whose weight files are there (no net is loaded)."""
-    models_dir = cfg.resolve(cfg.model.models_dir)
-    return [e["name"] for e in _manifest(cfg) if e.get("kind") == kind
-            and (models_dir / e["file"]).is_file()]
-
-
 def check_pose_model(cfg: Config, name: str) -> None:
     """ConfigError naming the available pose nets unless ``name`` is one of them or an
-    existing weight file."""
-    models_dir = cfg.resolve(cfg.model.models_dir)
-    available = available_nets(cfg, "pose")
-    path = Path(name).expanduser()
-    if name in available or path.suffix and (path.is_file() or (models_dir / path).is_file()):
-        return
-    listed = {e["name"]: e["file"] for e in _manifest(cfg) if e.get("kind") == "pose"}
-    what = (f"the weights of the pose net {short_repr(name)} ({models_dir / listed[name]}) are "
-            "missing" if name in listed else f"unknown pose net {short_repr(name)}")
-    raise ConfigError(f"model.pose_model: {what}; available: {', '.join(available) or 'none'} "
-                      f"(in {models_dir})")
+    existing weight file (:func:`humanpose.catalog.pose_net_problem`)."""
+    problem = pose_net_problem(cfg.resolve(cfg.model.models_dir), name)
+    if problem:
+        raise ConfigError(f"model.pose_model: {problem}")
 
 
 class _StrictLoader(yaml.SafeLoader):

@@ -21,7 +21,8 @@ pytest.importorskip("pytestqt")
 
 from conftest import shared_path  # noqa: E402
 
-from humanpose.config import available_nets, from_dict, set_value  # noqa: E402
+from humanpose.catalog import available_nets  # noqa: E402
+from humanpose.config import from_dict, set_value  # noqa: E402
 from humanpose.gui.main_window import MainWindow  # noqa: E402
 from humanpose.gui.settings import apply_settings, open_settings  # noqa: E402
 
@@ -36,7 +37,7 @@ def real_cfg(tmp_path: Path, models_dir: str | Path = "models"):
 
 
 def need_nets(cfg, *names) -> None:
-    missing = [n for n in names if n not in available_nets(cfg, "pose")]
+    missing = [n for n in names if n not in available_nets(cfg.resolve(cfg.model.models_dir), "pose")]
     if missing:
         pytest.skip(f"pose net(s) {', '.join(missing)} not in {cfg.model.models_dir}")
 

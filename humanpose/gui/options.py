@@ -17,8 +17,9 @@ from typing import Any, Callable
 
 from PySide6.QtCore import QObject, Qt
 
-from ..config import (Config, ConfigError, ModelConfig, available_nets, check_pose_model,
-                      set_value, snap_boxsize, value_range)
+from ..catalog import available_nets
+from ..config import (Config, ConfigError, ModelConfig, check_pose_model, set_value,
+                      snap_boxsize, value_range)
 from .controls import noise_to_strength, strength_to_noise
 
 
@@ -133,8 +134,8 @@ class EstimatorOptions(QObject):
     def _offer_nets(self) -> None:
         """The pose nets not available (weights missing) are offered disabled, saying why."""
         box = self.controls.estimator.pose_net
-        have = available_nets(self.config.cfg, "pose")
         folder = self.config.cfg.resolve(self.config.cfg.model.models_dir)
+        have = available_nets(folder, "pose")
         for i in range(box.count()):
             item = box.model().item(i)
             if box.itemData(i) not in have:
