@@ -51,7 +51,7 @@ BOXSIZE_MIN, BOXSIZE_MAX, BOXSIZE_STEP = 64, 640, 8
 
 def snap_boxsize(value: float) -> int:
     """``value`` rounded to a multiple of BOXSIZE_STEP within BOXSIZE_MIN..BOXSIZE_MAX."""
-    value = BOXSIZE_STEP * int(round(value / BOXSIZE_STEP))
+    value = BOXSIZE_STEP * int(round(float(value) / BOXSIZE_STEP))
     return min(BOXSIZE_MAX, max(BOXSIZE_MIN, value))
 
 
@@ -74,16 +74,6 @@ class ModelConfig:
     models_dir: str = _opt("models")
     person_model: str = _opt("person_multipose")
     pose_model: str = _opt("pose_mobilenet")
-
-
-BOXSIZE_MIN, BOXSIZE_MAX = 64, 640   # the box size's range, pixels
-BOXSIZE_STEP = 8                       # ... in steps of the nets' stride
-
-
-def snap_boxsize(value: float) -> int:
-    """``value`` rounded to the nearest multiple of BOXSIZE_STEP within the box size's range."""
-    snapped = int(BOXSIZE_STEP * round(float(value) / BOXSIZE_STEP))
-    return min(max(snapped, BOXSIZE_MIN), BOXSIZE_MAX)
 
 
 @dataclass
