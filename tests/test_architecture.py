@@ -18,7 +18,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "humanpose"
 # train; export writes results (video, JSON, CSV) and runs the `run` command; the window shows
 # all of it; the command line starts any of them.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("base", ("humanpose.skeleton", "humanpose.config", "humanpose.logs", "humanpose.progress")),
+    ("base", ("humanpose.skeleton", "humanpose.catalog", "humanpose.config", "humanpose.logs",
+              "humanpose.progress")),
     ("nets", ("humanpose.nets",)),
     ("store", ("humanpose.store",)),                  # weight files -> nets
     ("sources", ("humanpose.sources",)),
