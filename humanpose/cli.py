@@ -14,10 +14,10 @@ import sys
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("humanpose.export.run_cmd", "estimate poses on a video, image, folder, webcam or stream"),
-    "bench": ("humanpose.estimator.bench", "time person detection, pose estimation and the full pipeline"),
+    "bench": ("humanpose.optimize.bench", "time person detection, pose estimation and the full pipeline"),
     "convert-caffe": ("humanpose.store", "convert official CPM Caffe weights (no Caffe needed)"),
     "import-tfjs": ("humanpose.import_tfjs", "turn MoveNet TF.js files into a cpm_mobilenet net to fine-tune"),
-    "export-onnx": ("humanpose.estimator.export_cmd", "export the configured weights to ONNX for OpenCV-DNN"),
+    "export-onnx": ("humanpose.optimize.export_cmd", "export the configured weights to ONNX for OpenCV-DNN"),
     "train": ("humanpose.train.trainer", "train a person or pose net from a training YAML"),
     "eval": ("humanpose.train.evaluate", "PCK@0.2 evaluation on an LSP-layout directory"),
     "pack-crops": ("humanpose.train.packed", "pack the pose training crops to train elsewhere (a GPU)"),

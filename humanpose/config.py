@@ -17,6 +17,8 @@ from typing import Any
 
 import yaml
 
+from .catalog import pose_net_problem
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -42,6 +44,17 @@ def short_repr(value: Any) -> str:
     return text if len(text) <= 120 else text[:117] + "..."
 
 
+# the box size (person height in pixels a frame is scaled to): its range and step, here only
+# (the config check, the estimator and the window's slider all use these)
+BOXSIZE_MIN, BOXSIZE_MAX, BOXSIZE_STEP = 64, 640, 8
+
+
+def snap_boxsize(value: float) -> int:
+    """``value`` rounded to a multiple of BOXSIZE_STEP within BOXSIZE_MIN..BOXSIZE_MAX."""
+    value = BOXSIZE_STEP * int(round(float(value) / BOXSIZE_STEP))
+    return min(BOXSIZE_MAX, max(BOXSIZE_MIN, value))
+
+
 def _opt(default, allowed=None, lo=None, hi=None, doc=""):
     return field(default=default, metadata={"allowed": allowed, "lo": lo, "hi": hi, "doc": doc})
 
@@ -65,7 +78,7 @@ class ModelConfig:
 
 @dataclass
 class EstimatorConfig:
-    boxsize: int = _opt(192, lo=64, hi=640)
+    boxsize: int = _opt(192, lo=BOXSIZE_MIN, hi=BOXSIZE_MAX)
     person_threshold: float = _opt(0.2, lo=0.0, hi=1.0,
                                    doc="a person is a centre-map peak above this (centre-map "
                                        "person nets) or a MoveNet MultiPose person whose instance "
@@ -239,6 +252,24 @@ def set_value(cfg: Config, dotted: str, value: Any) -> Config:
     return from_dict({section: {key: value}}, cfg)
 
 
+def value_range(dotted: str) -> tuple[float | None, float | None]:
+    """The allowed range (lo, hi) of a numeric key ``section.key``, as the config checks it
+    (the window's spin boxes and sliders take theirs from here)."""
+    section, _, key = dotted.partition(".")
+    for f in dataclasses.fields(type(getattr(Config(), section))):
+        if f.name == key:
+            return f.metadata.get("lo"), f.metadata.get("hi")
+    raise ConfigError(f"unknown key {dotted}")
+
+
+def check_pose_model(cfg: Config, name: str) -> None:
+    """ConfigError naming the available pose nets unless ``name`` is one of them or an
+    existing weight file (:func:`humanpose.catalog.pose_net_problem`)."""
+    problem = pose_net_problem(cfg.resolve(cfg.model.models_dir), name)
+    if problem:
+        raise ConfigError(f"model.pose_model: {problem}")
+
+
 class _StrictLoader(yaml.SafeLoader):
     """yaml.SafeLoader that refuses a key given twice in one mapping (PyYAML keeps the last) and
     any alias (``*name``): a config or recipe has no use for them, and nested aliases expand
@@ -329,15 +360,17 @@ def add_estimator_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a new person's first pose crop: the frame height and 1/2, 1/4 ... "
                              "of it, the best-scored kept (estimator.crop_levels; 1 = the "
                              "frame height only)")
+    parser.add_argument("--pose-model", metavar="NAME",
+                        help="pose net by manifest name, e.g. pose_mobilenet (fast, the default) "
+                             "or pose_mobilenet_accurate (model.pose_model)")
 
 
 def from_args(args) -> Config:
     """The config of a command: ``args.config``, else humanpose.yml when present, else the
     defaults; then the command-line overrides ``--boxsize``, ``--flip-test``,
     ``--scale-search``, ``--rescale / --no-rescale``, ``--detector-size``, ``--crop-levels``,
-    ``--framework``, ``--device`` where the
-    command has them
-    (validated like the file)."""
+    ``--pose-model``, ``--framework``, ``--device`` where the command has them (validated
+    like the file; an unknown pose net is a ConfigError naming the available ones)."""
     path = getattr(args, "config", None)
     cfg = load(path) if path or DEFAULT_CONFIG.exists() else Config()
     for key, value in (("estimator.boxsize", getattr(args, "boxsize", None)),
@@ -347,7 +380,10 @@ def from_args(args) -> Config:
                        ("estimator.detector_size", getattr(args, "detector_size", None)),
                        ("estimator.crop_levels", getattr(args, "crop_levels", None)),
                        ("model.framework", getattr(args, "framework", None)),
-                       ("model.device", getattr(args, "device", None))):
+                       ("model.device", getattr(args, "device", None)),
+                       ("model.pose_model", getattr(args, "pose_model", None))):
         if value is not None:
             cfg = set_value(cfg, key, value)
+    if getattr(args, "pose_model", None) is not None:
+        check_pose_model(cfg, args.pose_model)
     return cfg

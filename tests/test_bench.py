@@ -11,7 +11,7 @@ import yaml
 
 from humanpose import config
 from humanpose.cli import main
-from humanpose.estimator import bench
+from humanpose.optimize import bench
 from humanpose.nets import build_model
 from humanpose.nets.compact import CompactCPM
 from humanpose.store import save_weights

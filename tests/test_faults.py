@@ -471,7 +471,7 @@ def test_7_window_estimates_unrelated_pictures_alone(tmp_path):
     a folder of unrelated pictures, and keeps one segment over a frame sequence."""
     pytest.importorskip("PySide6")
     from humanpose.gui.slots import FrameSlot
-    from humanpose.gui.workers import CameraWorker
+    from humanpose.gui.camera_worker import CameraWorker
     for folder, names in (("holiday", ["beach.png", "dog.png", "kitchen.png"]),
                           ("clip", ["f1.png", "f2.png", "f3.png"])):
         (tmp_path / folder).mkdir()
@@ -553,7 +553,7 @@ def test_9_window_bounds_a_live_sources_cache_by_bytes():
     pytest.importorskip("PySide6")
     from humanpose.gui.slots import LIVE_BYTES, LIVE_FRAMES, LIVE_MAPS_BYTES, LIVE_SECONDS, \
         MAPS_BUDGET, FrameSlot, ResultCache
-    from humanpose.gui.workers import EstimatorWorker
+    from humanpose.gui.estimator_worker import EstimatorWorker
     worker = EstimatorWorker(FrameSlot(), ResultCache(), lambda c: None, None)
     worker.new_source(1, False)                   # a camera or stream
     worker._apply_pending()

@@ -15,7 +15,8 @@ from scipy.optimize import linear_sum_assignment
 from humanpose import config
 from humanpose.estimator.crops import Crop, crop, crop_offset, cut, scale_frame, scaled_size
 from humanpose.estimator.result import Person
-from humanpose.estimator.tracking import INIT_SPEED, MAX_DT, MIN_DT, SCORE_DECAY, Tracker
+from humanpose.estimator.kalman import INIT_SPEED
+from humanpose.estimator.tracking import MAX_DT, MIN_DT, SCORE_DECAY, Tracker
 from humanpose.skeleton import NUM_JOINTS
 
 from conftest import shared_path
@@ -280,7 +281,7 @@ def test_a_kept_crop_is_not_overwritten_by_the_next_frames():
     """The crops are cut into images reused from frame to frame; a result that keeps its maps
     keeps its own copy (the window shows it while the next frames are estimated)."""
     from humanpose.estimator.pipeline import PoseEstimator
-    from humanpose.estimator.webcam_bench import webcam_frames
+    from humanpose.optimize.webcam_bench import webcam_frames
     est = PoseEstimator(config.set_value(config.load(), "tracking.detect_every", 5))
     frames, _ = webcam_frames(4)
     first = est.estimate(frames[0], timestamp=0.0, keep_maps=True)

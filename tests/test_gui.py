@@ -501,16 +501,16 @@ def test_end_of_playback_queued_before_analysis_does_not_end_it(qtbot, open_wind
     folder = image_folder(tmp_path)
     win = open_window("")
     held = []
-    win.camera.ended.disconnect(win._on_ended)
+    win.camera.ended.disconnect(win.player.on_ended)
     win.camera.ended.connect(lambda *args: held.append(args))    # runs in the camera thread
     win.open_source(str(folder))
     qtbot.waitUntil(lambda: win.info is not None, timeout=WAIT_MS)
     win.play()
     qtbot.waitUntil(lambda: bool(held) and 2 in win.cache and win.info is not None
                     and win.info.frame_count == 3, timeout=WAIT_MS)
-    win.camera.ended.connect(win._on_ended)
+    win.camera.ended.connect(win.player.on_ended)
     win.analyse_whole_file(True)
-    win._on_ended(*held[0])              # the playback's end, delivered late
+    win.player.on_ended(*held[0])              # the playback's end, delivered late
     assert win.analysing
     qtbot.waitUntil(lambda: not win.analysing, timeout=WAIT_MS)
     assert win.message.startswith("Analysed"), win.message
@@ -531,7 +531,8 @@ def test_a_seek_resets_tracking_even_when_its_frame_is_dropped(nets, video, tmp_
     """The latest-frame slot may overwrite the frame right after a seek with the next one: the
     estimator must still start new tracks there (the segment, not the dropped frame, tells)."""
     from humanpose.gui.slots import FrameSlot, ResultCache
-    from humanpose.gui.workers import CameraWorker, EstimatorWorker
+    from humanpose.gui.camera_worker import CameraWorker
+    from humanpose.gui.estimator_worker import EstimatorWorker
     cfg = make_cfg(tmp_path)
     slot, display = FrameSlot(), FrameSlot()
     worker = EstimatorWorker(slot, ResultCache(), lambda c: PoseEstimator(c, *nets), cfg)
@@ -571,7 +572,7 @@ def test_the_plot_follows_the_person_chosen_after_analysis(qtbot, open_window, v
     qtbot.waitUntil(lambda: win.info is not None, timeout=WAIT_MS)
     analyse(qtbot, win)
     box = win.controls.display.person
-    qtbot.waitUntil(lambda: box.count() > 1 and win._plot_version == win.cache.version,
+    qtbot.waitUntil(lambda: box.count() > 1 and win.display.plot_version == win.cache.version,
                     timeout=WAIT_MS)                     # the plot is drawn; nothing changes now
     assert win.plot.person != box.itemData(box.count() - 1)
     box.setCurrentIndex(box.count() - 1)
@@ -642,7 +643,7 @@ def test_a_recording_keeps_the_pace_of_the_source(qtbot, open_window, video):
     win.set_recording(True)
     for index in (3, 6, 7, 10, 99):                     # 99: a jump of 3.5 s, not held
         frame = dataclasses.replace(item.frame, index=index, timestamp=index / 25.0)
-        win._record(dataclasses.replace(item, frame=frame), res)
+        win.output.record(dataclasses.replace(item, frame=frame), res)
     rec = win.recorder
     win.set_recording(False)
     cap = cv2.VideoCapture(str(rec.path))
@@ -684,19 +685,19 @@ def test_status_after_end_of_file_restart_and_seek(qtbot, open_window, video):
     win = open_window(str(video))
     win.playback.speed.setCurrentIndex(win.playback.speed.findText("max"))
     qtbot.waitUntil(lambda: win.message.startswith("End of file"), timeout=WAIT_MS)
-    win._update_stats()
+    win.status_line.update_stats()
     assert win.stats_label.text().startswith("end of file") and "latency" not in win.stats_label.text()
     win.playback.speed.setCurrentIndex(win.playback.speed.findText("0.25x"))
     win.play()                                   # plays again from the start
     qtbot.waitUntil(lambda: win.playing, timeout=WAIT_MS)
     assert not win.message.startswith("End of file")
-    win._update_stats()
+    win.status_line.update_stats()
     assert win.stats_label.text().startswith("playing") and "latency" in win.stats_label.text()
     win.pause()
     qtbot.waitUntil(lambda: not win.playing, timeout=WAIT_MS)
     win.seek(3)
     assert win.status.ms_per_frame != win.status.ms_per_frame     # reset (NaN) by the seek
-    win._update_stats()
+    win.status_line.update_stats()
     assert win.stats_label.text().startswith("paused") and "latency" not in win.stats_label.text()
 
 
@@ -707,13 +708,13 @@ def test_cache_share_after_a_backend_switch_and_no_screenshot_without_a_source(q
     win.open_source(str(video))
     qtbot.waitUntil(lambda: win.info is not None, timeout=WAIT_MS)
     analyse(qtbot, win)
-    win._update_stats()
+    win.status_line.update_stats()
     assert f"cached {N_FRAMES}/{N_FRAMES} (100 %)" in win.stats_label.text()
     win.controls.estimator.device.setCurrentText("cpu")
     win.controls.estimator.framework.setCurrentText("opencv" if win.cfg.model.framework == "torch"
                                                     else "torch")
     qtbot.waitUntil(lambda: len(win.cache) < N_FRAMES, timeout=WAIT_MS)
-    win._update_stats()
+    win.status_line.update_stats()
     assert win.playback.progress.value() < 100 and "(100 %)" not in win.stats_label.text()
 
 
@@ -745,7 +746,7 @@ def test_a_live_stream_fps_is_measured_from_its_frame_timestamps(qtbot, open_win
     qtbot.waitUntil(lambda: win.camera.last_index >= 60 and len(win.cache) > 0, timeout=WAIT_MS)
     win.pause()
     qtbot.waitUntil(lambda: not win.playing, timeout=WAIT_MS)
-    qtbot.waitUntil(lambda: win._cursor_time is None, timeout=WAIT_MS)   # drawn by the plot timer
+    qtbot.waitUntil(lambda: win.player.cursor_time is None, timeout=WAIT_MS)   # drawn by the plot timer
     assert win.plot.cursor.value() == pytest.approx(win.camera.last_index / 50.0)
     assert all(r.timestamp == pytest.approx(i / 50.0) for i, r in win.cache.items())
     # a recording runs at the measured rate
@@ -753,7 +754,7 @@ def test_a_live_stream_fps_is_measured_from_its_frame_timestamps(qtbot, open_win
     assert win.recorder.fps == pytest.approx(50.0)
     win.set_recording(False)
     # streams cannot seek: a lost one says to open it again
-    win._on_lost("stream stopped")
+    win.session.on_lost("stream stopped")
     assert "open it again" in win.message and "seek" not in win.message
 
 
@@ -798,8 +799,8 @@ def test_a_long_live_run_keeps_a_rolling_window_in_the_cache_and_the_plot(qtbot,
     assert 0 < win.cache.maps_bytes <= LIVE_MAPS_BYTES and win.cache.nbytes <= LIVE_BYTES
     # the plot shows that window, not the whole run
     win.plot.setVisible(True)
-    win._plot_version = None
-    win._update_plot()
+    win.display.plot_version = None
+    win.display.update_plot()
     assert 0 < len(win.plot._items) <= LIVE_SECONDS + 1
     assert win.plot._items[0][0] >= items[0][0]
     for curve in win.plot.curves.values():
@@ -838,14 +839,14 @@ def test_closing_does_not_wait_for_the_estimate_under_way(qtbot, open_window, vi
 
     def factory(cfg):
         est = PoseEstimator(cfg, *nets)
-        inner = est._pose_pass
+        inner = est.pose.run
 
         def pose_pass(crops):
             if not entered.is_set():
                 entered.set()
                 gate.wait(60)                 # a pass that takes as long as the test wants
             return inner(crops)
-        est._pose_pass = pose_pass
+        est.pose.run = pose_pass
         built.append(est)
         return est
     win = open_window(str(video), factory=factory)

@@ -18,7 +18,8 @@ import pytest  # noqa: E402
 from humanpose.config import from_dict  # noqa: E402
 from humanpose.estimator.result import Person, PoseResult  # noqa: E402
 from humanpose.gui import desktop  # noqa: E402
-from humanpose.gui.controls import noise_to_strength, snap_boxsize, strength_to_noise  # noqa: E402
+from humanpose.config import snap_boxsize  # noqa: E402
+from humanpose.gui.controls import noise_to_strength, strength_to_noise  # noqa: E402
 from humanpose.gui.slots import FrameSlot, ResultCache  # noqa: E402
 from humanpose.skeleton import ANGLES, NUM_JOINTS, NUM_MAPS  # noqa: E402
 

@@ -87,7 +87,7 @@ def test_every_tab_fits_its_viewport_at_1024x768_also_while_recording(qtbot, ope
     win.controls.output.folder.setText("Output folder: " + "/very_long_folder_name" * 12)
     win.show_message("Recording to " + "/a_long_path_without_spaces" * 10 + ".mp4 …")
     for _ in range(3):                    # the counters line grows with REC ... frames
-        win._update_stats()
+        win.status_line.update_stats()
         qtbot.wait(100)
     assert "REC" in win.stats_label.text()
     assert win.width() == width and win.minimumSizeHint().width() <= width
@@ -149,7 +149,7 @@ def test_a_folder_opens_paused_on_its_first_image_and_steps(qtbot, open_window, 
 def test_a_stream_shows_no_cached_share(qtbot, open_window):
     win = open_window("http://cam.local/mjpeg", opener=lambda spec, cfg: FastStream())
     qtbot.waitUntil(lambda: len(win.cache) > 3, timeout=WAIT_MS)
-    win._update_stats()
+    win.status_line.update_stats()
     text = win.stats_label.text()
     assert text.startswith("playing") and "cached " in text and "%" not in text
     assert not win.playback.progress.isVisible()
@@ -163,7 +163,7 @@ def test_playing_from_the_cache_shows_no_frozen_latency(qtbot, open_window, vide
     wait_result(qtbot, win, lambda i, r: i.frame.index == 0, action=lambda: win.seek(0))
     win.play()
     qtbot.waitUntil(lambda: win.playing and win.status.from_cache, timeout=WAIT_MS)
-    win._update_stats()
+    win.status_line.update_stats()
     text = win.stats_label.text()
     assert text.startswith("playing cached results"), text
     assert "latency" not in text and "estimator idle (cached)" in text
@@ -182,7 +182,7 @@ def test_analysis_keeps_the_position_and_from_the_end_ends_at_end_of_file(qtbot,
     analyse(qtbot, win)
     qtbot.waitUntil(lambda: win.status.position == 9, timeout=WAIT_MS)
     assert win.playback.seek.value() == 9 and not win.playing
-    win._update_stats()
+    win.status_line.update_stats()
     assert win.stats_label.text().startswith("paused")
     # begun at the end of the file: it ends there, saying so
     win.controls.estimator.threshold.setValue(0.4)           # empties the cache

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from humanpose import config
-from humanpose.estimator import cpu, int8_check, quantize
+from humanpose.estimator import cpu, int8, int8_check
 from humanpose.estimator.backends import OnnxRuntimeBackend, auto_int8, make_backend
 from humanpose.store import load_model, read_manifest
 
@@ -21,9 +21,9 @@ def _fresh_copy(tmp_path, monkeypatch, name):
     """The shipped net ``name`` with its kept ranges, as on a user's fresh checkout."""
     monkeypatch.setenv("HUMANPOSE_CACHE", str(tmp_path / "cache"))
     entry = next((e for e in read_manifest(MODELS) if e["name"] == name), None)
-    if entry is None or not (MODELS / (entry["file"] + quantize.RANGES_SUFFIX)).exists():
+    if entry is None or not (MODELS / (entry["file"] + int8.RANGES_SUFFIX)).exists():
         pytest.skip(f"{name} is not shipped with int8 ranges")
-    for f in (entry["file"], entry["file"] + quantize.RANGES_SUFFIX):
+    for f in (entry["file"], entry["file"] + int8.RANGES_SUFFIX):
         shutil.copy(MODELS / f, tmp_path / f)
     return load_model(tmp_path / entry["file"])
 
@@ -60,7 +60,7 @@ def test_a_disagreeing_int8_export_is_not_run(tmp_path, monkeypatch, name):
     explicit = make_backend(model, "onnxruntime", "cpu", "int8")
     assert explicit.precision == "fp32" and "int8 disagreed" in explicit.note
     # the verdict is kept with the export for this CPU ...
-    path = quantize.int8_path(model)
+    path = int8.int8_path(model)
     kept = json.loads(path.with_name(path.name + int8_check.CHECK_SUFFIX).read_text())
     assert kept["disagreement"] and kept["cpu"] == cpu.cpu_key()
     monkeypatch.undo()                                    # kernels fine again, verdict kept
@@ -84,7 +84,7 @@ def test_the_shipped_int8_exports_pass_the_self_check_here(tmp_path, monkeypatch
     for x in int8_check.reference_inputs(model.kind):
         assert int8_check.compare(model.kind, fp32(x), b(x)) is None
     # the export's weights are the scheme that holds on every kernel path
-    assert quantize.int8_location(model)[1].endswith(f"weights={quantize.weight_scheme(model)}")
+    assert int8.int8_location(model)[1].endswith(f"weights={int8.weight_scheme(model)}")
 
 
 def test_compare_finds_a_moved_person_and_moved_joints():
@@ -128,7 +128,7 @@ def test_cpu_int8_path_from_the_flags(monkeypatch):
 
 def test_unknown_weight_scheme_is_refused(tmp_path):
     with pytest.raises(ValueError, match="unknown int8 weight scheme"):
-        quantize.quantize_onnx(tmp_path / "none.onnx", tmp_path / "q.onnx", [], weights="s9")
+        int8.quantize_onnx(tmp_path / "none.onnx", tmp_path / "q.onnx", [], weights="s9")
 
 
 def test_the_estimator_reports_what_ran_and_on_which_cpu(tmp_path, monkeypatch):
@@ -153,8 +153,8 @@ def test_the_weight_scheme_and_auto_follow_the_cpu(monkeypatch):
     saturate the AVX2 kernels, and auto keeps the detector in fp32 there."""
     person, pose = (type("Net", (), {"kind": k})() for k in ("person", "pose"))
     monkeypatch.setattr(cpu, "cpu_flags", lambda: frozenset({"avx2", "fma"}))
-    assert (quantize.weight_scheme(person), quantize.weight_scheme(pose)) == ("u8", "s7")
+    assert (int8.weight_scheme(person), int8.weight_scheme(pose)) == ("u8", "s7")
     assert not auto_int8(person) and auto_int8(pose)
     monkeypatch.setattr(cpu, "cpu_flags", lambda: frozenset({"avx2", "avx512f", "avx512_vnni"}))
-    assert (quantize.weight_scheme(person), quantize.weight_scheme(pose)) == ("s8", "s8")
+    assert (int8.weight_scheme(person), int8.weight_scheme(pose)) == ("s8", "s8")
     assert auto_int8(person) and auto_int8(pose)

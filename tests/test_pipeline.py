@@ -12,8 +12,9 @@ from torch import nn
 
 from humanpose.config import Config, from_dict
 from humanpose.estimator import maps
-from humanpose.estimator.pipeline import (Crop, PoseEstimator, crop, crop_offset, detector_frame,
-                                          duplicates, pose_score, to_bgr)
+from humanpose.estimator.crops import Crop, crop, crop_offset, detector_frame, to_bgr
+from humanpose.estimator.decode import duplicates, pose_score
+from humanpose.estimator.pipeline import PoseEstimator
 from humanpose.nets.compact import CompactCPM
 from humanpose.skeleton import NUM_JOINTS, NUM_MAPS
 from humanpose.store import ModelError
@@ -291,7 +292,7 @@ def test_scale_search_maps_zoomed_crops_back_onto_the_person():
 def test_zoomed_onto_moves_a_peak_to_the_same_frame_place():
     """A belief peak in a zoomed crop lands, on the other crop's grid, on the cell of the same
     frame pixel; a crop onto itself is the identity and covers everything."""
-    from humanpose.estimator.pipeline import Crop, zoomed_onto
+    from humanpose.estimator.crops import Crop, zoomed_onto
     img = np.zeros((300, 400, 3), np.uint8)
     base = Crop.rescaled(img, np.array([200.0, 150.0]), 192, 192)
     m = maps.gaussian_maps(24, 24, np.array([[14.0, 10.0]]), 1.5)   # smooth: resampled exactly
@@ -519,7 +520,7 @@ def test_a_frame_of_another_size_starts_new_tracks():
     assert [est.estimate(small, frame_index=i).persons[0].track_id for i in range(2)] == [0, 0]
     other = blob_frame(240, 320, [(280, 200)], sigma=12)   # far off: no match, a new track
     assert est.estimate(other, frame_index=2).persons[0].track_id == 0
-    assert est._tracker.track_ids == [0]                    # the small picture's track is gone
+    assert est.tracks.tracker.track_ids == [0]                    # the small picture's track is gone
 
 
 def test_real_frame_through_the_pipeline():
@@ -586,7 +587,7 @@ def test_cancel_stops_an_estimate_between_net_passes():
                         tiny("pose"))
     frame = np.zeros((64, 96, 3), np.uint8)
     passes = []
-    inner = est._pose_pass
+    inner = est.pose.run
 
     def pose_pass(crops):
         out = inner(crops)
@@ -594,7 +595,7 @@ def test_cancel_stops_an_estimate_between_net_passes():
         if len(passes) == 3:
             est.cancel()                 # the user closes the window during the third pass
         return out
-    est._pose_pass = pose_pass
+    est.pose.run = pose_pass
     assert est.estimate(frame).persons and len(passes) == 2     # pose + scale-search pass
     with pytest.raises(Cancelled):
         est.estimate(frame)

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from humanpose.config import ConfigError, from_dict
-from humanpose.estimator import backends, quantize
+from humanpose.estimator import backends, int8
+from humanpose.optimize import calibrate
 from humanpose.estimator.backends import BackendError, make_backend
 from humanpose.estimator.pipeline import PoseEstimator
 from humanpose.store import load_model, save_weights
@@ -62,13 +63,13 @@ def test_backends_give_the_same_joints_within_a_pixel():
 
 
 def test_calibration_inputs_synthetic_shapes():
-    pose, where = quantize.calibration_inputs("pose", 4, boxsize=64, synthetic=True)
+    pose, where = calibrate.calibration_inputs("pose", 4, boxsize=64, synthetic=True)
     assert "synthetic" in where and len(pose) == 4
     assert all(x.shape == (1, 4, 64, 64) and x.dtype == np.float32 for x in pose)
     assert all(-0.5 <= x[0, :3].min() and x[0, :3].max() < 0.5 for x in pose)
     assert all(abs(x[0, 3].max() - 1.0) < 0.05 for x in pose)           # the centre map
     assert np.std([x[0, :3].mean() for x in pose]) > 1e-3                # varied
-    person, _ = quantize.calibration_inputs("person", 3, boxsize=64, synthetic=True)
+    person, _ = calibrate.calibration_inputs("person", 3, boxsize=64, synthetic=True)
     assert all(x.shape[:2] == (1, 3) and x.shape[2] == 64 and x.shape[3] % 32 == 0
                for x in person)
 
@@ -85,17 +86,17 @@ def test_int8_export_runs_and_is_found_by_the_backend(tmp_path):
     # before the export: int8 asked for, fp32 run, and the note says how to make it
     before = make_backend(model, "onnxruntime", "cpu", "int8")
     assert before.name == "onnxruntime/cpu" and "export-onnx --int8" in before.note
-    assert quantize.int8_path(model) is None
+    assert int8.int8_path(model) is None
 
-    path, how = quantize.export_int8(model, n=8, synthetic=True, boxsize=64)
+    path, how = calibrate.export_int8(model, n=8, synthetic=True, boxsize=64)
     assert path == wpath.with_name("pose_tiny.safetensors.int8.onnx") and path.exists()
-    assert "synthetic" in how and quantize.int8_path(model) == path
+    assert "synthetic" in how and int8.int8_path(model) == path
     q = make_backend(model, "onnxruntime", "cpu", "int8")
     assert q.name == "onnxruntime/cpu/int8" and q.note is None and q.precision == "int8"
     import onnx
     ops = {n.op_type for n in onnx.load(str(path)).graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops
-    x = quantize.calibration_inputs("pose", 1, boxsize=64, synthetic=True, seed=5)[0][0]
+    x = calibrate.calibration_inputs("pose", 1, boxsize=64, synthetic=True, seed=5)[0][0]
     ref, out = make_backend(model, "onnxruntime", "cpu")(x)[-1], q(x)[-1]
     assert out.shape == ref.shape
     assert np.abs(out - ref).max() < 0.25 * (np.abs(ref).max() + 1e-3)   # int8, not garbage
@@ -109,11 +110,11 @@ def test_kept_ranges_make_the_same_int8_export_on_first_use(tmp_path):
     import json
 
     wpath, model = _tiny_weights(tmp_path)
-    path, how = quantize.export_int8(model, n=8, synthetic=True, boxsize=64, keep_ranges=True)
-    ranges = wpath.with_name(wpath.name + quantize.RANGES_SUFFIX)
+    path, how = calibrate.export_int8(model, n=8, synthetic=True, boxsize=64, keep_ranges=True)
+    ranges = wpath.with_name(wpath.name + int8.RANGES_SUFFIX)
     meta = json.loads(ranges.read_text())["humanpose"]
     assert meta["method"] == "minmax" and "synthetic" in meta["calibration"]
-    assert quantize.ranges_for(model)[0] == ranges
+    assert int8.ranges_for(model)[0] == ranges
     first = path.read_bytes()
 
     # a user's fresh checkout: the weights and their ranges, no int8 export, no calibration data
@@ -122,7 +123,7 @@ def test_kept_ranges_make_the_same_int8_export_on_first_use(tmp_path):
         q = make_backend(model, "onnxruntime", "cpu", precision)
         assert q.name == "onnxruntime/cpu/int8" and q.note is None
         assert path.read_bytes() == first                     # the same int8 net
-        assert quantize.int8_path(model) == path
+        assert int8.int8_path(model) == path
     for fw in ("torch", "opencv"):                            # auto: fp32 there, and no note
         b = make_backend(model, fw, "cpu", "auto")
         assert b.name == f"{fw}/cpu" and b.note is None
@@ -140,16 +141,16 @@ def test_kept_ranges_make_the_same_int8_export_on_first_use(tmp_path):
 
     # new weights: the kept ranges are stale and ignored
     new = _tiny_weights(tmp_path, 9)[1]
-    assert quantize.ranges_for(new) is None
+    assert int8.ranges_for(new) is None
     stale = make_backend(new, "onnxruntime", "cpu", "int8")
     assert stale.precision == "fp32" and "export-onnx --int8" in stale.note
 
 
 def test_synthetic_calibration_keeps_no_ranges(tmp_path):
     wpath, model = _tiny_weights(tmp_path)
-    quantize.export_int8(model, n=4, synthetic=True, boxsize=64)
-    assert not wpath.with_name(wpath.name + quantize.RANGES_SUFFIX).exists()
-    assert quantize.ranges_for(model) is None
+    calibrate.export_int8(model, n=4, synthetic=True, boxsize=64)
+    assert not wpath.with_name(wpath.name + int8.RANGES_SUFFIX).exists()
+    assert int8.ranges_for(model) is None
 
 
 def test_export_onnx_command_int8(tmp_path, capsys, monkeypatch):
@@ -259,7 +260,7 @@ def _tracked_estimator(detect_every=5, centres=((128, 96),), crop_levels=1):
                      "tracking": {"detect_every": detect_every}})
     est = PoseEstimator(cfg, tiny("person"), tiny("pose"))
     person, pose = FakePerson(list(centres)), FakePose()
-    est._person_backend, est._pose_backend = person, pose
+    est.detector.backend, est.pose.backend = person, pose
     return est, person, pose
 
 
@@ -350,7 +351,7 @@ def test_crop_levels_cut_a_small_newcomer_smaller_and_keep_its_best_crop():
     small = np.full((192, 256, 3), 90, np.uint8)
     small[76:116, 124:132] = 230
     est, person, pose = _tracked_estimator(detect_every=3, crop_levels=3)
-    est._pose_backend = pose = FakePose(by_size=True)
+    est.pose.backend = pose = FakePose(by_size=True)
     r = est.estimate(small, timestamp=0.0, frame_index=0)
     assert pose.batches[:2] == [1, 2] and len(r.persons) == 1
     x0, y0, x1, y1 = r.persons[0].box
@@ -367,7 +368,7 @@ def test_a_track_across_two_people_side_by_side_gives_way_to_their_detections():
     centres side by side: on the next detector frame its crop is left out and both centres are
     cut as newcomers (the same bright blob here, so one is then dropped as a duplicate)."""
     est, person, pose = _tracked_estimator(detect_every=3)
-    est._pose_backend = pose = FakePose(spread=0.5)
+    est.pose.backend = pose = FakePose(spread=0.5)
     r = est.estimate(FRAME, timestamp=0.0, frame_index=0)
     assert len(r.persons) == 1
     x0, _, x1, _ = r.persons[0].box
@@ -394,7 +395,7 @@ def test_detect_every_one_is_the_detector_path():
 # ------------------------------------------------------------------ bench --webcam
 def test_webcam_bench_table_with_tiny_nets(monkeypatch, tmp_path):
     from humanpose import config
-    from humanpose.estimator import webcam_bench
+    from humanpose.optimize import webcam_bench
     monkeypatch.setattr(config, "shared_media", lambda: tmp_path / "none" / "media")
     frames, where = webcam_bench.webcam_frames(4)
     assert "generated" in where and len(frames) == 4

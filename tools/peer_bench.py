@@ -126,7 +126,7 @@ def main(argv=None) -> int:
     from humanpose import config as config_mod
     from humanpose.config import set_value
     from humanpose.estimator.pipeline import PoseEstimator
-    from humanpose.estimator.webcam_bench import webcam_frames
+    from humanpose.optimize.webcam_bench import webcam_frames
 
     cfg = config_mod.load(args.config) if args.config or config_mod.DEFAULT_CONFIG.exists() \
         else config_mod.Config()

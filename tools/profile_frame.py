@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from humanpose.config import load, set_value  # noqa: E402
 from humanpose.estimator.pipeline import PoseEstimator  # noqa: E402
-from humanpose.estimator.webcam_bench import webcam_frames  # noqa: E402
+from humanpose.optimize.webcam_bench import webcam_frames  # noqa: E402
 from humanpose.store import load_named  # noqa: E402
 
 STEPS = ("preprocess", "person", "pose", "post", "track", "total")

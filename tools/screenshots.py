@@ -150,7 +150,7 @@ def measure(win, spin, boxsizes, seconds: float) -> int:
           "| results from the cache |")
     print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for b in boxsizes:
-        win.set_boxsize(b)
+        win.options.set_boxsize(b)
         spin(2.0)                                   # new boxsize in effect, warm
         ms, lat, from_cache = [], [], []
 
@@ -161,10 +161,12 @@ def measure(win, spin, boxsizes, seconds: float) -> int:
                 ms.append(res.timings.get("total", float("nan")))
                 lat.append((time.perf_counter() - item.captured) * 1000.0)
         win.estimator.result.connect(on_result)
-        f0, e0, d0, t0 = (win.camera.frames_read, win._counts["estimates"], win._counts["shown"],
+        counts = win.status_line.counts
+        f0, e0, d0, t0 = (win.camera.frames_read, counts["estimates"], counts["shown"],
                           time.perf_counter())
         spin(seconds)
-        f1, e1, d1, t1 = (win.camera.frames_read, win._counts["estimates"], win._counts["shown"],
+        counts = win.status_line.counts
+        f1, e1, d1, t1 = (win.camera.frames_read, counts["estimates"], counts["shown"],
                           time.perf_counter())
         win.estimator.result.disconnect(on_result)
         dt = t1 - t0
@@ -242,8 +244,8 @@ def layout_shots(args) -> int:
         win.controls.setCurrentIndex(0)
         gen = win.info.generation
         win.open_source(args.folder)
-        spin(60, lambda: win.info.generation > gen and win.latest is not None
-             and win.latest[0].generation == win.info.generation)
+        spin(60, lambda: win.info.generation > gen and win.state.latest is not None
+             and win.state.latest[0].generation == win.info.generation)
         spin(2.0)
         shot("folder")
     win.close()
@@ -314,7 +316,7 @@ def main(argv=None) -> int:
     win.pause()
     target = min(args.frame, (win.info.frame_count or 1) - 1)
     win.seek(target)
-    spin(30, lambda: win.latest is not None and win.latest[0].frame.index == target)
+    spin(30, lambda: win.state.latest is not None and win.state.latest[0].frame.index == target)
     spin(1.0)
 
     out = Path(args.out)

@@ -4,7 +4,7 @@
 
 * ``onnxruntime`` (the default on the CPU): ONNX Runtime on the ONNX export of the same weights
   (:mod:`.onnx_export`), session options tuned for few cores (:func:`ort_session_options`);
-  precision ``int8`` runs the statically quantised export (:mod:`.quantize`), made on first use
+  precision ``int8`` runs the statically quantised export (:mod:`.int8`), made on first use
   from the calibration ranges kept with the weights or by ``humanpose export-onnx --int8``;
 * ``torch`` (PyTorch, cpu or cuda; the training and GPU path); precision ``bf16`` runs it in
   bfloat16 autocast, BatchNorm folded and channels-last, where the CPU has native bf16
@@ -22,6 +22,7 @@ is a callable ``backend(x) -> list[np.ndarray]`` with a ``name`` such as ``"onnx
 """
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import time
@@ -31,7 +32,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from . import int8, int8_check
 from .cpu import cpu_flags, has_vnni
+from .onnx_export import cached_onnx, export_onnx, stage_names
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +55,14 @@ def auto_int8(model: nn.Module) -> bool:
     weights cost neither net anything measurable; without, the pose net's 7-bit weights cost
     nothing measurable, while each scheme that holds there cost the detector about a point."""
     return getattr(model, "kind", "pose") == "pose" or bool(has_vnni())
+
+
+def check_kind(model: nn.Module, kind: str) -> nn.Module:
+    """``model`` in eval mode; ValueError when it is not a ``kind`` ("person" / "pose") net."""
+    if getattr(model, "kind", None) != kind:
+        raise ValueError(f"the {kind} model is a {getattr(model, 'kind', 'unknown')!r} "
+                         f"net, expected a {kind!r} net")
+    return model.eval()
 
 
 class BackendError(RuntimeError):
@@ -123,7 +134,6 @@ def _fold_batchnorm(model: nn.Module) -> nn.Module:
     itself when it cannot be traced."""
     try:
         from torch.fx.experimental.optimization import fuse
-        import copy
         return fuse(copy.deepcopy(model).eval())
     except Exception:   # noqa: BLE001 - not fx-traceable: run it unfolded
         return model
@@ -201,18 +211,17 @@ def _int8_export(model: nn.Module) -> tuple[Path | None, str | None]:
     """(the int8 export of exactly these weights, a note): made here on first use from the
     calibration ranges kept with the weights (the shipped nets have theirs; seconds, no
     calibration data needed), else (None, how to make it: fp32 runs)."""
-    from .quantize import RangesMismatch, export_int8, int8_path, ranges_for
-    path = int8_path(model)
+    path = int8.int8_path(model)
     if path is not None:
         return path, None
     how = ("no int8 export of these weights (make it with `humanpose export-onnx --int8`); "
            "using fp32")
-    if ranges_for(model) is None:
+    if int8.ranges_for(model) is None:
         return None, how
     t0 = time.perf_counter()
     try:
-        path, _ = export_int8(model, calibrate=False)
-    except RangesMismatch:           # kept for another exporter's graph: nothing calibrated here
+        path, _ = int8.export_from_ranges(model)
+    except int8.RangesMismatch:    # kept for another exporter's graph: nothing calibrated here
         return None, how
     except Exception as exc:   # noqa: BLE001 - onnx / onnxruntime / OS errors: fp32 still runs
         log.warning("cannot make the int8 export of %s: %s", getattr(model, "weights_path", "?"),
@@ -228,21 +237,19 @@ def checked_int8(model: nn.Module) -> tuple["OnnxRuntimeBackend | None", str | N
     a note; whether it ran and disagreed).  The export is made on first use (:func:`_int8_export`),
     then checked against fp32 on reference inputs (:mod:`.int8_check`); the verdict is kept
     with the export for this CPU, so later starts skip the check."""
-    from . import int8_check
-    from .quantize import int8_location
     path, note = _int8_export(model)
     if path is None:
         return None, note, False
-    record = int8_location(model)[1]
+    record = int8.int8_location(model)[1]
     verdict = int8_check.cached(path, record)
     if verdict is not None and verdict[1]:        # disagreed on this CPU before: not loaded
         return None, int8_check.disagreement_note(verdict[1]), True
-    int8 = OnnxRuntimeBackend(model, "cpu", precision="int8", onnx_path=path)
+    quantised = OnnxRuntimeBackend(model, "cpu", precision="int8", onnx_path=path)
     if verdict is None:
         t0 = time.perf_counter()
         try:
             why = int8_check.check(getattr(model, "kind", "pose"),
-                                   OnnxRuntimeBackend(model, "cpu", precision="fp32"), int8)
+                                   OnnxRuntimeBackend(model, "cpu", precision="fp32"), quantised)
         except FileNotFoundError as exc:     # a damaged install: int8 unchecked, so not run
             return None, f"cannot check int8 against fp32 ({exc}); using fp32", False
         int8_check.keep(path, record, why)
@@ -252,7 +259,7 @@ def checked_int8(model: nn.Module) -> tuple["OnnxRuntimeBackend | None", str | N
         why = verdict[1]
     if why:
         return None, int8_check.disagreement_note(why), True
-    return int8, None, False
+    return quantised, None, False
 
 
 class OnnxRuntimeBackend:
@@ -263,7 +270,6 @@ class OnnxRuntimeBackend:
                  optimization: str = "all", onnx_path: str | Path | None = None):
         import onnxruntime as ort
 
-        from .onnx_export import cached_onnx, stage_names
         model = model.eval()
         self.precision = "fp32"
         extra = None
@@ -294,7 +300,6 @@ class OnnxRuntimeBackend:
                 raise BackendError(f"onnxruntime cannot load {self.onnx_path}: {exc}") from exc
             log.warning("onnxruntime cannot load the cached %s (%s); exporting it again",
                         self.onnx_path, exc)
-            from .onnx_export import export_onnx
             export_onnx(model, self.onnx_path)
             try:
                 self.session = ort.InferenceSession(str(self.onnx_path), opts,
@@ -315,8 +320,6 @@ class OpenCVBackend:
     def __init__(self, model: nn.Module, device: str, note: str | None = None,
                  precision: str = "fp32"):
         import cv2
-
-        from .onnx_export import cached_onnx, export_onnx, stage_names
 
         model = model.eval()
         self.onnx_path = cached_onnx(model)

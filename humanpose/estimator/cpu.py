@@ -2,7 +2,7 @@
 
 int8 kernels differ by CPU class: with VNNI (AVX512-VNNI, AVX-VNNI) or AMX the u8 x s8 products
 accumulate in 32 bits; on AVX2 alone they pass through a saturating 16-bit intermediate, so
-full-range int8 weights can overflow there (:mod:`.quantize` uses 7-bit weights, and
+full-range int8 weights can overflow there (:mod:`.int8` uses 7-bit weights, and
 :mod:`.int8_check` checks the export against fp32 on this CPU).  Elsewhere (macOS, Windows,
 ARM) the flags are unknown and only the self-check tells.
 """

@@ -2,8 +2,7 @@
 (BGR, scaled to the detector size, padded) and the boxsize x boxsize crops cut from the frame
 (:func:`cut`: one cv2.warpAffine each, no scaled copy of the whole frame; :class:`Crop`: where
 a crop lies in the frame, its joints in frame pixels, maps of one crop resampled onto another's
-grid; a tracked person's crop and the tracks' plan of a frame).
-Moved out of ``pipeline.py``, which re-exports them.
+grid).  A tracked person's crop and the tracks' plan of a frame: :mod:`.tracked`.
 """
 from __future__ import annotations
 
@@ -13,12 +12,10 @@ import cv2
 import numpy as np
 
 from . import maps
-from .decode import joint_peaks, person_extent
+from .decode import joint_peaks
 
 PAD_VALUE = 128
 DETECTOR_STRIDE = 32       # the detector's input is padded to a multiple of this (MobileNet trunks)
-SPLIT_DISTANCE = 0.3       # detections this far apart across (x the box's larger side) in one
-                           # track's box are two people
 RESCALE_TOLERANCE = 1.25   # rescale a person whose size is off the target by more than this factor
 
 
@@ -240,68 +237,3 @@ def zoomed_onto(beliefs: np.ndarray, src: Crop, dst: Crop) -> tuple[np.ndarray, 
     out = warp(np.ascontiguousarray(beliefs.transpose(1, 2, 0), dtype=np.float32))
     cover = warp(np.ones((h, w), np.float32))
     return out.reshape(h, w, c).transpose(2, 0, 1), cover
-
-
-def track_crop(bgr: np.ndarray, scaled: tuple, joints_xy: np.ndarray, box: np.ndarray,
-               scale: float, shift: np.ndarray, fraction: float, b: int,
-               out: np.ndarray | None = None) -> Crop:
-    """The crop of a tracked person: its last crop (``box`` in frame pixels, ``scale`` crop
-    pixels per frame pixel) moved by the track's predicted ``shift`` and cut the same way (at
-    the scale of ``scaled`` = :func:`scaled_size` (sx, sy, shape) as the detector path cuts it,
-    or as a scaled window as the rescale pass cuts it: on a still person the very same crop), as long
-    as the person's size (the box of its predicted joints) stays within RESCALE_TOLERANCE of
-    ``fraction`` of it; else the window around those joints that they fill to ``fraction``.
-    Keeping the last crop, not re-fitting it to the joints on every frame, keeps the errors of
-    one frame's joints out of the next frame's crop."""
-    centre, size = person_extent(joints_xy)
-    size = max(size, float(maps.STRIDE))
-    side = float(max(box[2] - box[0], box[3] - box[1]))
-    ratio = size / (fraction * side) if side > 0 else 0.0
-    if ratio <= 0 or abs(np.log(ratio)) > np.log(RESCALE_TOLERANCE):
-        return Crop.rescaled(bgr, centre, size / fraction, b, out)
-    moved = (box[:2] + box[2:]) / 2 + shift
-    sx, sy, _ = scaled
-    if abs(scale - sy) <= 1e-9 * sy:          # last cut at the scaled frame's scale: again so
-        return Crop.centred(bgr, (moved + 0.5) * (sx, sy) - 0.5, b, scaled, out)
-    return Crop.rescaled(bgr, moved, side, b, out)
-
-
-@dataclasses.dataclass
-class TrackPlan:
-    """The tracked persons of a frame: their crops, joint boxes (x0, y0, x1, y1, frame pixels),
-    box centres, last pose scores and track ids; whether the detector must run, and why."""
-    crops: list = dataclasses.field(default_factory=list)
-    ids: list = dataclasses.field(default_factory=list)
-    boxes: list = dataclasses.field(default_factory=list)
-    scores: list = dataclasses.field(default_factory=list)
-    centres: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((0, 2)))
-    detect: bool = False
-    reason: str = "tracked"
-
-    def drop(self, tracks: list[int]) -> None:
-        """Leave out the tracks at these indices (their crops slid onto someone else)."""
-        keep = [t for t in range(len(self.crops)) if t not in set(tracks)]
-        for name in ("crops", "ids", "boxes", "scores"):
-            setattr(self, name, [getattr(self, name)[t] for t in keep])
-        self.centres = self.centres[keep].reshape(-1, 2)
-
-    def covers(self, xy: np.ndarray) -> tuple[np.ndarray, list[int]]:
-        """Which of the (K, 2) frame points (detector centres) fall in a track's joint box, and
-        which tracks to cut from the detections instead: a track whose box holds detections
-        side by side, farther apart across than SPLIT_DISTANCE x the box's larger side, is
-        likely one skeleton across two people walking together (the second would never get a
-        track of its own); its detections then count as new persons and its own crop is left
-        out of this frame.  (Two peaks one above the other, head and hips, are one tall person.)"""
-        xy = np.asarray(xy, np.float64).reshape(-1, 2)
-        inside = np.zeros(len(xy), bool)
-        split = []
-        for t, bx in enumerate(self.boxes):
-            mine = ((xy[:, 0] >= bx[0]) & (xy[:, 0] <= bx[2]) & (xy[:, 1] >= bx[1])
-                    & (xy[:, 1] <= bx[3]))
-            pts = xy[mine]
-            if len(pts) > 1 and (np.ptp(pts[:, 0])
-                                 > SPLIT_DISTANCE * max(bx[3] - bx[1], bx[2] - bx[0], maps.STRIDE)):
-                split.append(t)
-                continue
-            inside |= mine
-        return inside, split

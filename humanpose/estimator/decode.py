@@ -1,6 +1,6 @@
 """Decoding the pose net's maps into persons (:mod:`.pipeline`): joint peaks inside the frame,
 the flip test's averaged maps, a pose's score and extent, and which detections are duplicates of
-one person.  Moved out of ``pipeline.py``, which re-exports them.
+one person.
 """
 from __future__ import annotations
 

@@ -13,8 +13,8 @@ its outputs are ``stage1 .. stageK`` (every stage's maps, in order).
   temporary folder) under ``onnx/<digest>.onnx``, the digest being the weight file's sha256 or a
   hash of the state dict.
 
-The command ``humanpose export-onnx`` (:mod:`.export_cmd`) exports the configured nets; with
-``--int8`` also their int8 quantisation (:mod:`.quantize`).
+The command ``humanpose export-onnx`` (:mod:`humanpose.optimize.export_cmd`) exports the
+configured nets; with ``--int8`` also their int8 quantisation (:mod:`.int8`).
 """
 from __future__ import annotations
 
@@ -27,6 +27,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
+
+from ..store import default_mode, sha256
 
 OPSET = 13
 SIDECAR_SUFFIX = ".sha256"
@@ -69,7 +71,6 @@ def export_onnx(model: nn.Module, path: str | Path) -> Path:
             warnings.simplefilter("ignore")  # legacy-exporter deprecation and tracer warnings
             torch.onnx.export(model, (_dummy(model),), tmp, dynamo=False, opset_version=OPSET,
                               input_names=["input"], output_names=names, dynamic_axes=dynamic)
-        from ..store import default_mode
         default_mode(tmp)                  # mkstemp's 0600 would hide the cache from others
         os.replace(tmp, path)
     except Exception:
@@ -109,14 +110,14 @@ def cache_dir() -> Path:
     raise OSError(f"no writable cache folder among {', '.join(map(str, candidates))}")
 
 
-def _weights_file(model: nn.Module) -> Path | None:
+def weights_file(model: nn.Module) -> Path | None:
     p = getattr(model, "weights_path", None)
     if p and Path(p).is_file():
         return Path(p)
     return None
 
 
-def _is_current(onnx_path: Path, digest: str) -> bool:
+def is_current(onnx_path: Path, digest: str) -> bool:
     side = onnx_path.with_name(onnx_path.name + SIDECAR_SUFFIX)
     try:
         return onnx_path.is_file() and side.read_text(encoding="utf-8").strip() == digest
@@ -124,7 +125,7 @@ def _is_current(onnx_path: Path, digest: str) -> bool:
         return False
 
 
-def _write_sidecar(onnx_path: Path, digest: str) -> None:
+def write_sidecar(onnx_path: Path, digest: str) -> None:
     side = onnx_path.with_name(onnx_path.name + SIDECAR_SUFFIX)
     tmp = side.with_name(side.name + f".{os.getpid()}.tmp")
     tmp.write_text(digest + "\n", encoding="utf-8")
@@ -133,9 +134,8 @@ def _write_sidecar(onnx_path: Path, digest: str) -> None:
 
 def onnx_location(model: nn.Module) -> tuple[Path, str]:
     """Where the export of ``model`` lives and the digest it must be recorded with."""
-    weights = _weights_file(model)
+    weights = weights_file(model)
     if weights is not None:
-        from ..store import sha256
         digest = sha256(weights)
         if os.access(weights.parent, os.W_OK):
             return weights.with_name(weights.name + ".onnx"), digest
@@ -147,7 +147,7 @@ def onnx_location(model: nn.Module) -> tuple[Path, str]:
 def cached_onnx(model: nn.Module) -> Path:
     """An ONNX export of exactly these weights, reused when current, (re)built otherwise."""
     path, digest = onnx_location(model)
-    if not _is_current(path, digest):
+    if not is_current(path, digest):
         export_onnx(model, path)
-        _write_sidecar(path, digest)
+        write_sidecar(path, digest)
     return path

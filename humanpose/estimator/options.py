@@ -4,7 +4,7 @@ between two frames, as one typed change.
 ``PoseEstimator.configure(boxsize=128, flip_test=True)`` validates every value against the config
 (:func:`configured`), then applies them all at once, or none when one is bad.  The window's
 estimator thread passes the user's changes through unchanged
-(:meth:`humanpose.gui.workers.EstimatorWorker.update`), so a new option needs one entry here and
+(:meth:`humanpose.gui.estimator_worker.EstimatorWorker.update`), so a new option needs one entry here and
 one control in the window, not a setter in each layer.
 """
 from __future__ import annotations

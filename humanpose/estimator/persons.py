@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..nets.multipose import KEYPOINT_FLOOR, decode, sigmoid
 from . import maps
 from .crops import detector_frame, normalise
 
@@ -72,13 +73,12 @@ def detect(backend, model, bgr: np.ndarray, est, sx: float, sy: float,
     prepare = prepare or (lambda det: normalise(det)[None])
     sides = detector_sides(bgr.shape, est.detector_size)
     if is_multipose(model):
-        from ..nets.multipose import _sigmoid
         people, centre_map = [], None
         for side in sides:
             det, dsx, dsy = detector_frame(bgr, side)
             outputs = backend(prepare(det))
             people += multipose_people(outputs, dsx, dsy)
-            centre_map = _sigmoid(outputs[0][0, 0]) if centre_map is None else centre_map
+            centre_map = sigmoid(outputs[0][0, 0]) if centre_map is None else centre_map
         return _multipose(merged(people), est, sx, sy, centre_map)
     det, dsx, dsy = detector_frame(bgr, est.detector_size or CENTRE_NET_SIDE)
     outputs = backend(prepare(det))
@@ -96,7 +96,6 @@ def multipose_people(outputs, dsx: float, dsy: float) -> list[tuple[np.ndarray, 
     """MultiPose's persons (its own decode) in frame pixels: (keypoints (17, 3) x, y, score,
     keypoint box x0, y0, x1, y1 of the confident keypoints (else its predicted box), instance
     score), best centre first."""
-    from ..nets.multipose import KEYPOINT_FLOOR, decode
     people = []
     for inst in decode(outputs):
         kps = np.empty((17, 3))

@@ -56,7 +56,7 @@ from scipy.optimize import linear_sum_assignment
 
 from ..config import TrackingConfig
 from ..skeleton import NUM_JOINTS
-from .kalman import INIT_SPEED, ConstantVelocity  # noqa: F401 (INIT_SPEED: importable here)
+from .kalman import ConstantVelocity
 from .result import Person
 
 MIN_DT = 1e-3        # s; a repeated or backwards timestamp predicts over this instead of dt <= 0

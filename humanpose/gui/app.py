@@ -7,7 +7,7 @@ import signal
 import sys
 from pathlib import Path
 
-from ..config import DEFAULT_CONFIG, PROJECT_ROOT, ConfigError, load
+from ..config import DEFAULT_CONFIG, PROJECT_ROOT, ConfigError, check_pose_model, load, set_value
 
 ICON = PROJECT_ROOT / "resources" / "humanpose.png"
 
@@ -37,6 +37,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="source to open at start: video, image, folder, camera index or URL "
                              "(default: none; the start page offers a video, a folder, the "
                              "webcam and the recent sources)")
+    parser.add_argument("--pose-model", metavar="NAME", default=None,
+                        help="pose net for this run, e.g. pose_mobilenet (Fast) or "
+                             "pose_mobilenet_accurate (Accurate); overrides model.pose_model "
+                             "and the remembered choice")
     parser.add_argument("--verbose", action="store_true",
                         help="let OpenCV's and FFmpeg's own log lines through to the terminal")
     parser.add_argument("--no-settings", action="store_true",
@@ -69,8 +73,11 @@ def _fatal(message: str) -> int:
 
 
 def main(args: argparse.Namespace) -> int:
+    pose_model = getattr(args, "pose_model", None)
     try:
         cfg = load(args.config)
+        if pose_model is not None:
+            check_pose_model(cfg, pose_model)
     except ConfigError as exc:
         return _fatal(str(exc))
     configure_environment(getattr(args, "verbose", False))
@@ -92,6 +99,8 @@ def main(args: argparse.Namespace) -> int:
     if not args.no_settings:
         settings = open_settings(args.settings_file)
         cfg = apply_settings(cfg, settings)
+    if pose_model is not None:          # over humanpose.yml and the remembered choice
+        cfg = set_value(cfg, "model.pose_model", pose_model)
     window = MainWindow(cfg, settings=settings, source=args.source, file_cfg=file_cfg)
     window.show()
     # Ctrl+C in the terminal closes the window cleanly (Python handles signals only when it

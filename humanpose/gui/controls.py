@@ -9,8 +9,11 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout
                                QPushButton, QScrollArea, QSizePolicy, QSlider, QSpinBox, QStyle,
                                QTabWidget, QToolButton, QVBoxLayout, QWidget)
 
-BOXSIZE_MIN, BOXSIZE_MAX, BOXSIZE_STEP = 64, 640, 8
+from ..config import BOXSIZE_MAX, BOXSIZE_MIN, BOXSIZE_STEP
+
 PANEL_MIN_WIDTH = 290
+# the pose nets offered in the Estimator tab: (title, model.pose_model)
+POSE_NETS = (("Fast", "pose_mobilenet"), ("Accurate", "pose_mobilenet_accurate"))
 SPEEDS = (("0.25x", 0.25), ("0.5x", 0.5), ("1x", 1.0), ("2x", 2.0), ("4x", 4.0), ("max", 0.0))
 
 
@@ -24,9 +27,9 @@ def noise_to_strength(noise: float) -> int:
 
 
 def score_box(tooltip: str) -> QDoubleSpinBox:
-    """A spin box for a score or threshold in 0..1, in steps of 0.05."""
+    """A spin box for a score or threshold, in steps of 0.05 (its range comes from the config
+    key it sets: :mod:`.options`)."""
     box = QDoubleSpinBox()
-    box.setRange(0.0, 1.0)
     box.setSingleStep(0.05)
     box.setDecimals(2)
     box.setToolTip(tooltip)
@@ -79,11 +82,6 @@ def breakable(text: str) -> str:
     for sep in ("/", "\\"):
         text = text.replace(sep, sep + "\u200b")
     return text
-
-
-def snap_boxsize(value: int) -> int:
-    value = BOXSIZE_STEP * int(round(value / BOXSIZE_STEP))
-    return min(BOXSIZE_MAX, max(BOXSIZE_MIN, value))
 
 
 class SourcePanel(QGroupBox):
@@ -168,6 +166,12 @@ class EstimatorPanel(QGroupBox):
         self.boxsize.setTickPosition(QSlider.TickPosition.TicksBelow)
         self.boxsize.setToolTip("Box size in pixels (multiples of 8): bigger = more accurate, slower")
         self.boxsize_label = ElidedLabel("")
+        self.pose_net = QComboBox()
+        for title, name in POSE_NETS:
+            self.pose_net.addItem(title, name)
+        self.pose_net.setToolTip("The pose net: Fast (the default) or Accurate (a bigger net, "
+                                 "more ms per frame); switched without a restart")
+        self.pose_net_label = wrapping_label("")
         self.framework = QComboBox()
         self.framework.addItems(["onnxruntime", "torch", "opencv"])
         self.device = QComboBox()
@@ -198,6 +202,8 @@ class EstimatorPanel(QGroupBox):
         form = QFormLayout(self)
         form.addRow("Box size", self.boxsize)
         form.addRow("", self.boxsize_label)
+        form.addRow("Pose net", self.pose_net)
+        form.addRow("", self.pose_net_label)
         row = QHBoxLayout()
         row.addWidget(self.framework)
         row.addWidget(self.device)

@@ -1,140 +1,238 @@
-"""Estimator options of the main window: the Estimator and Display controls change the config
-(remembered in the settings) and reach the estimator thread as one change
-(:meth:`~humanpose.gui.workers.EstimatorWorker.update`).
+"""The Estimator and Display controls of the window, driven by one table.
 
-A mixin of :class:`~humanpose.gui.main_window.MainWindow`.
+:data:`CONTROLS` maps each control to the config key it sets (and is loaded from) and the
+estimator option it changes (:meth:`~humanpose.gui.estimator_worker.EstimatorWorker.update`,
+None: display only); :data:`KINDS` says how a kind of control reads and shows its value.
+:class:`EstimatorOptions` loads every control from the config and connects each one to the
+same handler: the value goes into the config (remembered in the settings) and, where the
+control has an option, to the estimator thread.  The few controls that do more (the box size
+snaps to its step, the backend rebuilds a missing estimator, the pose net is switched by
+:meth:`~humanpose.gui.estimator_worker.EstimatorWorker.set_pose_model`, the smoothing strength
+follows the Kalman box) say so in :meth:`EstimatorOptions._after` and :meth:`EstimatorOptions._send`.
 """
 from __future__ import annotations
 
-from ..config import set_value
-from . import settings as remembered
-from .controls import snap_boxsize, strength_to_noise
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from PySide6.QtCore import QObject, Qt
+
+from ..catalog import available_nets
+from ..config import (Config, ConfigError, ModelConfig, check_pose_model, set_value,
+                      snap_boxsize, value_range)
+from .controls import noise_to_strength, strength_to_noise
 
 
-class EstimatorOptions:
-    """The estimator and display settings (mixin of MainWindow)."""
+@dataclass(frozen=True)
+class Control:
+    page: str                  # the ControlPanel page: "estimator" or "display"
+    widget: str                # the widget's attribute on that page
+    key: str                   # config key it sets and is loaded from
+    option: str | None = None  # estimator option it changes (None: display only)
+    kind: str = "check"        # how it reads and shows its value (KINDS)
 
-    def _set_cfg(self, key: str, value) -> None:
-        self.cfg = set_value(self.cfg, key, value)
-        if self.settings is not None and key in remembered.REMEMBERED:
-            remembered.remember(self.settings, key, value)
-        self._force_redraw()
 
-    def forget_settings(self) -> None:
-        if self.settings is not None:
-            self.settings.clear()
-            self.settings.sync()
-        self.show_message("Remembered settings forgotten; humanpose.yml applies at the next start.")
+CONTROLS: tuple[Control, ...] = (
+    Control("estimator", "boxsize", "estimator.boxsize", "boxsize", "slider"),
+    Control("estimator", "pose_net", "model.pose_model", "pose_model", "net"),
+    Control("estimator", "framework", "model.framework", "framework", "choice"),
+    Control("estimator", "device", "model.device", "device", "choice"),
+    Control("estimator", "threshold", "estimator.person_threshold", "person_threshold", "score"),
+    Control("estimator", "pose_score", "estimator.min_pose_score", "min_pose_score", "score"),
+    Control("estimator", "flip", "estimator.flip_test", "flip_test"),
+    Control("estimator", "scale_search", "estimator.scale_search", "scale_search", "zoom"),
+    Control("estimator", "rescale", "estimator.rescale", "rescale"),
+    Control("estimator", "tracking", "tracking.enabled", "tracking"),
+    Control("estimator", "kalman", "tracking.smoothing", "smoothing"),
+    Control("estimator", "strength", "tracking.measurement_noise", "measurement_noise",
+            "strength"),
+    Control("display", "joint_score", "estimator.joint_threshold", None, "score"),
+    Control("display", "boxes", "gui.show_boxes"),
+    Control("display", "scores", "gui.show_scores"),
+    Control("display", "blend", "gui.heatmap_blend"),
+    Control("display", "low_latency", "gui.low_latency_display"),
+)
 
-    def _on_boxsize(self, value: int) -> None:
-        snapped = snap_boxsize(value)
-        if snapped != value:
-            self.controls.estimator.boxsize.setValue(snapped)   # re-enters with the snapped value
+
+@dataclass(frozen=True)
+class Kind:
+    signal: str                              # the widget's signal of a change
+    read: Callable[[Any, Any], Any]          # (widget, options) -> config value
+    show: Callable[[Any, Any, Any], None]    # (widget, value, options): show a config value
+
+
+def _show_net(w, name, _o) -> None:
+    if w.findData(name) < 0:                 # a net humanpose.yml names that is not offered
+        w.addItem(name, name)
+    w.setCurrentIndex(w.findData(name))
+
+
+KINDS: dict[str, Kind] = {
+    "check": Kind("toggled", lambda w, o: bool(w.isChecked()), lambda w, v, o: w.setChecked(v)),
+    "slider": Kind("valueChanged", lambda w, o: int(w.value()), lambda w, v, o: w.setValue(v)),
+    "score": Kind("valueChanged", lambda w, o: round(float(w.value()), 2),
+                  lambda w, v, o: w.setValue(v)),
+    "choice": Kind("currentTextChanged", lambda w, o: w.currentText(),
+                   lambda w, v, o: w.setCurrentText(v)),
+    "zoom": Kind("toggled", lambda w, o: o.scale_zoom if w.isChecked() else 0.0,
+                 lambda w, v, o: w.setChecked(v > 0)),
+    "strength": Kind("valueChanged", lambda w, o: round(strength_to_noise(w.value()), 4),
+                     lambda w, v, o: w.setValue(noise_to_strength(v))),
+    "net": Kind("currentIndexChanged", lambda w, o: w.currentData(), _show_net),
+}
+BACKEND_OPTIONS = ("framework", "device")
+
+
+def usable_pose_net(cfg: Config) -> tuple[Config, str]:
+    """``cfg``, or, when its pose net is not available (a remembered choice whose weights are
+    gone), ``cfg`` with the default net and a message saying so."""
+    default = ModelConfig().pose_model
+    try:
+        check_pose_model(cfg, cfg.model.pose_model)
+    except ConfigError as exc:
+        if cfg.model.pose_model != default:
+            return set_value(cfg, "model.pose_model", default), f"{exc}. Running {default}."
+    return cfg, ""
+
+
+class EstimatorOptions(QObject):
+    """The estimator and display settings: the controls of :data:`CONTROLS`, Reload models,
+    Forget remembered settings, and what the estimator thread answers."""
+
+    def __init__(self, state, config, estimator, controls, status_line, display, player,
+                 estimator_slot, display_slot, scale_zoom: float) -> None:
+        super().__init__()
+        self.state, self.config, self.estimator, self.controls = state, config, estimator, controls
+        self.status_line, self.display, self.player = status_line, display, player
+        self.estimator_slot, self.display_slot = estimator_slot, display_slot
+        self.scale_zoom = scale_zoom     # the zoom "Scale search" turns on
+        self._offer_nets()
+        for c in CONTROLS:
+            w = self.widget(c)
+            if c.kind == "score":
+                w.setRange(*value_range(c.key))
+            self.show(c)
+            getattr(w, KINDS[c.kind].signal).connect(lambda *_, c=c: self.changed(c))
+        e = controls.estimator
+        e.strength.setEnabled(config.cfg.tracking.smoothing)
+        e.reload.clicked.connect(self.reload_models)
+
+    def widget(self, c: Control):
+        return getattr(getattr(self.controls, c.page), c.widget)
+
+    def control(self, widget: str) -> Control:
+        return next(c for c in CONTROLS if c.widget == widget)
+
+    def show(self, c: Control) -> None:
+        """The control shows the config's value (without reacting to it)."""
+        section, _, name = c.key.partition(".")
+        w = self.widget(c)
+        w.blockSignals(True)
+        KINDS[c.kind].show(w, getattr(getattr(self.config.cfg, section), name), self)
+        w.blockSignals(False)
+
+    def _offer_nets(self) -> None:
+        """The pose nets not available (weights missing) are offered disabled, saying why."""
+        box = self.controls.estimator.pose_net
+        folder = self.config.cfg.resolve(self.config.cfg.model.models_dir)
+        have = available_nets(folder, "pose")
+        for i in range(box.count()):
+            item = box.model().item(i)
+            if box.itemData(i) not in have:
+                item.setEnabled(False)
+                box.setItemData(i, f"Not available: {box.itemData(i)} is not among the nets of "
+                                   f"{folder} (its weights or its manifest.json entry are "
+                                   "missing)", Qt.ItemDataRole.ToolTipRole)
+
+    # ---------------------------------------------------------------- one handler for all
+    def changed(self, c: Control) -> None:
+        """A control changed: its value into the config, then to the estimator thread."""
+        value = KINDS[c.kind].read(self.widget(c), self)
+        if c.widget == "boxsize" and snap_boxsize(value) != value:
+            self.widget(c).setValue(snap_boxsize(value))   # re-enters with the snapped value
             return
-        self._set_cfg("estimator.boxsize", snapped)
-        self.estimator.update(boxsize=snapped)
-        self.status.reset()
-        self._update_boxsize_label()
+        self.config.set(c.key, value)
+        if c.option is not None:
+            self._send(c, value)
+        self._after(c, value)
+
+    def _send(self, c: Control, value) -> None:
+        e = self.controls.estimator
+        if c.option == "pose_model":
+            e.backend.setText("switching…")
+            self.estimator.set_pose_model(value)
+        elif c.option in BACKEND_OPTIONS:
+            e.backend.setText("switching…")
+            if self.status_line.estimator_error:   # no estimator yet (e.g. built for a missing device)
+                self.reload_models()
+            else:
+                self.estimator.update(**{c.option: value})
+        else:
+            self.estimator.update(**{c.option: value})
+
+    def _after(self, c: Control, value) -> None:
+        """What a control does besides setting its value."""
+        e = self.controls.estimator
+        if c.widget in ("boxsize", "pose_net"):
+            self.status_line.model.reset()     # ms per frame of the new box size / net from now on
+            self.status_line.update_ms_labels()
+        elif c.widget == "kalman":
+            e.strength.setEnabled(value)
+        elif c.widget == "strength":
+            e.strength.setToolTip(f"Smoothing strength: measurement noise {value:g} px²")
+        elif c.widget == "joint_score":
+            self.display.replot()         # the plot leaves out the joints below it too
 
     def set_boxsize(self, value: int) -> None:
         self.controls.estimator.boxsize.setValue(value)
 
-    def _on_backend(self, _text: str) -> None:
-        e = self.controls.estimator
-        fw, dev = e.framework.currentText(), e.device.currentText()
-        self._set_cfg("model.framework", fw)
-        self._set_cfg("model.device", dev)
-        e.backend.setText("switching…")
-        if self.estimator_error:     # no estimator yet (e.g. it was built for a missing device)
-            self.reload_models()
-        else:
-            self.estimator.update(framework=fw, device=dev)
-
-    def _on_threshold(self, value: float) -> None:
-        self._set_cfg("estimator.person_threshold", round(float(value), 2))
-        self.estimator.update(person_threshold=round(float(value), 2))
-
-    def _on_pose_score(self, value: float) -> None:
-        self._set_cfg("estimator.min_pose_score", round(float(value), 2))
-        self.estimator.update(min_pose_score=round(float(value), 2))
-
-    def _on_flip(self, on: bool) -> None:
-        self._set_cfg("estimator.flip_test", bool(on))
-        self.estimator.update(flip_test=bool(on))
-
-    def _on_scale_search(self, on: bool) -> None:
-        d = self.scale_zoom if on else 0.0
-        self._set_cfg("estimator.scale_search", d)
-        self.estimator.update(scale_search=d)
-
-    def _on_rescale(self, on: bool) -> None:
-        self._set_cfg("estimator.rescale", bool(on))
-        self.estimator.update(rescale=bool(on))
-
-    def _on_tracking(self, *_args) -> None:
-        e = self.controls.estimator
-        enabled, smoothing = e.tracking.isChecked(), e.kalman.isChecked()
-        noise = round(strength_to_noise(e.strength.value()), 4)
-        e.strength.setEnabled(smoothing)
-        e.strength.setToolTip(f"Smoothing strength: measurement noise {noise:g} px²")
-        self._set_cfg("tracking.enabled", enabled)
-        self._set_cfg("tracking.smoothing", smoothing)
-        self._set_cfg("tracking.measurement_noise", noise)
-        self.estimator.update(tracking=enabled, smoothing=smoothing, measurement_noise=noise)
+    # ---------------------------------------------------------------- menu actions
+    def forget_settings(self) -> None:
+        self.config.forget()
+        self.status_line.show_message("Remembered settings forgotten; humanpose.yml applies at the "
+                                 "next start.")
 
     def reload_models(self) -> None:
         self.controls.estimator.backend.setText("loading…")
-        self.estimator.rebuild(self.cfg)
+        self.estimator.rebuild(self.config.cfg)
 
-    def _on_estimator_ready(self, backend: str) -> None:
+    # ---------------------------------------------------------------- the estimator thread's answers
+    def on_estimator_ready(self, backend: str) -> None:
         self.controls.estimator.backend.setText(backend)
-        if self.estimator_error:
-            self.estimator_error = ""
-            self.show_message(f"Pose estimator ready ({backend}).", "ok")
+        if self.status_line.estimator_error:
+            self.status_line.estimator_error = ""
+            self.status_line.show_message(f"Pose estimator ready ({backend}).", "ok")
 
-    def _on_estimator_failed(self, message: str) -> None:
+    def on_estimator_failed(self, message: str) -> None:
         if message.startswith("pose estimator not available"):
-            self.estimator_error = message + " (fix it, then press Reload models)"
+            self.status_line.estimator_error = message + " (fix it, then press Reload models)"
             self.controls.estimator.backend.setText("not available")
-            self._render_message()
+            self.status_line.render_message()
         else:
-            self.show_message(message, "error")
+            self.status_line.show_message(message, "error")
 
-    def _on_applied(self, applied: dict) -> None:
-        if "backend_failed" in applied and self.estimator.estimator is not None:
-            # the previous backend stays: show it in the selectors and remember it
-            model = self.estimator.estimator.config.model
-            e = self.controls.estimator
-            for box, value in ((e.framework, model.framework), (e.device, model.device)):
-                box.blockSignals(True)
-                box.setCurrentText(value)
-                box.blockSignals(False)
-            self._set_cfg("model.framework", model.framework)
-            self._set_cfg("model.device", model.device)
+    def on_applied(self, applied: dict) -> None:
+        est = self.estimator.estimator
+        if est is not None:
+            # a change that failed: the estimator keeps what it had; the controls show it and
+            # the config remembers it
+            model = est.config.model
+            for failed, keys in (("backend_failed", ("framework", "device")),
+                                 ("pose_model_failed", ("pose_net",))):
+                if failed in applied:
+                    for name in keys:
+                        c = self.control(name)
+                        self.config.set(c.key, getattr(model, c.key.partition(".")[2]))
+                        self.show(c)
         if any(not key.endswith("_failed") for key in applied):
-            self.status.reset()        # other settings: the counters start again (warm-up skipped)
-        if self.analysing and any(not key.endswith("_failed") for key in applied):
-            # the change emptied the cache: the frames analysed so far must be analysed again
-            self._analysis_run += 1
-            self._analysis_last = None
-            self.playback.progress.setValue(0)
-            self.camera.set_analysis(self._analysis_run)
-            self.camera.seek(0)
-            self.camera.play()
-            self.show_message(f"Settings changed: analysing {self.info.name} again from the start …")
-            return
+            self.status_line.model.reset()   # other settings: the counters start again (warm-up skipped)
+            if self.state.analysing:
+                # the change emptied the cache: the frames analysed so far are analysed again
+                self.player.restart_analysis()
+                return
         # paused: estimate the frame on screen again so the change shows at once
-        if not self.playing:
+        if not self.state.playing:
             _, item = self.display_slot.peek()
-            if item is not None and self.info is not None and item.generation == self.info.generation:
+            info = self.state.info
+            if item is not None and info is not None and item.generation == info.generation:
                 self.estimator_slot.put(item)
-
-    def _on_joint_score(self, value: float) -> None:
-        """Which joints are drawn and plotted (display only: the estimator is not involved)."""
-        self._set_cfg("estimator.joint_threshold", round(float(value), 2))
-        self._plot_version = -1          # the plot leaves out the joints below it too
-
-    def _on_person(self, _index: int) -> None:
-        """The person the heatmap views and the plot follow."""
-        self._force_redraw()
-        self._plot_version = -1

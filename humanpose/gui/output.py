@@ -1,7 +1,5 @@
-"""Recording and export of the main window: the annotated video, keypoints CSV / JSON lines and
-screenshots, all into ``output.directory``.
-
-A mixin of :class:`~humanpose.gui.main_window.MainWindow`.
+"""Recording and export of the window: the annotated video, keypoints CSV / JSON lines and
+screenshots, all into ``output.directory``.  :class:`Output` writes ``state.recorder``.
 """
 from __future__ import annotations
 
@@ -11,37 +9,47 @@ from pathlib import Path
 from ..export.draw import draw_result
 from ..export.writers import ExportError, KeypointWriter, VideoWriter, write_image
 from ..sources import source_stem
-from .workers import Captured
+from .camera_worker import Captured
 
 RECORD_MAX_HOLD_S = 2.0      # longest gap in the source's time a recorded frame is held for
 
 
 class Output:
-    """Record, export, screenshot (mixin of MainWindow)."""
+    """Record, export, screenshot."""
+
+    def __init__(self, state, config, cache, status_line, display, record_button) -> None:
+        self.state, self.config, self.cache, self.status_line = state, config, cache, status_line
+        self.display, self.record_button = display, record_button
+        self._record_t0: float | None = None   # source time of the recording's first frame
 
     @property
     def output_dir(self) -> Path:
-        return self.cfg.resolve(self.cfg.output.directory)
+        cfg = self.config.cfg
+        return cfg.resolve(cfg.output.directory)
 
     def _stem(self) -> str:
-        return source_stem(self.info.spec) if self.info else "humanpose"
+        info = self.state.info
+        return source_stem(info.spec) if info else "humanpose"
+
+    def show_message(self, text: str, kind: str = "info") -> None:
+        self.status_line.show_message(text, kind)
 
     def set_recording(self, on: bool) -> None:
         """Start / stop recording the annotated frames to the output folder (each result held for
         the source frames it stands for: see :meth:`_record`)."""
-        button = self.controls.output.record
-        if on and self.recorder is None:
-            if self.info is None:
+        button, state = self.record_button, self.state
+        if on and state.recorder is None:
+            if state.info is None:
                 self.show_message("Nothing to record: open a source first.", "error")
                 on = False
             else:
                 path = self.output_dir / f"{self._stem()}_annotated_{time.strftime('%Y%m%d-%H%M%S')}.mp4"
-                self.recorder = VideoWriter(path, self.source_fps() or self.stats["estimator_fps"]
-                                            or 10.0)
+                state.recorder = VideoWriter(path, state.source_fps()
+                                             or self.status_line.stats["estimator_fps"] or 10.0)
                 self._record_t0 = None
                 self.show_message(f"Recording to {path} …")
-        elif not on and self.recorder is not None:
-            rec, self.recorder = self.recorder, None
+        elif not on and state.recorder is not None:
+            rec, state.recorder = state.recorder, None
             rec.close()
             if rec.close_error:
                 self.show_message(rec.close_error, "error")
@@ -50,24 +58,29 @@ class Output:
             else:
                 self.show_message("Recording stopped; no frame was estimated meanwhile.", "info")
         button.blockSignals(True)
-        button.setChecked(self.recorder is not None)
-        button.setText("Stop recording" if self.recorder is not None else "Record video")
+        button.setChecked(state.recorder is not None)
+        button.setText("Stop recording" if state.recorder is not None else "Record video")
         button.blockSignals(False)
 
-    def _record(self, item: Captured, result) -> None:
+    def on_result(self, item: Captured, result) -> None:
+        """A result arrived: recorded while recording."""
+        if self.state.recorder is not None:
+            self.record(item, result)
+
+    def record(self, item: Captured, result) -> None:
         """Write the annotated frame once per 1/fps of the source's time it stands for: an estimate
         that took several source frames is held for them, so the recording plays at the real pace
         (a jump back or a gap over RECORD_MAX_HOLD_S, a pause or a seek, is not held)."""
-        rec, t = self.recorder, item.frame.timestamp
+        rec, t = self.state.recorder, item.frame.timestamp
         if self._record_t0 is None:
             self._record_t0 = t
         copies = int(round((t - self._record_t0) * rec.fps)) + 1 - rec.frames
         if not 1 <= copies <= rec.fps * RECORD_MAX_HOLD_S:
             copies, self._record_t0 = 1, t - rec.frames / rec.fps
         try:
-            g = self.cfg.gui
-            image = draw_result(item.frame.image, result, g.show_boxes, g.show_scores,
-                                self.cfg.estimator.joint_threshold, colour_by="track")
+            cfg = self.config.cfg
+            image = draw_result(item.frame.image, result, cfg.gui.show_boxes, cfg.gui.show_scores,
+                                cfg.estimator.joint_threshold, colour_by="track")
             for _ in range(copies):
                 rec.write(image)
         except ExportError as exc:
@@ -92,19 +105,19 @@ class Output:
             self.show_message(str(exc), "error")
             return None
         span = ""
-        if self.info is not None and self.info.is_live:     # a rolling window (ResultCache)
+        if self.state.info is not None and self.state.info.is_live:   # a rolling window
             span = f" (the newest {self.cache.span:.0f} s kept of a live source)"
         self.show_message(f"Exported {len(items)} frames{span} to {path}.", "ok")
         return path
 
     def save_screenshot(self, path: str | Path | None = None) -> Path | None:
         """Save the current view (full resolution) as PNG; refused while nothing is open."""
-        if self.info is None:
+        if self.state.info is None:
             self.show_message("Nothing to save: open a source first.", "error")
             return None
-        image = self.current_image()
-        path = Path(path) if path else \
-            self.output_dir / f"{self._stem()}_{self.view}_{time.strftime('%Y%m%d-%H%M%S')}.png"
+        image = self.display.current_image()
+        path = Path(path) if path else self.output_dir / \
+            f"{self._stem()}_{self.display.view}_{time.strftime('%Y%m%d-%H%M%S')}.png"
         try:
             write_image(path, image)
         except ExportError as exc:

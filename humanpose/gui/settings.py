@@ -10,37 +10,28 @@ the start.
 from __future__ import annotations
 
 import logging
+import typing
 
-from PySide6.QtCore import QSettings
+from PySide6.QtCore import QObject, QSettings, Signal
 
 from ..config import Config, ConfigError, set_value
+from .options import CONTROLS
 
 log = logging.getLogger(__name__)
 
 ORGANISATION = "humanpose"
 APPLICATION = "humanpose"
 
-# Config keys the window changes and remembers, with their Python types.
-REMEMBERED: dict[str, type] = {
-    "estimator.boxsize": int,
-    "estimator.person_threshold": float,
-    "estimator.min_pose_score": float,
-    "estimator.joint_threshold": float,
-    "estimator.flip_test": bool,
-    "estimator.scale_search": float,
-    "estimator.rescale": bool,
-    "model.framework": str,
-    "model.device": str,
-    "tracking.enabled": bool,
-    "tracking.smoothing": bool,
-    "tracking.measurement_noise": float,
-    "source.source": str,
-    "gui.view": str,
-    "gui.heatmap_blend": bool,
-    "gui.show_boxes": bool,
-    "gui.show_scores": bool,
-    "gui.low_latency_display": bool,
-}
+
+def _key_type(key: str) -> type:
+    section, _, name = key.partition(".")
+    return typing.get_type_hints(type(getattr(Config(), section)))[name]
+
+
+# Config keys the window changes and remembers, with their Python types: every control of the
+# table (options.CONTROLS), the source opened last and the view
+REMEMBERED: dict[str, type] = {key: _key_type(key) for key in
+                               [c.key for c in CONTROLS] + ["source.source", "gui.view"]}
 
 
 def open_settings(path: str | None = None) -> QSettings:
@@ -84,8 +75,25 @@ def remember(settings: QSettings, key: str, value) -> None:
     settings.setValue(key.replace(".", "/"), value)
 
 
-def remember_config(settings: QSettings, cfg: Config) -> None:
-    for key in REMEMBERED:
-        section, name = key.split(".")
-        remember(settings, key, getattr(getattr(cfg, section), name))
-    settings.sync()
+class ConfigStore(QObject):
+    """The window's config: :attr:`cfg`, changed by :meth:`set` (validated, remembered in
+    ``settings`` when the key is one of :data:`REMEMBERED`; ``changed(key)`` says so)."""
+
+    changed = Signal(str)
+
+    def __init__(self, cfg: Config, settings: QSettings | None = None) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.settings = settings
+
+    def set(self, key: str, value) -> None:
+        self.cfg = set_value(self.cfg, key, value)
+        if self.settings is not None and key in REMEMBERED:
+            remember(self.settings, key, value)
+        self.changed.emit(key)
+
+    def forget(self) -> None:
+        """Forget every remembered setting (humanpose.yml applies at the next start)."""
+        if self.settings is not None:
+            self.settings.clear()
+            self.settings.sync()

@@ -89,7 +89,7 @@ def _np(t) -> np.ndarray:
     return t.detach().float().cpu().numpy() if isinstance(t, torch.Tensor) else np.asarray(t, np.float32)
 
 
-def _sigmoid(a: np.ndarray) -> np.ndarray:
+def sigmoid(a: np.ndarray) -> np.ndarray:
     return (1.0 / (1.0 + np.exp(-a.astype(np.float32)))).astype(np.float32)
 
 
@@ -108,8 +108,8 @@ def decode(outputs, index: int = 0, top: int = MAX_INSTANCES) -> list[Instance]:
     """MultiPose's own decode of image ``index`` of a batch of raw head outputs (the net's
     tuple, torch or numpy) -> its top instances, best centre first (see the module doc)."""
     cen, heat, reg, off, bscale, boff = (_np(o)[index] for o in outputs)
-    centre = _sigmoid(cen[0])
-    heat = _sigmoid(heat)
+    centre = sigmoid(cen[0])
+    heat = sigmoid(heat)
     h, w = centre.shape
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     denom = np.float32(GAUSS_RATIO) * np.float32(min(h, w))

@@ -36,9 +36,9 @@ def _zoom(x: torch.Tensor, s: float) -> torch.Tensor:
 @torch.no_grad()
 def teacher_maps(teacher, x: torch.Tensor, scale_search: float = 0.0) -> torch.Tensor:
     """The teacher's last-stage maps of batch ``x`` averaged with those of its mirror image
-    (flipped back, left / right swapped: the estimator's flip test, ``pipeline.flip_averaged``)
+    (flipped back, left / right swapped: the estimator's flip test, ``decode.flip_averaged``)
     and, with ``scale_search`` d > 0, with those of the images zoomed by 1 - d and 1 + d, the
-    centre map kept (``PoseEstimator._scale_search_pass``; beyond the crop's edge the images
+    centre map kept (``PoseStage.scale_search_pass``; beyond the crop's edge the images
     are grey, where the estimator sees the frame): the soft targets of distillation."""
     n, perm = len(x), flip_permutation()
 

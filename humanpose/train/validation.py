@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from ..estimator.maps import STRIDE, argmax_subpixel, find_peaks, from_map
-from ..estimator.pipeline import detector_frame, normalise
+from ..estimator.crops import detector_frame, normalise
 from ..skeleton import NUM_JOINTS, flip_permutation
 from ..store import load_model, sha256
 from .datasets import person_box
@@ -105,7 +105,7 @@ def relabel_mirrored_limbs(cache: dict, weights: str | Path, boxsize: int, devic
 @torch.inference_mode()
 def validate_person(model, val, detector_size: int, device, threshold: float = 0.2) -> dict:
     """Detector recall on the validation images seen as the pipeline's detector sees them
-    (:func:`~humanpose.estimator.pipeline.detector_frame`, longer side ``detector_size``): a
+    (:func:`~humanpose.estimator.crops.detector_frame`, longer side ``detector_size``): a
     peak above ``threshold`` (the config's default) within 0.3 x person size of the centre."""
     hits, peaks = 0, 0
     for path, joints in zip(val.images, val.joints):

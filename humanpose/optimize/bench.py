@@ -32,6 +32,14 @@ import numpy as np
 import torch
 
 from .. import config
+from ..config import set_value
+from ..estimator.backends import BackendError
+from ..estimator.cpu import describe as describe_cpu
+from ..estimator.crops import crop, crop_offset, normalise, scale_frame
+from ..estimator.pipeline import PoseEstimator
+from ..nets import build_model
+from ..store import ModelError, load_model, load_named
+from . import webcam_bench
 
 DEFAULT_BOXSIZES = (96, 128, 192, 320)
 DEFAULT_ARCHS = ("cpm_compact", "cpm_vgg")
@@ -121,13 +129,11 @@ class Candidate:
 
 
 def _random(arch: str, kind: str) -> torch.nn.Module:
-    from ..nets import build_model
     torch.manual_seed(0)               # stable weights -> the ONNX cache entry is reused
     return build_model(arch, kind).eval()
 
 
 def compact_candidate(cfg) -> Candidate:
-    from ..store import ModelError, load_named
     models_dir = cfg.resolve(cfg.model.models_dir)
     try:
         person = load_named(cfg.model.person_model, models_dir, "person")
@@ -143,7 +149,6 @@ def compact_candidate(cfg) -> Candidate:
 
 def named_candidate(cfg, pair: str) -> Candidate:
     """A PERSON,POSE pair of manifest names or weight files (``--models``)."""
-    from ..store import load_named
     names = pair.split(",")
     if len(names) != 2 or not all(names):
         raise ValueError(f"--models takes PERSON,POSE pairs, not {pair!r}")
@@ -154,7 +159,6 @@ def named_candidate(cfg, pair: str) -> Candidate:
 
 
 def vgg_candidate(person_path: str | None, pose_path: str | None) -> Candidate:
-    from ..store import load_model
     if bool(person_path) != bool(pose_path):
         raise ValueError("give both --vgg-person and --vgg-pose, or neither")
     if person_path:
@@ -175,9 +179,7 @@ def _median(xs) -> float:
 def time_candidate(cfg, cand: Candidate, frames: list[np.ndarray], boxsizes, n: int,
                    framework: str, device: str) -> tuple[dict, str]:
     """{boxsize: {"person", "pose", "total", "persons"}} and the backend name."""
-    from .pipeline import PoseEstimator, crop, crop_offset, normalise, scale_frame
 
-    from ..config import set_value
     # the detector on every frame: this table times it (bench --webcam times the tracked path)
     est = PoseEstimator(set_value(cfg, "tracking.detect_every", 1), cand.person, cand.pose)
     est.set_backend(framework, device)
@@ -199,13 +201,13 @@ def time_candidate(cfg, cand: Candidate, frames: list[np.ndarray], boxsizes, n: 
         scaled, _, _ = scale_frame(frames[0] if frames[0].ndim == 3 else
                                    cv2.cvtColor(frames[0], cv2.COLOR_GRAY2BGR), b)
         ox, oy = crop_offset(np.array([scaled.shape[1] / 2, scaled.shape[0] / 2]), b)
-        x = np.concatenate([normalise(crop(scaled, ox, oy, b)), est.centre_map(b)[None]])[None]
+        x = np.concatenate([normalise(crop(scaled, ox, oy, b)), est.pose.centre_map(b)[None]])[None]
         for _ in range(WARMUP):
-            est._pose_backend(x)
+            est.pose.backend(x)
         pose = []
         for _ in range(n):
             t = time.perf_counter()
-            est._pose_backend(x)
+            est.pose.backend(x)
             pose.append((time.perf_counter() - t) * 1000.0)
         rows[b] = {"person": _median(person), "pose": _median(pose), "total": _median(total),
                    "persons": _median(count)}
@@ -233,11 +235,8 @@ def format_table(results: list[tuple[Candidate, dict]], boxsizes) -> str:
 
 
 def main(args) -> int:
-    from .. import config as config_mod
-    from .backends import BackendError
-    from ..store import ModelError
 
-    cfg = config_mod.from_args(args)   # a ConfigError is reported by the cli
+    cfg = config.from_args(args)   # a ConfigError is reported by the cli
     framework = args.framework or cfg.model.framework
     device = args.device or cfg.model.device
     if args.frames < 1:
@@ -255,7 +254,6 @@ def main(args) -> int:
         cv2.setNumThreads(args.threads)
     boxsizes = list(dict.fromkeys(8 * round(b / 8) for b in args.boxsizes))
     if getattr(args, "webcam", False):
-        from . import webcam_bench
         given = args.boxsizes != list(DEFAULT_BOXSIZES)
         return webcam_bench.main(args, cfg, boxsizes if given else None,
                                  args.frames if args.frames != 10 else None)
@@ -284,7 +282,6 @@ def main(args) -> int:
             return 2
         results.append((cand, rows))
 
-    from .cpu import describe as describe_cpu
     print(f"\nhumanpose bench: backend {backend}, {torch.get_num_threads()} torch threads, "
           f"{args.frames} timed frame(s) per box size on {where}, tracking "
           f"{'on' if cfg.tracking.enabled else 'off'}; CPU {describe_cpu()}")

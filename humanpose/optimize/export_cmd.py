@@ -1,11 +1,15 @@
-"""``humanpose export-onnx``: the ONNX export of the configured nets (:mod:`.onnx_export`) and,
-with ``--int8``, their int8 quantisation (:mod:`.quantize`)."""
+"""``humanpose export-onnx``: the ONNX export of the configured nets
+(:mod:`humanpose.estimator.onnx_export`) and, with ``--int8``, their int8 quantisation
+(:mod:`.calibrate`)."""
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
-from .onnx_export import _write_sidecar, cached_onnx, export_onnx, onnx_location
+from .. import config as config_mod
+from ..estimator.onnx_export import cached_onnx, export_onnx, onnx_location, write_sidecar
+from ..store import ModelError, load_named
+from .calibrate import CALIB_COUNT, export_int8
 
 
 def add_arguments(parser) -> None:
@@ -38,8 +42,6 @@ def add_arguments(parser) -> None:
 
 
 def main(args) -> int:
-    from .. import config as config_mod
-    from ..store import ModelError, load_named
 
     cfg = config_mod.from_args(args)   # a ConfigError is reported by the cli
     models_dir = cfg.resolve(cfg.model.models_dir)
@@ -53,7 +55,7 @@ def main(args) -> int:
             if args.out:
                 out = Path(args.out) / (Path(model.weights_path).name + ".onnx")
                 export_onnx(model, out)
-                _write_sidecar(out, onnx_location(model)[1])
+                write_sidecar(out, onnx_location(model)[1])
             else:
                 out = cached_onnx(model)
         except OSError as exc:
@@ -61,7 +63,6 @@ def main(args) -> int:
             return 1
         print(f"{kind} model {name} -> {out}")
         if args.int8:
-            from .quantize import CALIB_COUNT, export_int8
             n = args.calibration or CALIB_COUNT
             if n < 1:
                 print("error: --calibration must be at least 1", file=sys.stderr)

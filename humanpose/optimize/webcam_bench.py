@@ -31,6 +31,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .. import config
+from ..config import set_value
+from ..estimator.backends import BackendError, ort_threads
+from ..estimator.cpu import describe as describe_cpu
+from ..estimator.pipeline import PoseEstimator
+from ..store import ModelError, load_named
+from ..train.datasets import read_lsp_dir
+from .calibrate import synthetic_images
+
 FRAME_W, FRAME_H = 640, 480
 DEFAULT_FRAMES = 60
 DEFAULT_BOXSIZES = (128, 192, 256)
@@ -44,7 +53,6 @@ def _pick_lsp_person(lsp_dir: Path):
     """(image, joints, name) of the LSP image whose upright, fully annotated person (hands below
     the neck) leaves the most room for the moving 640x480 window around it (its edge pixels
     are repeated beyond the image, never mirrored: one person in view)."""
-    from ..train.datasets import read_lsp_dir
     data = read_lsp_dir(lsp_dir, "lsp")
     best, best_size = None, -1.0
     for i in range(len(data)):
@@ -107,7 +115,6 @@ def webcam_frames(n: int = DEFAULT_FRAMES, source: str | None = None) -> tuple[l
                 raise ValueError(f"--source {source}: neither a readable video nor an image")
             frames = [cv2.resize(img, (FRAME_W, FRAME_H))] * n
         return frames, f"{len(frames)} frames of {Path(source).name} resized to 640x480"
-    from .. import config
     lsp = config.shared_media().parent / "data" / "lsp"
     picked = _pick_lsp_person(lsp) if (lsp / "joints.mat").exists() else None
     if picked is not None:
@@ -116,7 +123,6 @@ def webcam_frames(n: int = DEFAULT_FRAMES, source: str | None = None) -> tuple[l
         return (_moving_window(img, (lo + hi) / 2, float((hi - lo).max()), n),
                 f"{n} 640x480 frames: a window moving over LSP {name} (one person, ~70 % of the "
                 "frame height)")
-    from .quantize import synthetic_images
     img, c, size = synthetic_images(1, 480, 640, seed=3)[0]
     return (_moving_window(img, c, size, n),
             f"{n} 640x480 frames: a window moving over a generated figure (no ../shared)")
@@ -144,9 +150,6 @@ class Variant:
 
 
 def make_variants(cfg, person, pose, boxsizes, backends=BACKENDS, paths=("every", "tracked")):
-    from ..config import set_value
-    from .backends import BackendError
-    from .pipeline import PoseEstimator
     out = []
     every = max(cfg.tracking.detect_every, 2)
     for b in boxsizes:
@@ -220,7 +223,6 @@ def main(args, cfg, boxsizes=None, frames=None) -> int:
     """``bench --webcam`` (``boxsizes`` / ``frames`` None: the defaults of this module)."""
     import torch
 
-    from ..store import ModelError, load_named
     models_dir = cfg.resolve(cfg.model.models_dir)
     try:
         person = load_named(cfg.model.person_model, models_dir, "person")
@@ -239,10 +241,9 @@ def main(args, cfg, boxsizes=None, frames=None) -> int:
         backends = [b for b in BACKENDS if b[0] == args.framework] or [(args.framework, "fp32")]
     variants = make_variants(cfg, person, pose, boxsizes, backends)
     run_variants(variants, frames)
-    from .cpu import describe as describe_cpu
     print(f"\nhumanpose bench --webcam: {cfg.model.person_model} + {cfg.model.pose_model}, "
           f"{where}; {torch.get_num_threads()} torch thread(s), onnxruntime "
-          f"{_ort_threads()} intra-op thread(s), CPU {describe_cpu()}; round robin over the "
+          f"{ort_threads()} intra-op thread(s), CPU {describe_cpu()}; round robin over the "
           f"variants; p50 / p95 of {len(frames)} frames each after {WARMUP} warm-up frames, and "
           f"the mean ms per frame of each step ({', '.join(STEPS)}; the detector's time spread "
           f"over all frames)\n")
@@ -252,8 +253,3 @@ def main(args, cfg, boxsizes=None, frames=None) -> int:
     for n in sorted(notes):
         print(f"note: {n}")
     return 0
-
-
-def _ort_threads() -> int:
-    from .backends import ort_threads
-    return ort_threads()

@@ -1,18 +1,14 @@
-"""The two worker objects of the window, each living in its own QThread.
+"""The camera worker of the window, living in its own QThread.
 
-* :class:`CameraWorker` owns the frame source.  It reads frames, paces video files at their own
-  frame rate (times the playback speed; unpaced in analysis mode) and puts every frame into two
-  latest-frame slots: one the estimator takes from, one the GUI paints from.  A slow estimator
-  therefore never makes a queue grow; overwritten frames are counted as dropped.
-* :class:`EstimatorWorker` always takes the newest frame, looks it up in the per-frame result
-  cache (seekable sources) or runs the :class:`~humanpose.estimator.pipeline.PoseEstimator`, and
-  emits the result by signal.  Setting changes from the GUI are queued and applied right before
-  the next frame, so they take effect on the next estimate.
+:class:`CameraWorker` owns the frame source.  It reads frames, paces video files at their own
+frame rate (times the playback speed; unpaced in analysis mode) and puts every frame into two
+latest-frame slots: one the estimator takes from (:mod:`.estimator_worker`), one the GUI paints
+from.  A slow estimator therefore never makes a queue grow; overwritten frames are counted as
+dropped.
 
-Both run a loop in their thread (started by ``QThread.started``); the GUI talks to them through
-thread-safe request methods and they answer with Qt signals (queued to the GUI thread).
-``stop()`` ends a loop within one poll interval (50 ms) plus the step in progress (of an
-estimate: the net pass in progress, :meth:`~humanpose.estimator.pipeline.PoseEstimator.cancel`).
+It runs a loop in its thread (started by ``QThread.started``); the GUI talks to it through
+thread-safe request methods and it answers with Qt signals (queued to the GUI thread).
+``stop()`` ends the loop within one poll interval (50 ms) plus the step in progress.
 """
 from __future__ import annotations
 
@@ -27,7 +23,7 @@ from PySide6.QtCore import QObject, Signal
 
 from ..sources import Frame, ImageListSource, SourceError, open_source
 from ..sources.rate import FrameRate
-from .slots import FrameSlot, ResultCache
+from .slots import FrameSlot
 
 POLL_S = 0.05
 
@@ -120,9 +116,6 @@ class CameraWorker(QObject):
         """Analysis run ``run`` (> 0) from now on, 0: normal playback.  ``ended`` carries the id, so
         the GUI can tell the end of its run from an end of file that was still queued before it."""
         self.request("analysis", int(run))
-
-    def close_source(self) -> None:
-        self.request("close")
 
     def stop(self) -> None:
         self._stop.set()
@@ -266,11 +259,6 @@ class CameraWorker(QObject):
         self._publish(first)                  # show the first frame at once
         self._set_playing(not info.images)    # pictures open paused on the first (← → step)
 
-    def _cmd_close(self) -> None:
-        self._close()
-        self._set_playing(False)
-        self._new_generation(False)
-
     def _cmd_play(self) -> None:
         if self.source is not None:
             if self.source.seekable and self.source.frame_count and \
@@ -337,169 +325,3 @@ class CameraWorker(QObject):
                 self.source.close()
             finally:
                 self.source = None
-
-
-def _backend_text(est) -> str:
-    """What runs, for the window: backend, each net's precision, the CPU, and any note."""
-    text = getattr(est, "backend_summary", None) or est.backend_name
-    note = getattr(est, "backend_note", None)
-    return text + (f" ({note})" if note else "")
-
-
-class EstimatorWorker(QObject):
-    ready = Signal(str)          # backend name (plus a note) once the estimator is built
-    failed = Signal(str)         # estimator could not be built (missing weights...) or a step failed
-    result = Signal(object, object, bool)   # Captured, PoseResult, from the cache?
-    applied = Signal(object)     # dict of the settings that were just applied
-    finished = Signal()
-
-    def __init__(self, slot: FrameSlot, cache: ResultCache, factory: Callable, cfg) -> None:
-        super().__init__()
-        self.slot = slot
-        self.cache = cache
-        self.factory = factory        # factory(cfg) -> PoseEstimator
-        self.cfg = cfg
-        self.estimator = None
-        self.estimate_calls = 0       # real estimates (cache hits do not count)
-        self.generation = 0
-        self.use_cache = False
-        self._pending: dict[str, Any] = {}
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._last_error = None
-        self._segment = None          # segment of the last estimated frame
-
-    # ---------------------------------------------------------------- requests (any thread)
-    def _request(self, **changes: Any) -> None:
-        with self._lock:
-            self._pending.update(changes)
-
-    def update(self, **changes: Any) -> None:
-        """Estimator options to change before the next frame, e.g. ``update(boxsize=128)``; names
-        and values as :meth:`~humanpose.estimator.pipeline.PoseEstimator.configure` takes them.
-        Changes requested before they are applied are merged (the newest value wins)."""
-        with self._lock:
-            self._pending.setdefault("options", {}).update(changes)
-
-    def reset_tracking(self) -> None:
-        self._request(reset=True)
-
-    def new_source(self, generation: int, seekable: bool) -> None:
-        self._request(source=(generation, seekable))
-
-    def rebuild(self, cfg) -> None:
-        """Build the estimator again (e.g. after the user fixed the weights)."""
-        self._request(rebuild=cfg)
-
-    def stop(self) -> None:
-        self._stop.set()        # and the estimate under way stops before its next net pass
-        cancel = getattr(self.estimator, "cancel", None)
-        if cancel is not None:
-            cancel()
-
-    # ---------------------------------------------------------------- the loop (worker thread)
-    def run(self) -> None:
-        try:
-            self._build(self.cfg)
-            while not self._stop.is_set():
-                item = self.slot.take(POLL_S)
-                try:
-                    self._apply_pending()
-                    if item is None or self._stop.is_set() or item.generation != self.generation:
-                        continue
-                    self._process(item)
-                except Exception as exc:  # noqa: BLE001 - report and go on with the next frame
-                    traceback.print_exc()
-                    self.failed.emit(f"estimator thread error: {exc}")
-        finally:
-            self.estimator = None
-            self.finished.emit()
-
-    def _build(self, cfg) -> None:
-        try:
-            self.cfg = cfg
-            self.estimator = self.factory(cfg)
-        except Exception as exc:  # noqa: BLE001 - ModelError, BackendError, ...: shown in the window
-            self.estimator = None
-            self.failed.emit(f"pose estimator not available: {exc}")
-            return
-        self.ready.emit(_backend_text(self.estimator))
-
-    def _process(self, item: Captured) -> None:
-        index = item.frame.index
-        if self.use_cache:
-            cached = self.cache.get(index)
-            if cached is not None:
-                self.result.emit(item, cached, True)
-                return
-        if self.estimator is None:
-            return
-        # tracks and filters do not survive a jump in time; the segment (not a flag on the frame
-        # after a seek) tells, because the latest-frame slot may drop that very frame
-        if item.segment != self._segment:
-            self.estimator.reset()
-            self._segment = item.segment
-        try:
-            res = self.estimator.estimate(item.frame.image, item.frame.timestamp, index,
-                                          keep_maps=True)
-        except Exception as exc:  # noqa: BLE001
-            if self._stop.is_set():          # cancelled by stop(): nothing to report
-                return
-            message = f"estimation failed on frame {index}: {exc}"
-            if message != self._last_error:      # do not flood the window with one error
-                self._last_error = message
-                traceback.print_exc()
-                self.failed.emit(message)
-            return
-        self.estimate_calls += 1
-        if item.generation == self.generation:
-            self.cache.put(res)
-            self.result.emit(item, res, False)
-
-    def _apply_pending(self) -> None:
-        with self._lock:
-            if not self._pending:
-                return
-            pending, self._pending = self._pending, {}
-        applied: dict[str, Any] = {}
-        if "rebuild" in pending:
-            self._build(pending.pop("rebuild"))
-            self.cache.clear()
-            applied["rebuild"] = self.estimator is not None
-        if "source" in pending:
-            self.generation, self.use_cache = pending.pop("source")
-            self.cache.clear()
-            self.cache.set_live(not self.use_cache)   # a live source: a rolling window
-            pending["reset"] = True
-        changed = False
-        options = pending.get("options") or {}
-        if self.estimator is not None and options:
-            # the backend first, on its own: when it is not available the other changes still apply
-            backend = {k: options.pop(k) for k in ("framework", "device", "precision")
-                       if k in options}
-            for key, group in (("backend", backend), ("options", options)):
-                if not group:
-                    continue
-                try:
-                    self._configure(group, announce=key == "backend")
-                    applied.update(group)
-                    changed = True
-                except Exception as exc:  # noqa: BLE001 - e.g. BackendError: the previous one stays
-                    applied[key + "_failed"] = str(exc)
-                    self.failed.emit(str(exc))
-        if self.estimator is not None and pending.get("reset"):
-            self.estimator.reset()
-        if changed:
-            self.cache.clear()     # cached results were made with other settings
-        if applied:
-            self.applied.emit(applied)
-
-    def _configure(self, changes: dict, announce: bool) -> None:
-        """Apply ``changes`` to the estimator; with ``announce``, say which backend runs now
-        (after a success or a failure alike)."""
-        est = self.estimator
-        try:
-            est.configure(**changes)
-        finally:
-            if announce:
-                self.ready.emit(_backend_text(est))
