@@ -62,7 +62,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-frames", type=_positive_int, metavar="N",
                         help="stop after N frames (needed to end a camera or live stream "
                              "without Ctrl-C)")
-    parser.add_argument("--framework", metavar="NAME", help="torch or opencv (model.framework)")
+    parser.add_argument("--framework", metavar="NAME", help="onnxruntime, torch or opencv (model.framework)")
     parser.add_argument("--device", metavar="NAME", help="cpu, cuda or auto (model.device)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--sequence", action=argparse.BooleanOptionalAction, default=None,

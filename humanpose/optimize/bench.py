@@ -60,7 +60,7 @@ def add_arguments(parser) -> None:
                         help="architectures to compare (default: %(default)s)")
     parser.add_argument("--models", nargs="+", default=None, metavar="PERSON,POSE",
                         help="compare these weight pairs (manifest names or files) side by side "
-                             "instead of --archs, e.g. person_mobilenet,pose_mobilenet "
+                             "instead of --archs, e.g. person_multipose,pose_mobilenet "
                              "person_compact,pose_compact")
     parser.add_argument("--vgg-person", default=None, help="converted cpm_vgg person weights")
     parser.add_argument("--vgg-pose", default=None, help="converted cpm_vgg pose weights")

@@ -31,7 +31,7 @@ def add_arguments(parser) -> None:
                         help="activation ranges (default: the kept ranges' method, else minmax; "
                              "percentile lost less PCK on pose_mobilenet, the shipped ranges' "
                              "method, but needs minutes and GBs of memory: too many for "
-                             "person_mobilenet on 23 GB)")
+                             "the person nets on 23 GB)")
     parser.add_argument("--int8-weights", choices=("s7", "s8", "u8"), default=None,
                         help="int8 weight scheme (default, chosen for this CPU: s8 with VNNI / "
                              "AMX; without, s7 for the pose net and u8 for the person net, "
