@@ -47,7 +47,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 W, H = 96, 64
 TINY = {"stages": 2, "feat": 16}
-LONG = 600            # frames of the video the signal tests interrupt (about 25 s of work)
+LONG = 1500           # frames of the video the signal tests interrupt (over a minute of work: a
+                      # loaded CI machine must not finish it before the signal)
 STAGE_PREFIX = ".partial-"             # a run's staging folder inside its output folder
 LOCK_NAME = ".humanpose-run.lock"      # its lock file there
 
