@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from humanpose.estimator.cpu import bf16_kernel, cpu_model  # noqa: E402
 from humanpose.train.datasets import build_crop_cache, crop_cache_file, splits  # noqa: E402
-from humanpose.train.batches import Batches  # noqa: E402
+from humanpose.train.batches import make_batch  # noqa: E402
 from humanpose.train.losses import stage_loss  # noqa: E402
 from humanpose.train.recipe import TrainConfig  # noqa: E402
 from humanpose.train.trainer import _path, initial_model  # noqa: E402
@@ -68,10 +68,9 @@ def main() -> int:
         train_set, _ = splits(_path(cfg.data), cfg.val_images)
         cache = build_crop_cache(train_set, crop_cache_file(_path(cfg.cache_dir), "train",
                                                             train_set), progress=False)
-        maker = Batches.__new__(Batches)     # the trainer's batch maker, without its thread
-        maker.cfg, maker.cache, maker.rng = cfg, cache, np.random.default_rng(0)
+        rng = np.random.default_rng(0)
         t0 = time.perf_counter()
-        batches = [maker.make() for _ in range(args.steps)]
+        batches = [make_batch(cfg, cache, rng) for _ in range(args.steps)]     # one thread's rate
         make_rate = args.steps / (time.perf_counter() - t0)
         rates = {(p, cl): net_rate(cfg, batches, p, cl)
                  for p, cl in (("fp32", False), ("fp32", True), ("bf16", True))}

@@ -16,6 +16,42 @@ from .samples import pose_sample
 from .scenes import person_scene
 
 
+def make_batch(cfg: TrainConfig, c: dict, rng: np.random.Generator):
+    """One augmented batch (inputs, targets, weights) of the recipe ``cfg`` from the crop cache
+    ``c``, drawn with ``rng``."""
+    size = int(rng.choice(cfg.sizes))
+    n = len(c["images"])
+    if cfg.kind == "pose":
+        def neighbours():     # no random draw without neighbours (batches reproduce)
+            if not cfg.neighbour_prob or rng.random() >= cfg.neighbour_prob:
+                return None
+            k = int(rng.integers(0, n))
+            return [(c["images"][k], c["joints"][k])]
+
+        xs, ts, ws, _ = zip(*(pose_sample(c["images"][i], c["joints"][i], size, rng,
+                                      rotation=cfg.rotation, rotation_prob=cfg.rotation_prob,
+                                      rotation_any_prob=cfg.rotation_any_prob,
+                                      lowres_prob=cfg.lowres_prob,
+                                      scale=tuple(cfg.pose_scale), zoom_prob=cfg.zoom_prob,
+                                      cut_prob=cfg.cut_prob, cut_empty=cfg.cut_empty,
+                                      translation=cfg.translation, neighbours=neighbours())
+                            for i in rng.integers(0, n, cfg.batch_size)))
+        return (torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ts)),
+                torch.from_numpy(np.stack(ws)))
+    width = int(round(size * rng.uniform(1.0, 1.8) / STRIDE)) * STRIDE
+    xs, ts, _ = zip(*(person_scene(c["images"], c["joints"], size, width, rng,
+                                   person_scale=tuple(cfg.person_scale), rotation=cfg.rotation,
+                                   rotation_prob=cfg.rotation_prob,
+                                   rotation_any_prob=cfg.rotation_any_prob,
+                                   cover_prob=cfg.cover_prob, cut_prob=cfg.cut_prob,
+                                   distractor_prob=cfg.distractor_prob,
+                                   companion_prob=cfg.neighbour_prob,
+                                   extra_centres=c.get("pseudo"))
+                      for _ in range(cfg.batch_size)))
+    t = torch.from_numpy(np.stack(ts))
+    return torch.from_numpy(np.stack(xs)), t, torch.ones(t.shape[:2])
+
+
 class Batches:
     """Augmented batches made beside the training loop: by one background thread (cv2 releases
     the GIL), or with ``cfg.loaders`` > 1 by that many worker processes (forked: they share the
@@ -36,38 +72,7 @@ class Batches:
         self.thread.start()
 
     def make(self):
-        cfg, rng, c = self.cfg, self.rng, self.cache
-        size = int(rng.choice(cfg.sizes))
-        n = len(c["images"])
-        if cfg.kind == "pose":
-            def neighbours():     # no random draw without neighbours (batches reproduce)
-                if not cfg.neighbour_prob or rng.random() >= cfg.neighbour_prob:
-                    return None
-                k = int(rng.integers(0, n))
-                return [(c["images"][k], c["joints"][k])]
-
-            xs, ts, ws, _ = zip(*(pose_sample(c["images"][i], c["joints"][i], size, rng,
-                                          rotation=cfg.rotation, rotation_prob=cfg.rotation_prob,
-                                          rotation_any_prob=cfg.rotation_any_prob,
-                                          lowres_prob=cfg.lowres_prob,
-                                          scale=tuple(cfg.pose_scale), zoom_prob=cfg.zoom_prob,
-                                          cut_prob=cfg.cut_prob, cut_empty=cfg.cut_empty,
-                                          translation=cfg.translation, neighbours=neighbours())
-                                for i in rng.integers(0, n, cfg.batch_size)))
-            return (torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ts)),
-                    torch.from_numpy(np.stack(ws)))
-        width = int(round(size * rng.uniform(1.0, 1.8) / STRIDE)) * STRIDE
-        xs, ts, _ = zip(*(person_scene(c["images"], c["joints"], size, width, rng,
-                                       person_scale=tuple(cfg.person_scale), rotation=cfg.rotation,
-                                       rotation_prob=cfg.rotation_prob,
-                                       rotation_any_prob=cfg.rotation_any_prob,
-                                       cover_prob=cfg.cover_prob, cut_prob=cfg.cut_prob,
-                                       distractor_prob=cfg.distractor_prob,
-                                       companion_prob=cfg.neighbour_prob,
-                                       extra_centres=c.get("pseudo"))
-                          for _ in range(cfg.batch_size)))
-        t = torch.from_numpy(np.stack(ts))
-        return torch.from_numpy(np.stack(xs)), t, torch.ones(t.shape[:2])
+        return make_batch(self.cfg, self.cache, self.rng)
 
     def _run(self):
         while not self.stop:
